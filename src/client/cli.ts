@@ -1,0 +1,64 @@
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { addCommonOptions, durationArg, intArg, runDaemon, type RunIo } from '../shared/cli.js'
+import { quote } from '../shared/errors.js'
+import { parseIp } from '../shared/ip.js'
+import type { Logger } from '../shared/log.js'
+import { wgCli, type WgControl } from '../shared/wg.js'
+import { isWgKey } from '../shared/wg-dump.js'
+import { MeshClient } from './mesh-client.js'
+
+export interface ClientOptions {
+  interface: string
+  registry: string
+  interval: number
+  keepalive: number
+  registryAddress?: string
+  registryPort?: number
+  stateDir: string
+  directTimeout: number
+  push: boolean
+}
+
+function keyArg (value: string): string {
+  if (!isWgKey(value)) throw new InvalidArgumentError(`${quote(value)} is not a WireGuard public key (44 characters of base64)`)
+  return value
+}
+
+function ipArg (value: string): string {
+  try { return parseIp(value).toString() } catch { throw new InvalidArgumentError(`${quote(value)} is not an IP address`) }
+}
+
+export function clientProgram (): Command {
+  const program = new Command('wgnat-client')
+    .description('Mesh client for a WireGuard spoke: learns the other peers from the hub\'s registry and talks to them directly.')
+    .addOption(new Option('-i, --interface <name>', 'WireGuard interface of this spoke').env('WGNAT_INTERFACE').makeOptionMandatory())
+    .addOption(new Option('-r, --registry <public-key>', 'public key of the hub peer that runs wgnat-server').argParser(keyArg).env('WGNAT_REGISTRY').makeOptionMandatory())
+    .addOption(new Option('-t, --interval <duration>', 'full resync at least this often, Go syntax (300ms, 30s, 1m, 1h30m); changes are pushed at once').argParser(durationArg(100)).default(60_000, '1m').env('WGNAT_INTERVAL'))
+    .addOption(new Option('--keepalive <seconds>', 'persistent keepalive on mesh peers, keeps NAT holes open (0 = off)').argParser(intArg(0, 65535)).default(25).env('WGNAT_KEEPALIVE'))
+    .addOption(new Option('--registry-address <ip>', 'registry address in the tunnel (default: first host of the registry peer\'s allowed IPs)').argParser(ipArg).env('WGNAT_REGISTRY_ADDRESS'))
+    .addOption(new Option('--registry-port <port>', 'registry TCP port (default: the port of the registry peer\'s endpoint)').argParser(intArg(1, 65535)).env('WGNAT_REGISTRY_PORT'))
+    .addOption(new Option('--state-dir <dir>', 'where the client records the peers it added').default('/var/lib/wgnat').env('WGNAT_STATE_DIR'))
+    .addOption(new Option('--direct-timeout <duration>', 'give up a direct attempt without handshake after this long, Go syntax').argParser(durationArg(500)).default(10_000, '10s').env('WGNAT_DIRECT_TIMEOUT'))
+    .addOption(new Option('--no-push', 'do not long-poll the registry; fetch once per interval like wg-nat').env('WGNAT_NO_PUSH'))
+  return addCommonOptions(program)
+}
+
+export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli()): Promise<MeshClient> {
+  const client = new MeshClient({
+    iface: opts.interface,
+    registryKey: opts.registry,
+    intervalMs: opts.interval,
+    keepaliveS: opts.keepalive,
+    registryAddress: opts.registryAddress,
+    registryPort: opts.registryPort,
+    stateDir: opts.stateDir,
+    push: opts.push,
+    timing: { directTimeoutMs: opts.directTimeout }
+  }, { wg, logger })
+  await client.start()
+  return client
+}
+
+export async function run (argv: string[], io?: RunIo): Promise<number> {
+  return await runDaemon(clientProgram(), argv, async (opts, logger) => await startClient(opts as unknown as ClientOptions, logger), io)
+}

@@ -1,0 +1,209 @@
+import { WgnatError, messageOf, quote } from '../shared/errors.js'
+import { firstHost, parsePrefix, type Prefix } from '../shared/ip.js'
+import type { Logger } from '../shared/log.js'
+import type { TablePeer, TableResponse } from '../shared/protocol.js'
+import { sleep, Wakeup } from '../shared/sleep.js'
+import type { WgControl } from '../shared/wg.js'
+import { shortKey, type WgDevice } from '../shared/wg-dump.js'
+import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack } from './reconcile.js'
+import { RegistryClient } from './registry-client.js'
+import { StateStore } from './state-store.js'
+import { vetTable, type DesiredPeer } from './vet-table.js'
+
+export interface MeshClientInit {
+  iface: string
+  registryKey: string
+  /** Upper bound between full table fetches (wg-nat's -t). */
+  intervalMs: number
+  /** Persistent keepalive set on mesh peers, seconds. @default 25 */
+  keepaliveS?: number
+  /** Where the registry listens; default: first host of the registry peer's allowed IPs. */
+  registryAddress?: string
+  /** Default: the port of the registry peer's endpoint (the hub's WireGuard listen port). */
+  registryPort?: number
+  stateDir: string
+  /** Override path timings (tests). */
+  timing?: Partial<PathTiming>
+  /** Long-poll the registry for changes (push). Off: poll once per interval, like wg-nat. @default true */
+  push?: boolean
+}
+
+export interface MeshClientComponents {
+  wg: WgControl
+  logger: Logger
+  nowMs?: () => number
+}
+
+/** Longest the client holds one long-poll open; below common NAT and proxy idle timeouts. */
+export const LONG_POLL_S = 25
+/** Device read interval while an attempt is pending: both sides see the handshake within one round trip. */
+export const PENDING_TICK_MS = 150
+/** Device read interval otherwise: catches dead direct paths and peers changed behind our back. */
+export const IDLE_TICK_MS = 2000
+/** First wait after a failed registry call; doubles up to the interval. */
+export const RETRY_BASE_MS = 1000
+
+/**
+ * The client daemon: keeps the registry's table (pushed by long-poll, full refresh every interval) and drives the
+ * interface towards it through `reconcile()`, one `wg set` per change set.
+ */
+export class MeshClient {
+  private readonly log: Logger
+  private readonly wg: WgControl
+  private readonly nowMs: () => number
+  private readonly timing: PathTiming
+  private readonly abort = new AbortController()
+  private readonly wakeup = new Wakeup()
+  private readonly store: StateStore
+  private registry!: RegistryClient
+  private meshPrefixes: Prefix[] = []
+  private registryAddress = ''
+  private selfKey = ''
+  private tracks = new Map<string, PeerTrack>()
+  private table: Map<string, TablePeer> | null = null
+  private tableChanged = false
+  private desired: Map<string, DesiredPeer> | null = null
+  private lastWarnings = new Set<string>()
+  private loops: Array<Promise<void>> = []
+  /** Resolves after the first table was applied (tests, benchmarks). */
+  readonly firstSync: Promise<void>
+  private markFirstSync!: () => void
+
+  constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
+    this.log = components.logger
+    this.wg = components.wg
+    this.nowMs = components.nowMs ?? Date.now
+    this.timing = { ...defaultTiming(init.keepaliveS ?? 25), ...init.timing }
+    this.store = new StateStore(init.stateDir, init.iface)
+    this.firstSync = new Promise((resolve) => { this.markFirstSync = resolve })
+  }
+
+  /** Check the interface and the registry peer (errors here are fatal), then sync at once and keep syncing. */
+  async start (): Promise<void> {
+    const { iface, registryKey } = this.init
+    const device = await this.wg.show(iface)
+    if (device.publicKey === null) throw new WgnatError(`interface ${quote(iface)} has no private key`, 69)
+    this.selfKey = device.publicKey
+    const registryPeer = device.peers.find((p) => p.publicKey === registryKey)
+    if (registryPeer === undefined) throw new WgnatError(`registry peer ${quote(registryKey)} is not a peer of ${quote(iface)}`, 64)
+    this.meshPrefixes = registryPeer.allowedIps.map(parsePrefix)
+    const mesh = this.meshPrefixes[0]
+    if (mesh === undefined) throw new WgnatError(`registry peer ${shortKey(registryKey)} has no allowed IPs on ${quote(iface)}`, 64)
+    this.registryAddress = this.init.registryAddress ?? firstHost(mesh)
+    const port = this.init.registryPort ?? registryPeer.endpoint?.port
+    if (port === undefined) throw new WgnatError(`registry peer ${shortKey(registryKey)} has no endpoint to take the port from: pass --registry-port`, 64)
+    this.registry = new RegistryClient({ address: this.registryAddress, port })
+    const managed = await this.store.load()
+    this.tracks = adoptTracks(device, managed, this.nowMs(), this.timing)
+    this.log.info({ registry: this.registry.url, mesh: this.meshPrefixes.map((p) => p.text), adopted: this.tracks.size }, `syncing ${iface} with the registry at ${this.registry.url}`)
+    this.loops = [this.syncLoop(), this.tickLoop()]
+  }
+
+  async stop (): Promise<void> {
+    this.abort.abort()
+    this.wakeup.wake()
+    await Promise.all(this.loops)
+  }
+
+  /** Per managed peer: its path and why (for status). */
+  paths (): Map<string, PeerTrack> {
+    return new Map(this.tracks)
+  }
+
+  /** Fetch the table: long-poll for changes, full refresh at least every interval. Never throws. */
+  private async syncLoop (): Promise<void> {
+    const signal = this.abort.signal
+    const push = this.init.push ?? true
+    let version = 0
+    let lastFullMs = -Infinity
+    let failures = 0
+    while (!signal.aborted) {
+      const sinceFull = this.nowMs() - lastFullMs
+      const full = sinceFull >= this.init.intervalMs || version === 0
+      const waitS = full || !push ? 0 : Math.max(0, Math.min(LONG_POLL_S, Math.floor((this.init.intervalMs - sinceFull) / 1000)))
+      try {
+        const res = await this.registry.table(full ? 0 : version, waitS, signal)
+        if (res.full) lastFullMs = this.nowMs()
+        if (res.version !== version || res.full) this.takeTable(res)
+        version = res.version
+        if (failures > 0) this.log.info('registry reachable again')
+        failures = 0
+      } catch (err) {
+        if (signal.aborted) break
+        failures++
+        const waitMs = Math.min(this.init.intervalMs, 30_000, RETRY_BASE_MS * 2 ** (failures - 1))
+        if (failures === 1 || failures % 10 === 0) this.log.warn(`${messageOf(err)}; keeping the last good state, retrying in ${Math.round(waitMs / 1000)}s`)
+        await sleep(waitMs, signal)
+        continue
+      }
+      // Without push, poll once per interval as wg-nat does; with push the next call is a long-poll.
+      if (!push) await sleep(this.init.intervalMs, signal)
+    }
+  }
+
+  private takeTable (res: TableResponse): void {
+    if (res.full || this.table === null) {
+      this.table = new Map(res.peers.map((p) => [p.publicKey, p]))
+    } else {
+      for (const p of res.peers) this.table.set(p.publicKey, p)
+      for (const key of res.removed) this.table.delete(key)
+    }
+    this.log.debug({ version: res.version, full: res.full, peers: this.table.size }, 'table received')
+    this.tableChanged = true
+    this.wakeup.wake()
+  }
+
+  /** Read the interface, reconcile, apply. Never throws: one failure is logged and retried on the next tick. */
+  private async tickLoop (): Promise<void> {
+    const signal = this.abort.signal
+    let failing = false
+    while (!signal.aborted) {
+      try {
+        await this.tick()
+        if (failing) this.log.info(`controlling ${this.init.iface} works again`)
+        failing = false
+      } catch (err) {
+        if (!failing) this.log.warn(`sync of ${this.init.iface} failed, will retry: ${messageOf(err)}`)
+        failing = true
+      }
+      const pending = [...this.tracks.values()].some((t) => t.phase === 'trying')
+      await this.wakeup.wait(pending ? PENDING_TICK_MS : IDLE_TICK_MS, signal)
+    }
+  }
+
+  private async tick (): Promise<void> {
+    const device = await this.wg.show(this.init.iface)
+    if (this.tableChanged && this.table !== null) {
+      this.tableChanged = false
+      this.desired = this.vet(device)
+    }
+    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing })
+    if (out.changes.length > 0) {
+      // Record new peers before adding them, so a crash in between never leaves a peer we forget we own.
+      await this.store.save(new Set([...this.tracks.keys(), ...out.tracks.keys()]))
+      await this.wg.set(this.init.iface, out.changes)
+      await this.store.save(out.tracks.keys())
+    }
+    this.tracks = out.tracks
+    for (const e of out.events) {
+      const endpoint = out.tracks.get(e.publicKey)?.endpoint ?? undefined
+      this.log.info({ peer: shortKey(e.publicKey), endpoint }, `peer ${shortKey(e.publicKey)}: ${e.from} -> ${e.to} (${e.reason})`)
+    }
+    if (this.desired !== null) this.markFirstSync()
+  }
+
+  private vet (device: WgDevice): Map<string, DesiredPeer> {
+    const { desired, warnings } = vetTable(this.table?.values() ?? [], {
+      selfKey: this.selfKey,
+      registryKey: this.init.registryKey,
+      meshPrefixes: this.meshPrefixes,
+      registryAddresses: [this.registryAddress],
+      managed: new Set(this.tracks.keys()),
+      device
+    })
+    const now = new Set(warnings)
+    for (const w of now) if (!this.lastWarnings.has(w)) this.log.warn(w)
+    this.lastWarnings = now
+    return desired
+  }
+}

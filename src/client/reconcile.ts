@@ -1,0 +1,224 @@
+import { createHash } from 'node:crypto'
+import { formatEndpoint, type Endpoint } from '../shared/ip.js'
+import type { PeerChange } from '../shared/wg.js'
+import type { WgDevice, WgPeer } from '../shared/wg-dump.js'
+import type { DesiredPeer } from './vet-table.js'
+
+/**
+ * Where a managed peer's traffic goes.
+ * - `trying`: endpoint and keepalive set, no allowed IPs: traffic still goes through the hub while WireGuard handshakes.
+ * - `direct`: a handshake proved the direct path; the peer's allowed IPs are on it.
+ * - `hub`: the last attempt failed; waiting for the next one (keepalive off, no allowed IPs).
+ */
+export type PathPhase = 'trying' | 'direct' | 'hub'
+
+export interface PeerTrack {
+  phase: PathPhase
+  /** When the current phase began (ms). */
+  sinceMs: number
+  /** Failed attempts in a row, for backoff. */
+  failures: number
+  /** In `hub`: when to try again (ms). */
+  retryAtMs: number
+  /** The endpoint being tried or used. */
+  endpoint: string | null
+  /** Last seen transfer-rx and when it last grew: a direct path that receives nothing is dead. */
+  rx: number
+  rxAtMs: number
+  /** Why the peer is in this phase, for logs and status. */
+  reason: string
+}
+
+/** Timings of the path machine. Tests shorten them; each has its reason. */
+export interface PathTiming {
+  /** No handshake this long after an endpoint was set: the direct path does not work; back to the hub. */
+  directTimeoutMs: number
+  /** First wait before trying a failed pair again; doubles per failure. */
+  retryBaseMs: number
+  /** Longest wait between attempts. */
+  retryMaxMs: number
+  /** A direct peer that sent nothing for this long is dead (it sends a keepalive at least every keepalive seconds). */
+  deadAfterMs: number
+  /** Persistent keepalive for direct and trying peers, seconds: keeps NAT mappings open. */
+  keepaliveS: number
+}
+
+export function defaultTiming (keepaliveS: number): PathTiming {
+  return {
+    directTimeoutMs: 10_000,
+    retryBaseMs: 15_000,
+    retryMaxMs: 300_000,
+    // Two missed keepalives plus slack for a rekey.
+    deadAfterMs: (keepaliveS * 2 + 10) * 1000,
+    keepaliveS
+  }
+}
+
+export interface ReconcileInput {
+  nowMs: number
+  selfKey: string
+  device: WgDevice
+  /** Vetted registry table; null when none was fetched yet (then nothing is added or removed). */
+  desired: ReadonlyMap<string, DesiredPeer> | null
+  tracks: ReadonlyMap<string, PeerTrack>
+  timing: PathTiming
+}
+
+export interface PathEvent { publicKey: string, from: PathPhase | 'new', to: PathPhase | 'removed', reason: string }
+
+export interface ReconcileOutput {
+  /** Everything to apply, in one `wg set`. */
+  changes: PeerChange[]
+  /** The managed peers after the changes. */
+  tracks: Map<string, PeerTrack>
+  events: PathEvent[]
+}
+
+/**
+ * The pure heart of the client: given the interface, the vetted table and what it manages, decide the next changes.
+ * A peer's allowed IPs go on only after a handshake proves the direct path, so a pair is never worse than the hub.
+ */
+export function reconcile (input: ReconcileInput): ReconcileOutput {
+  const { nowMs, device, desired, timing } = input
+  const devicePeers = new Map(device.peers.map((p) => [p.publicKey, p]))
+  const tracks = new Map<string, PeerTrack>()
+  const changes: PeerChange[] = []
+  const events: PathEvent[] = []
+  const nowS = Math.floor(nowMs / 1000)
+
+  const move = (key: string, old: PeerTrack | undefined, next: PeerTrack): void => {
+    tracks.set(key, next)
+    if (old?.phase !== next.phase) events.push({ publicKey: key, from: old?.phase ?? 'new', to: next.phase, reason: next.reason })
+  }
+
+  // Managed peers the registry no longer lists (or that were vetted out) are removed.
+  for (const [key, track] of input.tracks) {
+    if (desired !== null && !desired.has(key)) {
+      if (devicePeers.has(key)) changes.push({ publicKey: key, remove: true })
+      events.push({ publicKey: key, from: track.phase, to: 'removed', reason: 'no longer in the registry table' })
+    } else if (desired === null) {
+      tracks.set(key, track)
+    }
+  }
+  if (desired === null) return { changes, tracks, events }
+
+  for (const [key, want] of desired) {
+    const old = input.tracks.get(key)
+    const onDevice = devicePeers.get(key)
+    const wantEndpoint = want.endpoint === null ? null : formatEndpoint(want.endpoint)
+
+    if (old === undefined || onDevice === undefined) {
+      // New to us, or gone from the interface behind our back: start an attempt if there is somewhere to go.
+      if (wantEndpoint === null) continue
+      changes.push(attempt(key, want.endpoint as Endpoint, timing))
+      move(key, old, fresh('trying', nowMs, wantEndpoint, onDevice, old?.failures ?? 0, 'endpoint from the registry'))
+      continue
+    }
+
+    const track = { ...old }
+    if (onDevice.transferRx !== track.rx) { track.rx = onDevice.transferRx; track.rxAtMs = nowMs }
+    const handshakeSinceStart = onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - 1000
+    const endpointMoved = wantEndpoint !== null && wantEndpoint !== track.endpoint
+
+    switch (track.phase) {
+      case 'trying':
+        if (handshakeSinceStart) {
+          changes.push({ publicKey: key, allowedIps: want.allowedIps })
+          move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake on the direct path' })
+        } else if (endpointMoved) {
+          changes.push(attempt(key, want.endpoint as Endpoint, timing))
+          move(key, old, fresh('trying', nowMs, wantEndpoint, onDevice, 0, 'new endpoint from the registry'))
+        } else if (nowMs - track.sinceMs >= timing.directTimeoutMs) {
+          const failures = track.failures + 1
+          changes.push({ publicKey: key, persistentKeepalive: 0 })
+          move(key, old, { ...track, phase: 'hub', sinceMs: nowMs, failures, retryAtMs: retryAt(nowMs, failures, input.selfKey, key, timing), reason: `no handshake within ${timing.directTimeoutMs / 1000}s` })
+        } else {
+          tracks.set(key, track)
+        }
+        break
+
+      case 'direct': {
+        if (nowMs - track.rxAtMs >= timing.deadAfterMs) {
+          changes.push({ publicKey: key, allowedIps: [], persistentKeepalive: 0 })
+          move(key, old, { ...track, phase: 'hub', sinceMs: nowMs, failures: 0, retryAtMs: nowMs + Math.min(timing.retryBaseMs, 2000), reason: `direct path silent for ${Math.round((nowMs - track.rxAtMs) / 1000)}s` })
+        } else if (endpointMoved && !handshakeFresh(onDevice, nowS, timing)) {
+          // The registry saw the peer move and our path has gone quiet: follow it. A fresh handshake means
+          // WireGuard's roaming already knows better than the registry, so a working path is left alone.
+          changes.push({ ...attempt(key, want.endpoint as Endpoint, timing), allowedIps: undefined })
+          tracks.set(key, { ...track, endpoint: wantEndpoint })
+        } else {
+          if (!sameList(onDevice.allowedIps, want.allowedIps)) changes.push({ publicKey: key, allowedIps: want.allowedIps })
+          tracks.set(key, track)
+        }
+        break
+      }
+
+      case 'hub':
+        if (onDevice.latestHandshake * 1000 >= track.sinceMs) {
+          // The other side's attempt got through while we waited.
+          changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
+          move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
+        } else if (wantEndpoint !== null && (endpointMoved || nowMs >= track.retryAtMs)) {
+          changes.push(attempt(key, want.endpoint as Endpoint, timing))
+          move(key, old, fresh('trying', nowMs, wantEndpoint, onDevice, endpointMoved ? 0 : track.failures, endpointMoved ? 'new endpoint from the registry' : `retry ${track.failures + 1}`))
+        } else {
+          tracks.set(key, track)
+        }
+        break
+    }
+  }
+  return { changes, tracks, events }
+}
+
+/** Set an endpoint and keepalive, no allowed IPs: WireGuard handshakes at once, the traffic stays on the hub. */
+function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming): PeerChange {
+  return { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [] }
+}
+
+function fresh (phase: PathPhase, nowMs: number, endpoint: string, onDevice: WgPeer | undefined, failures: number, reason: string): PeerTrack {
+  return { phase, sinceMs: nowMs, failures, retryAtMs: 0, endpoint, rx: onDevice?.transferRx ?? 0, rxAtMs: nowMs, reason }
+}
+
+function handshakeFresh (peer: WgPeer, nowS: number, timing: PathTiming): boolean {
+  return peer.latestHandshake > 0 && nowS - peer.latestHandshake < Math.max(timing.deadAfterMs / 1000, timing.keepaliveS)
+}
+
+/** Never retry sooner than this after a failure. */
+const MIN_RETRY_WAIT_MS = 1000
+
+/**
+ * When to try a failed pair again: exponential backoff, aligned to a slot both sides compute the same way from the
+ * pair's keys, so their attempts coincide (a port-restricted NAT needs both to send at about the same time).
+ */
+export function retryAt (nowMs: number, failures: number, keyA: string, keyB: string, timing: PathTiming): number {
+  const period = Math.min(timing.retryMaxMs, timing.retryBaseMs * 2 ** Math.max(0, failures - 1))
+  const pair = [keyA, keyB].sort().join('')
+  const offset = createHash('sha256').update(pair).digest().readUInt32BE(0) % period
+  const next = Math.floor((nowMs - offset) / period) * period + period + offset
+  return next - nowMs < MIN_RETRY_WAIT_MS ? next + period : next
+}
+
+/**
+ * Tracks for the peers a previous run left on the interface (from the state file): a peer with allowed IPs and a
+ * recent handshake keeps its direct path; any other starts a fresh attempt on the next reconcile.
+ */
+export function adoptTracks (device: WgDevice, managed: Iterable<string>, nowMs: number, timing: PathTiming): Map<string, PeerTrack> {
+  const tracks = new Map<string, PeerTrack>()
+  const nowS = Math.floor(nowMs / 1000)
+  for (const key of managed) {
+    const peer = device.peers.find((p) => p.publicKey === key)
+    if (peer === undefined) continue
+    const endpoint = peer.endpoint === null ? null : formatEndpoint(peer.endpoint)
+    const live = peer.allowedIps.length > 0 && handshakeFresh(peer, nowS, timing)
+    tracks.set(key, {
+      ...fresh(live ? 'direct' : 'hub', nowMs, endpoint ?? '', peer, 0, live ? 'adopted from the previous run' : 'adopted; will try again'),
+      endpoint,
+      retryAtMs: nowMs
+    })
+  }
+  return tracks
+}
+
+function sameList (a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x))
+}

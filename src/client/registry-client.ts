@@ -1,0 +1,83 @@
+import { request } from 'node:http'
+import { ParseError, WgnatError, messageOf, quote } from '../shared/errors.js'
+import { API, tableResponseSchema, type Announce, type TableResponse } from '../shared/protocol.js'
+
+export interface RegistryClientInit {
+  address: string
+  port: number
+  /** Upper bound of one request beyond its long-poll wait. @default 5000 */
+  timeoutMs?: number
+  /** Largest response accepted. @default 32 MiB (a full table of 65,536 peers) */
+  maxBytes?: number
+}
+
+export class RegistryError extends WgnatError {}
+
+/** Talks to the registry over the tunnel. Every response is size-limited, time-limited and schema-checked. */
+export class RegistryClient {
+  private readonly timeoutMs: number
+  private readonly maxBytes: number
+  constructor (private readonly init: RegistryClientInit) {
+    this.timeoutMs = init.timeoutMs ?? 5000
+    this.maxBytes = init.maxBytes ?? 32 * 1024 * 1024
+  }
+
+  get url (): string {
+    const host = this.init.address.includes(':') ? `[${this.init.address}]` : this.init.address
+    return `http://${host}:${this.init.port}`
+  }
+
+  /** The table since `since` (0: full), held open by the registry up to `waitS` seconds when nothing changed. */
+  async table (since: number, waitS: number, signal?: AbortSignal): Promise<TableResponse> {
+    const body = await this.call('GET', `${API.table}?since=${since}&wait=${waitS}`, undefined, this.timeoutMs + waitS * 1000, signal)
+    let json: unknown
+    try { json = JSON.parse(body) } catch { throw new ParseError(`registry response is not JSON: ${quote(body)}`) }
+    const parsed = tableResponseSchema.safeParse(json)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new ParseError(`registry response rejected: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`)
+    }
+    return parsed.data
+  }
+
+  async announce (announce: Announce, signal?: AbortSignal): Promise<void> {
+    await this.call('POST', API.announce, JSON.stringify(announce), this.timeoutMs, signal)
+  }
+
+  private async call (method: string, path: string, body: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<string> {
+    return await new Promise<string>((resolve, reject) => {
+      const req = request(`${this.url}${path}`, {
+        method,
+        signal,
+        timeout: timeoutMs,
+        headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+      }, (res) => {
+        const chunks: Buffer[] = []
+        let size = 0
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length
+          if (size > this.maxBytes) { req.destroy(new RegistryError(`registry response over ${this.maxBytes} bytes`)); return }
+          chunks.push(chunk)
+        })
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8')
+          if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) { resolve(text); return }
+          let detail = text
+          try { detail = String((JSON.parse(text) as { error?: unknown }).error ?? text) } catch {}
+          reject(new RegistryError(`registry answered ${String(res.statusCode)}: ${quote(detail)}`))
+        })
+        res.on('error', (err) => reject(new RegistryError(`registry response failed: ${messageOf(err)}`)))
+      })
+      // A hard deadline for the whole exchange, not just idle time between packets.
+      const deadline = setTimeout(() => req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(timeoutMs / 1000)}s`)), timeoutMs)
+      req.on('close', () => clearTimeout(deadline))
+      req.on('timeout', () => req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(timeoutMs / 1000)}s`)))
+      req.on('error', (err) => {
+        if (err instanceof WgnatError) reject(err)
+        else if (err.name === 'AbortError') reject(err)
+        else reject(new RegistryError(`cannot reach the registry at ${this.url}: ${messageOf(err)}`))
+      })
+      req.end(body)
+    })
+  }
+}

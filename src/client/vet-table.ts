@@ -1,0 +1,84 @@
+import { parseEndpoint, parseIp, parsePrefix, prefixContains, prefixesOverlap, prefixHas, type Endpoint, type Prefix } from '../shared/ip.js'
+import type { TablePeer } from '../shared/protocol.js'
+import { shortKey, type WgDevice } from '../shared/wg-dump.js'
+
+/** A peer the registry listed that this client may configure, after every safety check. */
+export interface DesiredPeer {
+  publicKey: string
+  endpoint: Endpoint | null
+  allowedIps: string[]
+  online: boolean
+  /** Other endpoints to try (LAN addresses it announced), best first. */
+  candidates: Endpoint[]
+  natClass: string
+}
+
+export interface VetContext {
+  selfKey: string
+  registryKey: string
+  /** The registry peer's allowed IPs: the mesh. Nothing outside them is ever routed. */
+  meshPrefixes: Prefix[]
+  /** Addresses that must keep going to the registry (its service address). */
+  registryAddresses: string[]
+  /** Peers this client added and may change. */
+  managed: ReadonlySet<string>
+  device: WgDevice
+}
+
+/**
+ * Check a registry table against what this client may do. The registry is untrusted: an allowed IP outside the
+ * mesh, equal to the whole mesh, covering the registry's address, or overlapping a peer someone else configured is
+ * dropped; peers this client did not add are never touched. Returns the usable peers and one warning per problem.
+ */
+export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desired: Map<string, DesiredPeer>, warnings: string[] } {
+  const desired = new Map<string, DesiredPeer>()
+  const warnings: string[] = []
+  const registryIps = ctx.registryAddresses.map((a) => parseIp(a))
+  const foreign: Prefix[] = []
+  for (const p of ctx.device.peers) {
+    if (p.publicKey === ctx.registryKey || ctx.managed.has(p.publicKey)) continue
+    for (const a of p.allowedIps) foreign.push(parsePrefix(a))
+  }
+  const taken: Prefix[] = []
+  const onDevice = new Set(ctx.device.peers.map((p) => p.publicKey))
+
+  for (const peer of peers) {
+    const name = shortKey(peer.publicKey)
+    if (peer.publicKey === ctx.selfKey || peer.publicKey === ctx.registryKey) continue
+    if (onDevice.has(peer.publicKey) && !ctx.managed.has(peer.publicKey)) {
+      warnings.push(`peer ${name}: already configured on the interface by someone else; not touching it`)
+      continue
+    }
+    const allowedIps: string[] = []
+    for (const text of peer.allowedIps) {
+      const prefix = parsePrefix(text)
+      const why = rejectReason(prefix, ctx.meshPrefixes, registryIps, foreign, taken)
+      if (why !== undefined) { warnings.push(`peer ${name}: ignoring allowed IP '${prefix.text}': ${why}`); continue }
+      allowedIps.push(prefix.text)
+      taken.push(prefix)
+    }
+    if (allowedIps.length === 0) {
+      if (peer.allowedIps.length === 0) warnings.push(`peer ${name}: no allowed IPs in the registry; skipped`)
+      continue
+    }
+    desired.set(peer.publicKey, {
+      publicKey: peer.publicKey,
+      endpoint: peer.endpoint === null ? null : parseEndpoint(peer.endpoint),
+      allowedIps,
+      online: peer.online,
+      candidates: (peer.announce?.lanEndpoints ?? []).map(parseEndpoint),
+      natClass: peer.announce?.natClass ?? 'unknown'
+    })
+  }
+  return { desired, warnings }
+}
+
+function rejectReason (prefix: Prefix, mesh: Prefix[], registryIps: ReturnType<typeof parseIp>[], foreign: Prefix[], taken: Prefix[]): string | undefined {
+  const inside = mesh.find((m) => prefixContains(m, prefix))
+  if (inside === undefined) return 'outside the mesh (the registry peer\'s allowed IPs)'
+  if (inside.bits === prefix.bits) return 'it is the whole mesh'
+  if (registryIps.some((ip) => prefixHas(prefix, ip))) return 'it covers the registry\'s address'
+  if (foreign.some((f) => prefixesOverlap(f, prefix))) return 'it overlaps a peer configured by someone else'
+  if (taken.some((t) => prefixesOverlap(t, prefix))) return 'another peer in the table claims it'
+  return undefined
+}

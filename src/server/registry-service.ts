@@ -1,0 +1,156 @@
+import type { Logger } from '../shared/log.js'
+import { messageOf } from '../shared/errors.js'
+import { parseIp, parsePrefix, prefixHas, type Prefix } from '../shared/ip.js'
+import type { WgControl } from '../shared/wg.js'
+import { shortKey, type WgDevice } from '../shared/wg-dump.js'
+import { RegistryTable } from './registry-table.js'
+
+export interface RegistryServiceInit {
+  iface: string
+  /** How often the interface is read into the shared snapshot. @default 1000 */
+  pollMs?: number
+}
+
+export interface RegistryServiceComponents {
+  wg: WgControl
+  logger: Logger
+  /** Unix seconds. @default wall clock */
+  nowS?: () => number
+}
+
+/**
+ * Keeps one snapshot of the hub's interface, read every `pollMs` by one `wg show`, whatever the request load.
+ * Requests read the snapshot and wait on `changedSince()`; they never run `wg` themselves.
+ */
+export class RegistryService {
+  readonly table = new RegistryTable()
+  private readonly iface: string
+  private readonly pollMs: number
+  private readonly wg: WgControl
+  private readonly log: Logger
+  private readonly nowS: () => number
+  private timer: NodeJS.Timeout | undefined
+  private waiters = new Set<() => void>()
+  private identityVersion = -1
+  private hosts = new Map<string, string>()
+  private nets: Array<{ prefix: Prefix, key: string }> = []
+  private failing = false
+  private _device: WgDevice | undefined
+
+  constructor (init: RegistryServiceInit, components: RegistryServiceComponents) {
+    this.iface = init.iface
+    this.pollMs = init.pollMs ?? 1000
+    this.wg = components.wg
+    this.log = components.logger
+    this.nowS = components.nowS ?? (() => Math.floor(Date.now() / 1000))
+  }
+
+  /** The device as last read (listen port, own key). */
+  get device (): WgDevice {
+    if (this._device === undefined) throw new Error('registry service not started')
+    return this._device
+  }
+
+  /** Read the interface once (errors here are fatal: interface missing, `wg` absent), then keep polling. */
+  async start (): Promise<void> {
+    this.apply(await this.wg.show(this.iface))
+    this.log.info({ peers: this.table.size, version: this.table.version }, `serving ${this.table.size} peers of ${this.iface}`)
+    this.schedule()
+  }
+
+  stop (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    for (const wake of this.waiters) wake()
+    this.waiters.clear()
+  }
+
+  /** Resolve when the table moves past `version`, after `timeoutMs`, or on abort; whichever comes first. */
+  async changedSince (version: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.table.version !== version || timeoutMs <= 0) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', done)
+        this.waiters.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, timeoutMs)
+      signal?.addEventListener('abort', done)
+      this.waiters.add(done)
+    })
+  }
+
+  /** The peer whose allowed IPs contain `address` (WireGuard's cryptokey routing vouches for it), if any. */
+  identify (address: string): string | undefined {
+    if (this.identityVersion !== this.table.version) this.rebuildIdentity()
+    let ip
+    try { ip = parseIp(address) } catch { return undefined }
+    const exact = this.hosts.get(ip.toString())
+    if (exact !== undefined) return exact
+    let best: { bits: number, key: string } | undefined
+    for (const { prefix, key } of this.nets) {
+      if (prefixHas(prefix, ip) && (best === undefined || prefix.bits > best.bits)) best = { bits: prefix.bits, key }
+    }
+    return best?.key
+  }
+
+  /** Record what a peer announced; wakes long-polls when it changed the table. */
+  announce (...args: Parameters<RegistryTable['announce']>): void {
+    if (this.table.announce(...args)) this.wake()
+  }
+
+  private schedule (): void {
+    this.timer = setTimeout(() => { void this.poll() }, this.pollMs)
+  }
+
+  /** One poll; never throws: a failed read keeps the last good snapshot. */
+  private async poll (): Promise<void> {
+    try {
+      this.apply(await this.wg.show(this.iface))
+      if (this.failing) this.log.info(`reading ${this.iface} works again`)
+      this.failing = false
+    } catch (err) {
+      if (!this.failing) this.log.warn(`reading ${this.iface} failed, serving the last good table: ${messageOf(err)}`)
+      this.failing = true
+    }
+    if (this.timer !== undefined) this.schedule()
+  }
+
+  private apply (device: WgDevice): void {
+    const first = this._device === undefined
+    this._device = device
+    const changed = this.table.update(device, this.nowS())
+    if (changed.length === 0) return
+    if (!first && changed.length <= 32) {
+      for (const key of changed) {
+        const peer = this.table.get(key)
+        if (peer === undefined) this.log.info({ peer: shortKey(key) }, 'peer removed')
+        else this.log.info({ peer: shortKey(key), endpoint: peer.endpoint, online: peer.online }, 'peer changed')
+      }
+    } else if (!first) {
+      this.log.info({ changed: changed.length, version: this.table.version }, 'table changed')
+    }
+    this.wake()
+  }
+
+  private wake (): void {
+    const waiters = [...this.waiters]
+    this.waiters.clear()
+    for (const wake of waiters) wake()
+  }
+
+  private rebuildIdentity (): void {
+    this.hosts = new Map()
+    this.nets = []
+    for (const peer of this.table.peers()) {
+      for (const text of peer.allowedIps) {
+        const prefix = parsePrefix(text)
+        const max = prefix.address.kind() === 'ipv4' ? 32 : 128
+        if (prefix.bits === max) this.hosts.set(prefix.address.toString(), peer.publicKey)
+        else this.nets.push({ prefix, key: peer.publicKey })
+      }
+    }
+    this.identityVersion = this.table.version
+  }
+}

@@ -1,0 +1,152 @@
+import type { Announce, TablePeer } from '../shared/protocol.js'
+import { formatEndpoint } from '../shared/ip.js'
+import type { WgDevice, WgPeer } from '../shared/wg-dump.js'
+
+/** A handshake older than this (WireGuard's REJECT_AFTER_TIME) means the peer is offline. */
+export const ONLINE_AFTER_HANDSHAKE_S = 180
+
+/** How many versions of change history the table keeps for delta answers; older clients get the full table. */
+export const DEFAULT_HISTORY_VERSIONS = 1024
+
+interface Entry {
+  peer: TablePeer
+  /** `peer` serialised once per change, so a full answer for 10,000 peers is a join, not 10,000 stringify calls. */
+  json: string
+  /** Fields whose change bumps the version (endpoint, allowed IPs, online, announce). */
+  signature: string
+}
+
+export interface TableDelta {
+  version: number
+  full: boolean
+  /** JSON texts of the peers to send (already excluding the caller). */
+  peersJson: string[]
+  removed: string[]
+}
+
+/**
+ * The registry's versioned view of the hub's peers. Each `update()` that changes something that matters to clients
+ * bumps the version by one and records which keys changed, so `since(v)` answers with just those.
+ * Pure: no I/O, no clock of its own (callers pass `nowS`).
+ */
+export class RegistryTable {
+  private readonly entries = new Map<string, Entry>()
+  private readonly announces = new Map<string, Announce>()
+  /** history[i] = keys changed by version (firstHistoryVersion + i). */
+  private history: string[][] = []
+  private firstHistoryVersion = 1
+  private _version = 0
+  private _now = 0
+  private readonly historyVersions: number
+
+  constructor (opts: { historyVersions?: number } = {}) {
+    this.historyVersions = opts.historyVersions ?? DEFAULT_HISTORY_VERSIONS
+  }
+
+  get version (): number { return this._version }
+  get now (): number { return this._now }
+  get size (): number { return this.entries.size }
+
+  /** Take in a fresh read of the device. Returns the keys whose change bumped the version (none: unchanged). */
+  update (device: WgDevice, nowS: number): string[] {
+    this._now = nowS
+    const changed: string[] = []
+    const seen = new Set<string>()
+    for (const wgPeer of device.peers) {
+      seen.add(wgPeer.publicKey)
+      if (this.put(wgPeer, nowS)) changed.push(wgPeer.publicKey)
+    }
+    for (const key of this.entries.keys()) {
+      if (!seen.has(key)) {
+        this.entries.delete(key)
+        this.announces.delete(key)
+        changed.push(key)
+      }
+    }
+    this.record(changed)
+    return changed
+  }
+
+  /** A peer told the registry about itself. Returns true when the version changed. */
+  announce (publicKey: string, announce: Announce): boolean {
+    const entry = this.entries.get(publicKey)
+    if (entry === undefined) return false
+    this.announces.set(publicKey, announce)
+    const peer = { ...entry.peer, announce }
+    const signature = signatureOf(peer)
+    if (signature === entry.signature) return false
+    this.entries.set(publicKey, { peer, json: JSON.stringify(peer), signature })
+    return this.record([publicKey])
+  }
+
+  get (publicKey: string): TablePeer | undefined {
+    return this.entries.get(publicKey)?.peer
+  }
+
+  peers (): IterableIterator<TablePeer> {
+    const it = this.entries.values()
+    return (function * () { for (const e of it) yield e.peer })()
+  }
+
+  /**
+   * What a client at version `since` needs, without the caller's own entry. A `since` of 0, in the future
+   * (registry restarted) or older than the kept history gets the full table.
+   */
+  since (since: number, caller: string): TableDelta {
+    if (since <= 0 || since > this._version || since < this.firstHistoryVersion - 1) {
+      const peersJson: string[] = []
+      for (const [key, e] of this.entries) if (key !== caller) peersJson.push(e.json)
+      return { version: this._version, full: true, peersJson, removed: [] }
+    }
+    const keys = new Set<string>()
+    for (let v = since + 1; v <= this._version; v++) {
+      for (const key of this.history[v - this.firstHistoryVersion] ?? []) keys.add(key)
+    }
+    const peersJson: string[] = []
+    const removed: string[] = []
+    for (const key of keys) {
+      if (key === caller) continue
+      const e = this.entries.get(key)
+      if (e === undefined) removed.push(key)
+      else peersJson.push(e.json)
+    }
+    return { version: this._version, full: false, peersJson, removed }
+  }
+
+  private put (wgPeer: WgPeer, nowS: number): boolean {
+    const old = this.entries.get(wgPeer.publicKey)
+    const peer: TablePeer = {
+      publicKey: wgPeer.publicKey,
+      endpoint: wgPeer.endpoint === null ? null : formatEndpoint(wgPeer.endpoint),
+      allowedIps: wgPeer.allowedIps,
+      latestHandshake: wgPeer.latestHandshake,
+      online: wgPeer.latestHandshake > 0 && nowS - wgPeer.latestHandshake < ONLINE_AFTER_HANDSHAKE_S,
+      announce: this.announces.get(wgPeer.publicKey) ?? null
+    }
+    if (old !== undefined && old.peer.latestHandshake === peer.latestHandshake && old.peer.online === peer.online &&
+        old.peer.endpoint === peer.endpoint && sameList(old.peer.allowedIps, peer.allowedIps)) return false
+    const signature = signatureOf(peer)
+    this.entries.set(peer.publicKey, { peer, json: JSON.stringify(peer), signature })
+    return old === undefined || old.signature !== signature
+  }
+
+  private record (changed: string[]): boolean {
+    if (changed.length === 0) return false
+    this._version++
+    this.history.push(changed)
+    if (this.history.length > this.historyVersions) {
+      const drop = this.history.length - this.historyVersions
+      this.history = this.history.slice(drop)
+      this.firstHistoryVersion += drop
+    }
+    return true
+  }
+}
+
+function signatureOf (peer: TablePeer): string {
+  return JSON.stringify([peer.endpoint, peer.allowedIps, peer.online, peer.announce])
+}
+
+function sameList (a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
+}

@@ -1,0 +1,96 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { WgnatError, EXIT_USAGE, messageOf, quote } from './errors.js'
+import { parseGoDuration } from './duration.js'
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from './log.js'
+
+/** Options both daemons take. */
+export interface CommonOptions {
+  logLevel: LogLevel
+  logFormat: LogFormat
+}
+
+/** `--log-level` and `--log-format`, each also read from its WGNAT_* variable. */
+export function addCommonOptions (cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--log-level <level>', 'log verbosity').choices(LOG_LEVELS).default('info').env('WGNAT_LOG_LEVEL'))
+    .addOption(new Option('--log-format <format>', 'log lines as text or JSON (stderr)').choices(LOG_FORMATS).default('text').env('WGNAT_LOG_FORMAT'))
+}
+
+/** commander parser for a Go duration (`300ms`, `1m`, `1h30m`); `min` in milliseconds. */
+export function durationArg (min = 1) {
+  return (value: string): number => {
+    let ms: number
+    try { ms = parseGoDuration(value) } catch (err) { throw new InvalidArgumentError(messageOf(err)) }
+    if (ms < min) throw new InvalidArgumentError(`duration ${quote(value)} is below the minimum of ${min}ms`)
+    return ms
+  }
+}
+
+/** commander parser for an integer in [min, max]. */
+export function intArg (min: number, max: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      throw new InvalidArgumentError(`${quote(value)} is not a whole number from ${min} to ${max}`)
+    }
+    return Number(value)
+  }
+}
+
+/** A daemon that runs until stopped. */
+export interface Daemon {
+  stop (): Promise<void>
+  /** Resolves when the daemon ends by itself (a fatal error after start). */
+  readonly done?: Promise<void>
+}
+
+export interface RunIo {
+  /** Where a usage or start-up error line goes. @default process.stderr */
+  stderr?: (line: string) => void
+  stdout?: (text: string) => void
+  /** Resolves when the process is asked to stop. @default SIGINT or SIGTERM */
+  stopSignal?: Promise<string>
+}
+
+/**
+ * Parse argv with `program`, then run the daemon until a stop signal. Returns the exit code; never calls
+ * process.exit and never prints a stack trace: usage errors exit 64, start-up errors their WgnatError code.
+ */
+export async function runDaemon (
+  program: Command,
+  argv: string[],
+  start: (opts: Record<string, unknown>, logger: Logger) => Promise<Daemon>,
+  io: RunIo = {}
+): Promise<number> {
+  const stderr = io.stderr ?? ((line: string) => process.stderr.write(line + '\n'))
+  program.exitOverride()
+  program.configureOutput({
+    writeErr: (text) => stderr(text.trimEnd()),
+    writeOut: (text) => (io.stdout ?? ((t: string) => process.stdout.write(t)))(text)
+  })
+  try {
+    await program.parseAsync(argv)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : EXIT_USAGE
+    }
+    stderr(`${program.name()}: ${messageOf(err)}`)
+    return err instanceof WgnatError ? err.exitCode : 1
+  }
+  const opts = program.opts()
+  const logger = createLogger({ name: program.name(), level: opts.logLevel as LogLevel, format: opts.logFormat as LogFormat })
+  let daemon: Daemon
+  try {
+    daemon = await start(opts, logger)
+  } catch (err) {
+    logger.error(messageOf(err))
+    return err instanceof WgnatError ? err.exitCode : 1
+  }
+  const signal = io.stopSignal ?? new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'))
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+  })
+  const why = await Promise.race([signal, daemon.done?.then(() => 'done') ?? new Promise<string>(() => {})])
+  logger.info(`stopping (${why})`)
+  await daemon.stop()
+  return 0
+}

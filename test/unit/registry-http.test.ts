@@ -1,0 +1,126 @@
+import { request } from 'node:http'
+import type { Server } from 'node:http'
+import { readFileSync } from 'node:fs'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { closeAll, listenOn, registryHandler } from '../../src/server/registry-http.js'
+import { RegistryService } from '../../src/server/registry-service.js'
+import { silentLogger } from '../../src/shared/log.js'
+import { tableResponseSchema } from '../../src/shared/protocol.js'
+import { FakeWg, ep, newPeer } from '../helpers/fake-wg.js'
+import { testKey } from '../helpers/keys.js'
+
+// Loopback stands in for the tunnel: 127.0.0.2 plays client A, 127.0.0.3 client B, 127.0.0.9 a stranger.
+const A = testKey('a'); const B = testKey('b')
+const PORT = 20000 + Math.floor(Math.random() * 20000)
+
+let wg: FakeWg
+let service: RegistryService
+let servers: Server[]
+
+function call (from: string, method: string, path: string, body?: string): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: PORT, method, path, localAddress: from, agent: false }, (res) => {
+      let text = ''
+      res.on('data', (c) => { text += String(c) })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+beforeEach(async () => {
+  wg = new FakeWg()
+  wg.addDevice('wg0', {
+    publicKey: testKey('hub'),
+    listenPort: 51820,
+    peers: [
+      newPeer(A, { allowedIps: ['127.0.0.2/32'], endpoint: ep('198.18.11.2:40001'), latestHandshake: Math.floor(Date.now() / 1000), hasPresharedKey: true }),
+      newPeer(B, { allowedIps: ['127.0.0.3/32'], endpoint: ep('198.18.12.2:40002') })
+    ]
+  })
+  service = new RegistryService({ iface: 'wg0', pollMs: 20 }, { wg, logger: silentLogger() })
+  await service.start()
+  servers = await listenOn(['127.0.0.1'], PORT, registryHandler(service, silentLogger()))
+})
+
+afterEach(async () => {
+  service.stop()
+  await closeAll(servers)
+})
+
+describe('registry HTTP API', () => {
+  it('identifies the caller by source address and serves the others', async () => {
+    const res = await call('127.0.0.2', 'GET', '/v1/table')
+    expect(res.status).toBe(200)
+    const table = tableResponseSchema.parse(JSON.parse(res.body))
+    expect(table.self).toMatchObject({ publicKey: A, endpoint: '198.18.11.2:40001', online: true })
+    expect(table.peers.map((p) => p.publicKey)).toEqual([B])
+    expect(table.full).toBe(true)
+  })
+
+  it('refuses a source address that is no peer', async () => {
+    const res = await call('127.0.0.9', 'GET', '/v1/table')
+    expect(res.status).toBe(403)
+    expect(JSON.parse(res.body).error).toContain("'127.0.0.9'")
+  })
+
+  it('holds a long-poll until the table changes, then sends only the change', async () => {
+    const first = tableResponseSchema.parse(JSON.parse((await call('127.0.0.2', 'GET', '/v1/table')).body))
+    const started = Date.now()
+    const pending = call('127.0.0.2', 'GET', `/v1/table?since=${first.version}&wait=10`)
+    setTimeout(() => { const b = wg.peer('wg0', B); if (b !== undefined) b.endpoint = ep('198.18.12.2:50000') }, 200)
+    const delta = tableResponseSchema.parse(JSON.parse((await pending).body))
+    expect(Date.now() - started).toBeLessThan(5000)
+    expect(delta.full).toBe(false)
+    expect(delta.version).toBe(first.version + 1)
+    expect(delta.peers).toEqual([expect.objectContaining({ publicKey: B, endpoint: '198.18.12.2:50000' })])
+  })
+
+  it('answers a long-poll with no change after the wait, and never runs wg per request', async () => {
+    const first = tableResponseSchema.parse(JSON.parse((await call('127.0.0.2', 'GET', '/v1/table')).body))
+    const before = wg.showCalls
+    const results = await Promise.all([1, 2, 3].map(async () => await call('127.0.0.2', 'GET', `/v1/table?since=${first.version}&wait=1`)))
+    for (const r of results) expect(tableResponseSchema.parse(JSON.parse(r.body))).toMatchObject({ full: false, peers: [], removed: [] })
+    // Polls happened on the service's own timer (about 50 in a second at 20 ms), not one per request.
+    expect(wg.showCalls - before).toBeGreaterThan(5)
+  })
+
+  it('validates announcements', async () => {
+    const ok = await call('127.0.0.2', 'POST', '/v1/announce', JSON.stringify({ natClass: 'easy', mappedEndpoint: '198.18.11.2:51820', lanEndpoints: [] }))
+    expect(ok.status).toBe(204)
+    expect(service.table.get(A)?.announce?.natClass).toBe('easy')
+    const bad = await call('127.0.0.2', 'POST', '/v1/announce', JSON.stringify({ natClass: 'weird', mappedEndpoint: null, lanEndpoints: [] }))
+    expect(bad.status).toBe(400)
+    expect(JSON.parse(bad.body).error).toMatch(/natClass/)
+    const junk = await call('127.0.0.2', 'POST', '/v1/announce', '{nope')
+    expect(junk.status).toBe(400)
+    expect(JSON.parse(junk.body).error).toContain("'{nope'")
+  })
+
+  describe('wg-nat compatibility (POST /keepalive)', () => {
+    it('answers in the original format, without preshared key, with a keepalive', async () => {
+      const res = await call('127.0.0.2', 'POST', `/keepalive?pubkey=${encodeURIComponent(A)}`)
+      expect(res.status).toBe(200)
+      const vector = JSON.parse(readFileSync(new URL('../../../shared/vectors/wg-nat-keepalive-response.json', import.meta.url), 'utf8'))
+      const body = JSON.parse(res.body)
+      expect(body).toHaveLength(1)
+      // Same fields, same types as the real wg-nat response.
+      expect(Object.keys(body[0]).sort()).toEqual(Object.keys(vector[0]).sort())
+      expect(body[0]).toMatchObject({
+        PublicKey: [...Buffer.from(B, 'base64')],
+        PresharedKey: null,
+        Endpoint: { IP: '198.18.12.2', Port: 40002, Zone: '' },
+        PersistentKeepaliveInterval: 25_000_000_000,
+        AllowedIPs: [{ IP: '127.0.0.3', Mask: '/////w==' }]
+      })
+      expect(res.body).not.toMatch(/"PresharedKey":\[/)
+    })
+
+    it('refuses a key that is not the caller\'s, and answers an unknown key like wg-nat', async () => {
+      expect((await call('127.0.0.2', 'POST', `/keepalive?pubkey=${encodeURIComponent(B)}`)).status).toBe(403)
+      const unknown = await call('127.0.0.2', 'POST', `/keepalive?pubkey=${encodeURIComponent(testKey('nobody'))}`)
+      expect(unknown).toEqual({ status: 400, body: 'null' })
+    })
+  })
+})
