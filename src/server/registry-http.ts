@@ -46,10 +46,8 @@ export function registryHandler (service: RegistryService, logger: Logger) {
     const since = intParam(url, 'since', 0, Number.MAX_SAFE_INTEGER)
     const waitS = intParam(url, 'wait', 0, MAX_WAIT_S)
     if (since > 0 && waitS > 0) {
-      const gone = new AbortController()
-      res.once('close', () => gone.abort())
-      await service.changedSince(since, waitS * 1000, gone.signal)
-      if (gone.signal.aborted && !res.writable) return
+      await service.changedSince(since, waitS * 1000)
+      if (res.destroyed) return
     }
     const t = service.table
     const self = t.get(caller)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Idempotent setup for `npm test` and `npm run demo`: Debian packages for the lab, npm packages from the lockfile,
+# and the TypeScript build. Quick when everything is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the lab needs: userspace WireGuard, wg, namespaces, NAT, ping, traffic shaping, iperf3.
+need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver)
+pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn)
+missing=()
+for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian packages (missing: ${missing[*]})" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  else
+    echo "setup: missing ${missing[*]}; lab tests and the demo need root to install them (apt-get install ${pkgs[*]})" >&2
+  fi
+fi
+
+# npm packages, exactly as locked; reinstalled only when the lockfile changed.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Build (incremental, a few seconds).
+npx --no-install tsc -p tsconfig.json

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest'
+import { run as runClient } from '../../src/client/cli.js'
+import { run as runServer } from '../../src/server/cli.js'
+import { testKey } from '../helpers/keys.js'
+
+async function capture (run: typeof runClient, args: string[], env: Record<string, string> = {}): Promise<{ code: number, err: string[], out: string }> {
+  const err: string[] = []
+  let out = ''
+  const saved = { ...process.env }
+  Object.assign(process.env, env)
+  try {
+    const code = await run(['node', 'x', ...args], { stderr: (l) => err.push(l), stdout: (t) => { out += t }, stopSignal: Promise.resolve('test') })
+    return { code, err, out }
+  } finally {
+    for (const k of Object.keys(env)) delete process.env[k]
+    Object.assign(process.env, saved)
+  }
+}
+
+const KEY = testKey('hub')
+
+describe('command-line errors: one line, the value quoted, exit 64', () => {
+  it.each([
+    ['a bad interval', ['-i', 'wg0', '-r', KEY, '-t', '5x'], /'5x'.*Go syntax/],
+    ['a duration without unit', ['-i', 'wg0', '-r', KEY, '-t', '5'], /'5'/],
+    ['a bad registry key', ['-i', 'wg0', '-r', 'not-a-key'], /'not-a-key' is not a WireGuard public key/],
+    ['a bad keepalive', ['-i', 'wg0', '-r', KEY, '--keepalive', '-3'], /'-3' is not a whole number/],
+    ['a bad registry address', ['-i', 'wg0', '-r', KEY, '--registry-address', '10.0.0.300'], /'10.0.0.300' is not an IP address/],
+    ['a missing interface', ['-r', KEY], /--interface/],
+    ['an unknown option', ['-i', 'wg0', '-r', KEY, '--frobnicate'], /unknown option '--frobnicate'/]
+  ])('client: %s', async (_name, args, message) => {
+    const r = await capture(runClient, args)
+    expect(r.code).toBe(64)
+    expect(r.err).toHaveLength(1)
+    expect(r.err[0]).toMatch(message)
+    expect(r.err[0]).not.toMatch(/\n|at .*\.ts:/)
+  })
+
+  it('server: a bad port', async () => {
+    const r = await capture(runServer, ['-i', 'wg0', '--port', '70000'])
+    expect(r.code).toBe(64)
+    expect(r.err[0]).toMatch(/'70000' is not a whole number from 1 to 65535/)
+  })
+
+  it('takes every option from a WGNAT_* variable too, checked the same way', async () => {
+    const r = await capture(runClient, ['-i', 'wg0', '-r', KEY], { WGNAT_INTERVAL: 'soon' })
+    expect(r.code).toBe(64)
+    expect(r.err[0]).toMatch(/WGNAT_INTERVAL.*'soon'/)
+  })
+
+  it('--help reads like wg-nat plus the new options and exits 0', async () => {
+    const r = await capture(runClient, ['--help'])
+    expect(r.code).toBe(0)
+    for (const flag of ['-i, --interface', '-r, --registry', '-t, --interval', '--keepalive', '--state-dir', 'env: WGNAT_INTERVAL']) expect(r.out).toContain(flag)
+  })
+
+  it('a start-up failure is one line with its own exit code, no stack trace', async () => {
+    // wg is asked about an interface that does not exist: not found, or wg missing, or not permitted; all one line.
+    const r = await capture(runServer, ['-i', `nonexistent${process.pid}`, '--log-format', 'json'])
+    expect([69, 77, 1]).toContain(r.code)
+  })
+})
