@@ -1,5 +1,6 @@
 import { WgnatError, messageOf, quote } from '../shared/errors.js'
 import { firstHost, parsePrefix, type Prefix } from '../shared/ip.js'
+import { interfaceAddresses } from '../shared/interface-addresses.js'
 import type { Logger } from '../shared/log.js'
 import type { TablePeer, TableResponse } from '../shared/protocol.js'
 import { sleep, Wakeup } from '../shared/sleep.js'
@@ -32,6 +33,21 @@ export interface MeshClientComponents {
   wg: WgControl
   logger: Logger
   nowMs?: () => number
+}
+
+/**
+ * The addresses mesh peers may be given: the registry peer's allowed IPs (a hub configured with the whole subnet),
+ * and the subnets of this interface's own addresses (a hub configured as a /32: `Address = 100.64.0.2/24` already
+ * routes the /24 into the tunnel). Nothing outside these is ever routed to a peer the registry names.
+ */
+export function meshPrefixes (hubPrefixes: Prefix[], own: Array<{ address: string, bits: number }>): Prefix[] {
+  const out = [...hubPrefixes]
+  for (const a of own) {
+    const p = parsePrefix(`${a.address}/${a.bits}`)
+    const max = p.address.kind() === 'ipv4' ? 32 : 128
+    if (p.bits < max && !out.some((q) => q.text === p.text)) out.push(p)
+  }
+  return out
 }
 
 /** Longest the client holds one long-poll open; below common NAT and proxy idle timeouts. */
@@ -86,10 +102,11 @@ export class MeshClient {
     this.selfKey = device.publicKey
     const registryPeer = device.peers.find((p) => p.publicKey === registryKey)
     if (registryPeer === undefined) throw new WgnatError(`registry peer ${quote(registryKey)} is not a peer of ${quote(iface)}`, 64)
-    this.meshPrefixes = registryPeer.allowedIps.map(parsePrefix)
-    const mesh = this.meshPrefixes[0]
-    if (mesh === undefined) throw new WgnatError(`registry peer ${shortKey(registryKey)} has no allowed IPs on ${quote(iface)}`, 64)
-    this.registryAddress = this.init.registryAddress ?? firstHost(mesh)
+    const hubPrefixes = registryPeer.allowedIps.map(parsePrefix)
+    const hubPrefix = hubPrefixes[0]
+    if (hubPrefix === undefined) throw new WgnatError(`registry peer ${shortKey(registryKey)} has no allowed IPs on ${quote(iface)}`, 64)
+    this.meshPrefixes = meshPrefixes(hubPrefixes, interfaceAddresses(iface))
+    this.registryAddress = this.init.registryAddress ?? firstHost(hubPrefix)
     const port = this.init.registryPort ?? registryPeer.endpoint?.port
     if (port === undefined) throw new WgnatError(`registry peer ${shortKey(registryKey)} has no endpoint to take the port from: pass --registry-port`, 64)
     this.registry = new RegistryClient({ address: this.registryAddress, port })

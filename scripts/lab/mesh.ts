@@ -1,0 +1,134 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { SpawnedProcess } from './command.js'
+import type { Lab } from './types.js'
+
+/** wgnat's own processes in a lab: the registry on the hub, a client per spoke, started as a user would. */
+
+function repoRoot (): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir)
+    if (up === dir) throw new Error('wgnat repository root not found')
+    dir = up
+  }
+  return dir
+}
+
+export const SERVER_BIN = join(repoRoot(), 'dist/src/server/bin.js')
+export const CLIENT_BIN = join(repoRoot(), 'dist/src/client/bin.js')
+
+export interface MeshProcesses {
+  server: SpawnedProcess | undefined
+  clients: Record<string, SpawnedProcess>
+  stateDir: string
+  /** Everything the processes printed so far, for a failing test's message. */
+  logs: () => string
+  /** Stop a client with SIGTERM and wait for it to exit; returns its exit code and how long it took. */
+  stopClient: (name: string) => Promise<{ exitCode: number | undefined, ms: number }>
+  startClient: (name: string, args?: string[]) => SpawnedProcess
+  cleanup: () => void
+}
+
+export interface MeshOptions {
+  serverArgs?: string[]
+  /** Extra client arguments; the defaults are `-t 1m`. */
+  clientArgs?: string[]
+  /** Clients to start (default: all). */
+  clients?: string[]
+  /** Don't start the registry. */
+  noServer?: boolean
+}
+
+export function startMesh (lab: Lab, opts: MeshOptions = {}): MeshProcesses {
+  const stateDir = mkdtempSync(join(tmpdir(), `wgnat-e2e-${lab.id}-`))
+  const server = opts.noServer === true
+    ? undefined
+    : lab.spawn('hub', [process.execPath, SERVER_BIN, '-i', lab.hub.wgIf, '--log-level', 'debug', ...(opts.serverArgs ?? [])])
+  const clients: Record<string, SpawnedProcess> = {}
+  const output = new Map<SpawnedProcess, string[]>()
+  const collect = (p: SpawnedProcess | undefined): void => {
+    if (p === undefined) return
+    const lines: string[] = []
+    output.set(p, lines)
+    p.all?.on('data', (chunk: Buffer) => { lines.push(String(chunk)); if (lines.length > 2000) lines.splice(0, 1000) })
+  }
+  collect(server)
+  const startClient = (name: string, args: string[] = opts.clientArgs ?? []): SpawnedProcess => {
+    const host = lab.clients[name]
+    if (host === undefined) throw new Error(`no client ${name}`)
+    const proc = lab.spawn(name, [process.execPath, CLIENT_BIN, '-i', host.wgIf, '-r', lab.hub.publicKey, '-t', '1m',
+      '--state-dir', join(stateDir, name), '--log-level', 'debug', ...args])
+    clients[name] = proc
+    collect(proc)
+    return proc
+  }
+  for (const name of opts.clients ?? Object.keys(lab.clients)) startClient(name)
+  const logs = (): string => {
+    const tail = (p: SpawnedProcess | undefined): string => (p === undefined ? [] : output.get(p) ?? []).join('').split('\n').slice(-80).join('\n')
+    const parts = [`--- wgnat-server\n${tail(server)}`]
+    for (const [name, p] of Object.entries(clients)) parts.push(`--- wgnat-client ${name}\n${tail(p)}`)
+    return parts.join('\n')
+  }
+  return {
+    server,
+    clients,
+    stateDir,
+    logs,
+    startClient,
+    async stopClient (name) {
+      const p = clients[name]
+      if (p === undefined) throw new Error(`no client ${name}`)
+      const t0 = Date.now()
+      p.kill('SIGTERM')
+      const r = await p
+      return { exitCode: r.exitCode, ms: Date.now() - t0 }
+    },
+    cleanup () {
+      server?.kill('SIGTERM')
+      for (const p of Object.values(clients)) p.kill('SIGTERM')
+      rmSync(stateDir, { recursive: true, force: true })
+    }
+  }
+}
+
+export type PathKind = 'direct' | 'via hub' | 'none'
+
+/**
+ * How `from` reaches `to` right now: `direct` when `to`'s allowed IPs sit on `to`'s own peer on `from`'s interface
+ * (WireGuard sends it straight there), otherwise via the hub; `none` when a ping gets no answer at all.
+ */
+export async function pathBetween (lab: Lab, from: string, to: string, pingTimeoutS = 1): Promise<{ path: PathKind, rttMs: number | undefined }> {
+  const a = lab.clients[from]; const b = lab.clients[to]
+  if (a === undefined || b === undefined) throw new Error(`no such clients ${from}, ${to}`)
+  const dump = await lab.exec(from, ['wg', 'show', a.wgIf, 'dump'], { reject: false })
+  const direct = dump.stdout.split('\n').slice(1).some((line) => {
+    const f = line.split('\t')
+    return f[0] === b.publicKey && (f[3] ?? '').split(',').includes(`${b.tunnelIp}/32`)
+  })
+  const ping = await lab.ping(from, b.tunnelIp, { count: 1, timeoutS: pingTimeoutS })
+  if (ping.received === 0) return { path: 'none', rttMs: undefined }
+  return { path: direct ? 'direct' : 'via hub', rttMs: ping.rttMs[0] }
+}
+
+/** Ping until the first reply or the deadline; returns milliseconds from `sinceMs` to the first reply. */
+export async function waitForPing (lab: Lab, from: string, toIp: string, deadlineMs: number, sinceMs = Date.now()): Promise<number | undefined> {
+  while (Date.now() < deadlineMs) {
+    const r = await lab.ping(from, toIp, { count: 1, timeoutS: 1 })
+    if (r.received > 0) return Date.now() - sinceMs
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return undefined
+}
+
+/** Poll `check` every 100 ms until it returns true or `timeoutMs` passes; returns the elapsed ms or undefined. */
+export async function waitFor (check: () => Promise<boolean>, timeoutMs: number): Promise<number | undefined> {
+  const t0 = Date.now()
+  while (Date.now() - t0 < timeoutMs) {
+    if (await check()) return Date.now() - t0
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return undefined
+}

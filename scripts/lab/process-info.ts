@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs'
+
+/** Facts about processes from /proc, for telling a live lab owner from a dead one (or a reused pid). */
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or undefined when the pid is gone. */
+export function processStartTime (pid: number): string | undefined {
+  const fields = statFields(pid)
+  // Fields after the command name start at field 3, so field 22 is index 19.
+  return fields?.[19]
+}
+
+/** True when the pid exists and is not a zombie. */
+export function processAlive (pid: number): boolean {
+  const fields = statFields(pid)
+  return fields !== undefined && fields[0] !== 'Z' && fields[0] !== 'X'
+}
+
+/** The owner of a lab is alive when its pid exists and started at the recorded time (so it was not reused). */
+export function ownerAlive (owner: { pid: number, startTime: string }): boolean {
+  return processAlive(owner.pid) && processStartTime(owner.pid) === owner.startTime
+}
+
+function statFields (pid: number): string[] | undefined {
+  if (!Number.isInteger(pid) || pid <= 0) return undefined
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return undefined
+  }
+  // The command name (field 2) is in parentheses and may contain spaces or parentheses.
+  const end = stat.lastIndexOf(')')
+  if (end < 0) return undefined
+  return stat.slice(end + 2).trim().split(' ')
+}
