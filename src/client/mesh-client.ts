@@ -4,6 +4,7 @@ import { interfaceAddresses } from '../shared/interface-addresses.js'
 import type { Logger } from '../shared/log.js'
 import type { TablePeer, TableResponse } from '../shared/protocol.js'
 import { sleep, Wakeup } from '../shared/sleep.js'
+import { formatDuration } from '../shared/duration.js'
 import type { WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack } from './reconcile.js'
@@ -56,8 +57,8 @@ export const LONG_POLL_S = 25
 export const PENDING_TICK_MS = 150
 /** Device read interval otherwise: catches dead direct paths and peers changed behind our back. */
 export const IDLE_TICK_MS = 2000
-/** First wait after a failed registry call; doubles up to the interval. */
-export const RETRY_BASE_MS = 1000
+/** First wait after a failed registry call (the registry may still be starting); doubles up to 30 s or the interval. */
+export const RETRY_BASE_MS = 250
 
 /**
  * The client daemon: keeps the registry's table (pushed by long-poll, full refresh every interval) and drives the
@@ -149,7 +150,7 @@ export class MeshClient {
         if (signal.aborted) break
         failures++
         const waitMs = Math.min(this.init.intervalMs, 30_000, RETRY_BASE_MS * 2 ** (failures - 1))
-        if (failures === 1 || failures % 10 === 0) this.log.warn(`${messageOf(err)}; keeping the last good state, retrying in ${Math.round(waitMs / 1000)}s`)
+        if (failures === 1 || failures % 10 === 0) this.log.warn(`${messageOf(err)}; keeping the last good state, retrying in ${formatDuration(waitMs)}`)
         await sleep(waitMs, signal)
         continue
       }
