@@ -1,11 +1,13 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { addCommonOptions, durationArg, intArg, runDaemon, type RunIo } from '../shared/cli.js'
+import { addCommonOptions, durationArg, intArg, runCommand, runDaemon, type RunIo } from '../shared/cli.js'
 import { quote } from '../shared/errors.js'
 import { parseIp } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
 import { wgCli, type WgControl } from '../shared/wg.js'
 import { isWgKey } from '../shared/wg-dump.js'
 import { MeshClient } from './mesh-client.js'
+import { renderStatus } from './status.js'
+import { defaultStatusSocket, fetchStatus } from './status-socket.js'
 
 export interface ClientOptions {
   interface: string
@@ -17,6 +19,7 @@ export interface ClientOptions {
   stateDir: string
   directTimeout: number
   push: boolean
+  statusSocket?: string
 }
 
 function keyArg (value: string): string {
@@ -40,7 +43,17 @@ export function clientProgram (): Command {
     .addOption(new Option('--state-dir <dir>', 'where the client records the peers it added').default('/var/lib/wgnat').env('WGNAT_STATE_DIR'))
     .addOption(new Option('--direct-timeout <duration>', 'give up a direct attempt without handshake after this long, Go syntax').argParser(durationArg(500)).default(10_000, '10s').env('WGNAT_DIRECT_TIMEOUT'))
     .addOption(new Option('--no-push', 'do not long-poll the registry; fetch once per interval like wg-nat').env('WGNAT_NO_PUSH'))
+    .addOption(new Option('--status-socket <path>', 'Unix socket for `wgnat-client status` (default: /run/wgnat/<interface>.sock)').env('WGNAT_STATUS_SOCKET'))
+    .addHelpText('after', '\nStatus of a running client: wgnat-client status -i <interface> [--json]')
   return addCommonOptions(program)
+}
+
+export function statusProgram (): Command {
+  return new Command('wgnat-client status')
+    .description('Show what a running wgnat-client knows: per peer, its path (direct / trying / via hub / unreachable) and why.')
+    .addOption(new Option('-i, --interface <name>', 'WireGuard interface of the running client').env('WGNAT_INTERFACE').makeOptionMandatory())
+    .addOption(new Option('--status-socket <path>', 'the client\'s status socket (default: /run/wgnat/<interface>.sock)').env('WGNAT_STATUS_SOCKET'))
+    .option('--json', 'print the status as JSON, the structure the daemon holds')
 }
 
 export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli()): Promise<MeshClient> {
@@ -53,6 +66,7 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg: WgCo
     registryPort: opts.registryPort,
     stateDir: opts.stateDir,
     push: opts.push,
+    statusSocket: opts.statusSocket ?? defaultStatusSocket(opts.interface),
     timing: { directTimeoutMs: opts.directTimeout }
   }, { wg, logger })
   await client.start()
@@ -60,5 +74,12 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg: WgCo
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {
+  if (argv[2] === 'status') {
+    return await runCommand(statusProgram(), [argv[0] ?? 'node', argv[1] ?? 'wgnat-client', ...argv.slice(3)], async (opts, out) => {
+      const iface = opts.interface as string
+      const status = await fetchStatus((opts.statusSocket as string | undefined) ?? defaultStatusSocket(iface))
+      out(opts.json === true ? JSON.stringify(status, null, 2) + '\n' : renderStatus(status, Math.floor(Date.now() / 1000)))
+    }, io)
+  }
   return await runDaemon(clientProgram(), argv, async (opts, logger) => await startClient(opts as unknown as ClientOptions, logger), io)
 }

@@ -10,6 +10,8 @@ import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack } from './reconcile.js'
 import { RegistryClient } from './registry-client.js'
 import { StateStore } from './state-store.js'
+import { peerStatus, type ClientStatus } from './status.js'
+import { serveStatus } from './status-socket.js'
 import { vetTable, type DesiredPeer } from './vet-table.js'
 
 export interface MeshClientInit {
@@ -28,6 +30,8 @@ export interface MeshClientInit {
   timing?: Partial<PathTiming>
   /** Long-poll the registry for changes (push). Off: poll once per interval, like wg-nat. @default true */
   push?: boolean
+  /** Unix socket for `wgnat-client status`; none when undefined. */
+  statusSocket?: string
 }
 
 export interface MeshClientComponents {
@@ -82,6 +86,10 @@ export class MeshClient {
   private desired: Map<string, DesiredPeer> | null = null
   private lastWarnings = new Set<string>()
   private loops: Array<Promise<void>> = []
+  private lastDevice: WgDevice | undefined
+  private registryState = { reachable: false, version: 0, relay: false, lastSyncS: 0 }
+  private selfEntry: TablePeer | undefined
+  private statusServer: { close: () => Promise<void> } | undefined
   /** Resolves after the first table was applied (tests, benchmarks). */
   readonly firstSync: Promise<void>
   private markFirstSync!: () => void
@@ -114,6 +122,14 @@ export class MeshClient {
     const managed = await this.store.load()
     this.tracks = adoptTracks(device, managed, this.nowMs(), this.timing)
     this.log.info({ registry: this.registry.url, mesh: this.meshPrefixes.map((p) => p.text), adopted: this.tracks.size }, `syncing ${iface} with the registry at ${this.registry.url}`)
+    this.lastDevice = device
+    if (this.init.statusSocket !== undefined) {
+      try {
+        this.statusServer = await serveStatus(this.init.statusSocket, () => this.status())
+      } catch (err) {
+        this.log.warn(`no status socket at ${quote(this.init.statusSocket)}: ${messageOf(err)}`)
+      }
+    }
     this.loops = [this.syncLoop(), this.tickLoop()]
   }
 
@@ -121,6 +137,20 @@ export class MeshClient {
     this.abort.abort()
     this.wakeup.wake()
     await Promise.all(this.loops)
+    await this.statusServer?.close()
+  }
+
+  /** Everything `wgnat-client status` shows. */
+  status (): ClientStatus {
+    const handshakes = new Map((this.lastDevice?.peers ?? []).map((p) => [p.publicKey, p.latestHandshake]))
+    const keys = new Set([...this.tracks.keys(), ...(this.desired?.keys() ?? [])])
+    return {
+      interface: this.init.iface,
+      publicKey: this.selfKey,
+      registry: { url: this.registry.url, ...this.registryState },
+      self: { endpoint: this.selfEntry?.endpoint ?? null, natClass: 'unknown', mappedEndpoint: null },
+      peers: [...keys].sort().map((key) => peerStatus(key, this.tracks.get(key), this.desired?.get(key), handshakes.get(key) ?? 0, this.registryState.relay))
+    }
   }
 
   /** Per managed peer: its path and why (for status). */
@@ -144,11 +174,14 @@ export class MeshClient {
         if (res.full) lastFullMs = this.nowMs()
         if (res.version !== version || res.full) this.takeTable(res)
         version = res.version
+        this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
+        this.selfEntry = res.self
         if (failures > 0) this.log.info('registry reachable again')
         failures = 0
       } catch (err) {
         if (signal.aborted) break
         failures++
+        this.registryState.reachable = false
         const waitMs = Math.min(this.init.intervalMs, 30_000, RETRY_BASE_MS * 2 ** (failures - 1))
         if (failures === 1 || failures % 10 === 0) this.log.warn(`${messageOf(err)}; keeping the last good state, retrying in ${formatDuration(waitMs)}`)
         await sleep(waitMs, signal)
@@ -191,6 +224,7 @@ export class MeshClient {
 
   private async tick (): Promise<void> {
     const device = await this.wg.show(this.init.iface)
+    this.lastDevice = device
     if (this.tableChanged && this.table !== null) {
       this.tableChanged = false
       this.desired = this.vet(device)
@@ -206,6 +240,7 @@ export class MeshClient {
     for (const e of out.events) {
       const endpoint = out.tracks.get(e.publicKey)?.endpoint ?? undefined
       this.log.info({ peer: shortKey(e.publicKey), endpoint }, `peer ${shortKey(e.publicKey)}: ${e.from} -> ${e.to} (${e.reason})`)
+      if (e.to === 'hub' && !this.registryState.relay) this.log.warn({ peer: shortKey(e.publicKey) }, `peer ${shortKey(e.publicKey)} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
     }
     if (this.desired !== null) this.markFirstSync()
   }

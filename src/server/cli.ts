@@ -6,11 +6,13 @@ import type { Logger } from '../shared/log.js'
 import { wgCli, type WgControl } from '../shared/wg.js'
 import { closeAll, listenOn, registryHandler } from './registry-http.js'
 import { RegistryService } from './registry-service.js'
+import { enableRelay, type RelayHandle } from './relay.js'
 
 export interface ServerOptions {
   interface: string
   port?: number
   pollMs: number
+  relay: boolean
 }
 
 export function serverProgram (): Command {
@@ -19,6 +21,7 @@ export function serverProgram (): Command {
     .addOption(new Option('-i, --interface <name>', 'WireGuard interface of the hub').env('WGNAT_INTERFACE').makeOptionMandatory())
     .addOption(new Option('--port <port>', 'TCP port on the tunnel addresses (default: the WireGuard listen port)').argParser(intArg(1, 65535)).env('WGNAT_PORT'))
     .addOption(new Option('--poll <duration>', 'how often the interface is read, Go syntax').argParser(durationArg(50)).default(1000, '1s').env('WGNAT_POLL'))
+    .addOption(new Option('--relay', 'forward between peers (IP forwarding and a FORWARD rule, undone on exit), so pairs without a direct path keep working through the hub').default(false).env('WGNAT_RELAY'))
   return addCommonOptions(program)
 }
 
@@ -36,11 +39,15 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     service.stop()
     throw new WgnatError(`interface ${quote(opts.interface)} has no listen port: set one or pass --port`, 64)
   }
+  let relay: RelayHandle | undefined
   let servers
   try {
-    servers = await listenOn(addresses, port, registryHandler(service, logger))
+    if (opts.relay) relay = await enableRelay(opts.interface, logger)
+    servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: opts.relay }))
   } catch (err) {
     service.stop()
+    await relay?.stop()
+    if (err instanceof WgnatError) throw err
     throw new WgnatError(`cannot listen on ${addresses.join(', ')} port ${port}: ${(err as Error).message}`)
   }
   logger.info({ addresses, port }, `registry listening on ${addresses.map((a) => `${a.includes(':') ? `[${a}]` : a}:${port}`).join(', ')}`)
@@ -48,6 +55,7 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     async stop () {
       service.stop()
       await closeAll(servers)
+      await relay?.stop()
     }
   }
 }

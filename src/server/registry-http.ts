@@ -18,7 +18,8 @@ class HttpError extends Error {
  * The registry's request handler. The caller is whoever WireGuard says the source address belongs to;
  * nothing the client sends about its own identity is trusted.
  */
-export function registryHandler (service: RegistryService, logger: Logger) {
+export function registryHandler (service: RegistryService, logger: Logger, opts: { relay?: boolean } = {}) {
+  const relay = String(opts.relay ?? false)
   return async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const source = normaliseIp(req.socket.remoteAddress ?? '')
@@ -53,7 +54,7 @@ export function registryHandler (service: RegistryService, logger: Logger) {
     const self = t.get(caller)
     if (self === undefined) throw new HttpError(403, 'caller is no longer a peer of this hub')
     const delta = t.since(since, caller)
-    send(res, 200, `{"version":${delta.version},"now":${t.now},"full":${String(delta.full)},"self":${JSON.stringify(self)},` +
+    send(res, 200, `{"version":${delta.version},"now":${t.now},"relay":${relay},"full":${String(delta.full)},"self":${JSON.stringify(self)},` +
       `"peers":[${delta.peersJson.join(',')}],"removed":${JSON.stringify(delta.removed)}}`)
   }
 

@@ -51,6 +51,42 @@ export interface RunIo {
   stopSignal?: Promise<string>
 }
 
+/** Parse argv with `program` and run a one-shot command that prints to stdout. Same error rules as runDaemon. */
+export async function runCommand (
+  program: Command,
+  argv: string[],
+  action: (opts: Record<string, unknown>, out: (text: string) => void) => Promise<void>,
+  io: RunIo = {}
+): Promise<number> {
+  const stderr = io.stderr ?? ((line: string) => process.stderr.write(line + '\n'))
+  const stdout = io.stdout ?? ((t: string) => process.stdout.write(t))
+  const parsed = await parse(program, argv, stderr, stdout)
+  if (typeof parsed === 'number') return parsed
+  try {
+    await action(parsed, stdout)
+    return 0
+  } catch (err) {
+    stderr(`${program.name()}: ${messageOf(err)}`)
+    return err instanceof WgnatError ? err.exitCode : 1
+  }
+}
+
+/** Parse argv; a number is the exit code to return at once (help shown, or a usage error already printed). */
+async function parse (program: Command, argv: string[], stderr: (line: string) => void, stdout: (t: string) => void): Promise<Record<string, unknown> | number> {
+  program.exitOverride()
+  program.configureOutput({ writeErr: (text) => stderr(text.trimEnd()), writeOut: stdout })
+  try {
+    await program.parseAsync(argv)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : EXIT_USAGE
+    }
+    stderr(`${program.name()}: ${messageOf(err)}`)
+    return err instanceof WgnatError ? err.exitCode : 1
+  }
+  return program.opts()
+}
+
 /**
  * Parse argv with `program`, then run the daemon until a stop signal. Returns the exit code; never calls
  * process.exit and never prints a stack trace: usage errors exit 64, start-up errors their WgnatError code.
@@ -62,21 +98,8 @@ export async function runDaemon (
   io: RunIo = {}
 ): Promise<number> {
   const stderr = io.stderr ?? ((line: string) => process.stderr.write(line + '\n'))
-  program.exitOverride()
-  program.configureOutput({
-    writeErr: (text) => stderr(text.trimEnd()),
-    writeOut: (text) => (io.stdout ?? ((t: string) => process.stdout.write(t)))(text)
-  })
-  try {
-    await program.parseAsync(argv)
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : EXIT_USAGE
-    }
-    stderr(`${program.name()}: ${messageOf(err)}`)
-    return err instanceof WgnatError ? err.exitCode : 1
-  }
-  const opts = program.opts()
+  const opts = await parse(program, argv, stderr, io.stdout ?? ((t: string) => process.stdout.write(t)))
+  if (typeof opts === 'number') return opts
   const logger = createLogger({ name: program.name(), level: opts.logLevel as LogLevel, format: opts.logFormat as LogFormat })
   let daemon: Daemon
   try {

@@ -55,6 +55,8 @@ export const tableResponseSchema = z.object({
   version: z.number().int().nonnegative(),
   /** Unix seconds on the hub when the snapshot was read. */
   now: z.number().int().nonnegative(),
+  /** The hub forwards between peers (`wgnat-server --relay`): a pair without a direct path still works through it. */
+  relay: z.boolean().default(false),
   /** True: `peers` is the whole table. False: only what changed since the requested version. */
   full: z.boolean(),
   self: tablePeerSchema,

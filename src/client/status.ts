@@ -1,0 +1,58 @@
+import type { PeerTrack } from './reconcile.js'
+import type { DesiredPeer } from './vet-table.js'
+import { shortKey } from '../shared/wg-dump.js'
+
+/** How a peer's traffic flows, as `wgnat-client status` shows it. */
+export type PathStatus = 'direct' | 'trying' | 'via hub' | 'unreachable'
+
+export interface PeerStatus {
+  publicKey: string
+  path: PathStatus
+  endpoint: string | null
+  natClass: string
+  /** Unix seconds of the last handshake on this interface; 0 = never. */
+  latestHandshake: number
+  /** Unix seconds when the peer entered this path. */
+  sinceS: number
+  reason: string
+}
+
+/** What the running client knows, served as JSON on its status socket; the table view is rendered from it. */
+export interface ClientStatus {
+  interface: string
+  publicKey: string
+  registry: { url: string, reachable: boolean, version: number, relay: boolean, lastSyncS: number }
+  self: { endpoint: string | null, natClass: string, mappedEndpoint: string | null }
+  peers: PeerStatus[]
+}
+
+/** The path a peer is on, from its track (if managed) and what the hub does for pairs without a direct path. */
+export function peerStatus (key: string, track: PeerTrack | undefined, want: DesiredPeer | undefined, handshake: number, relay: boolean): PeerStatus {
+  const fallback: PathStatus = relay ? 'via hub' : 'unreachable'
+  const path: PathStatus = track === undefined ? fallback : track.phase === 'direct' ? 'direct' : track.phase === 'trying' ? 'trying' : fallback
+  return {
+    publicKey: key,
+    path,
+    endpoint: track?.endpoint ?? (want?.endpoint === null || want === undefined ? null : `${want.endpoint.address}:${want.endpoint.port}`),
+    natClass: want?.natClass ?? 'unknown',
+    latestHandshake: handshake,
+    sinceS: Math.floor((track?.sinceMs ?? 0) / 1000),
+    reason: track?.reason ?? (want?.endpoint == null ? 'no endpoint known to the hub' : 'not tried yet')
+  }
+}
+
+/** The human view: one line per peer. */
+export function renderStatus (s: ClientStatus, nowS: number): string {
+  const ago = (t: number): string => t === 0 ? 'never' : `${Math.max(0, nowS - t)}s ago`
+  const lines = [
+    `interface ${s.interface}  key ${shortKey(s.publicKey)}  public ${s.self.endpoint ?? '?'}  NAT ${s.self.natClass}${s.self.mappedEndpoint === null ? '' : ` (STUN ${s.self.mappedEndpoint})`}`,
+    `registry ${s.registry.url}  ${s.registry.reachable ? 'reachable' : 'UNREACHABLE'}  version ${s.registry.version}  last sync ${ago(s.registry.lastSyncS)}  hub ${s.registry.relay ? 'relays' : 'does not relay'}`,
+    ''
+  ]
+  const rows = [['PEER', 'PATH', 'ENDPOINT', 'NAT', 'HANDSHAKE', 'SINCE', 'WHY']]
+  for (const p of s.peers) rows.push([shortKey(p.publicKey), p.path, p.endpoint ?? '-', p.natClass, ago(p.latestHandshake), p.sinceS === 0 ? '-' : ago(p.sinceS), p.reason])
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  for (const r of rows) lines.push(r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  '))
+  if (s.peers.length === 0) lines.push('(no other peers)')
+  return lines.join('\n') + '\n'
+}

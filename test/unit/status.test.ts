@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest'
+import { meshPrefixes } from '../../src/client/mesh-client.js'
+import { peerStatus, renderStatus, type ClientStatus } from '../../src/client/status.js'
+import { parsePrefix } from '../../src/shared/ip.js'
+import { ep } from '../helpers/fake-wg.js'
+import { testKey } from '../helpers/keys.js'
+
+const B = testKey('b')
+const track = (phase: 'trying' | 'direct' | 'hub') => ({ phase, sinceMs: 1_700_000_000_000, failures: 0, retryAtMs: 0, endpoint: '198.18.12.2:51820', rx: 0, rxAtMs: 0, reason: 'because' })
+const want = { publicKey: B, endpoint: ep('198.18.12.2:51820'), allowedIps: ['100.64.0.3/32'], online: true, candidates: [], natClass: 'easy' }
+
+describe('status', () => {
+  it.each([
+    ['direct', true, 'direct'], ['trying', true, 'trying'], ['hub', true, 'via hub'], ['hub', false, 'unreachable']
+  ] as const)('a %s peer with relay=%s shows as %s', (phase, relay, path) => {
+    expect(peerStatus(B, track(phase), want, 0, relay).path).toBe(path)
+  })
+
+  it('an untracked peer without endpoint says why', () => {
+    expect(peerStatus(B, undefined, { ...want, endpoint: null }, 0, true)).toMatchObject({ path: 'via hub', endpoint: null, reason: 'no endpoint known to the hub' })
+  })
+
+  it('renders one line per peer from the same structure --json prints', () => {
+    const s: ClientStatus = {
+      interface: 'wg0',
+      publicKey: testKey('self'),
+      registry: { url: 'http://100.64.0.1:51820', reachable: true, version: 7, relay: true, lastSyncS: 1_700_000_100 },
+      self: { endpoint: '198.18.11.2:51820', natClass: 'easy', mappedEndpoint: null },
+      peers: [peerStatus(B, track('direct'), want, 1_700_000_090, true)]
+    }
+    const text = renderStatus(s, 1_700_000_100)
+    expect(text).toContain('registry http://100.64.0.1:51820  reachable  version 7')
+    expect(text).toMatch(new RegExp(`${B.slice(0, 8)}\\s+direct\\s+198\\.18\\.12\\.2:51820\\s+easy\\s+10s ago`))
+    expect(text).not.toContain(B) // only the short key
+  })
+})
+
+describe('meshPrefixes', () => {
+  it('adds the interface\'s own subnet to a /32 hub peer, but not host addresses', () => {
+    const got = meshPrefixes([parsePrefix('100.64.0.1/32')], [{ address: '100.64.0.2', bits: 24 }, { address: '198.19.1.2', bits: 32 }])
+    expect(got.map((p) => p.text)).toEqual(['100.64.0.1/32', '100.64.0.0/24'])
+  })
+  it('does not repeat a subnet the hub peer already covers', () => {
+    expect(meshPrefixes([parsePrefix('100.64.0.0/24')], [{ address: '100.64.0.2', bits: 24 }]).map((p) => p.text)).toEqual(['100.64.0.0/24'])
+  })
+})
