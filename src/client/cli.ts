@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { addCommonOptions, durationArg, intArg, runCommand, runDaemon, type RunIo } from '../shared/cli.js'
-import { quote } from '../shared/errors.js'
-import { parseIp } from '../shared/ip.js'
+import { lookup } from 'node:dns/promises'
+import { UsageError, messageOf, quote } from '../shared/errors.js'
+import { parseIp, type Endpoint } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
 import { wgCli, type WgControl } from '../shared/wg.js'
 import { isWgKey } from '../shared/wg-dump.js'
@@ -20,11 +21,37 @@ export interface ClientOptions {
   directTimeout: number
   push: boolean
   statusSocket?: string
+  stun: string[]
+  hubStunPort: number
+  raw: boolean
+  punchTtl?: number
 }
 
 function keyArg (value: string): string {
   if (!isWgKey(value)) throw new InvalidArgumentError(`${quote(value)} is not a WireGuard public key (44 characters of base64)`)
   return value
+}
+
+function collectStun (value: string, previous: string[]): string[] {
+  if (!/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(value) || Number(value.slice(value.lastIndexOf(':') + 1)) > 65535) {
+    throw new InvalidArgumentError(`${quote(value)} is not host:port`)
+  }
+  return [...previous, ...value.split(',').filter(Boolean)]
+}
+
+/** Resolve `--stun` values to IPv4 endpoints (STUN from the WireGuard port is IPv4 only). */
+async function resolveStun (values: string[]): Promise<Endpoint[]> {
+  return await Promise.all(values.map(async (value) => {
+    const i = value.lastIndexOf(':')
+    const host = value.slice(0, i).replace(/^\[|\]$/g, '')
+    const port = Number(value.slice(i + 1))
+    try {
+      const { address } = await lookup(host, { family: 4 })
+      return { address, port }
+    } catch (err) {
+      throw new UsageError(`--stun ${quote(value)}: cannot resolve ${quote(host)} to an IPv4 address: ${messageOf(err)}`)
+    }
+  }))
 }
 
 function ipArg (value: string): string {
@@ -44,6 +71,10 @@ export function clientProgram (): Command {
     .addOption(new Option('--direct-timeout <duration>', 'give up a direct attempt without handshake after this long, Go syntax').argParser(durationArg(500)).default(10_000, '10s').env('WGNAT_DIRECT_TIMEOUT'))
     .addOption(new Option('--no-push', 'do not long-poll the registry; fetch once per interval like wg-nat').env('WGNAT_NO_PUSH'))
     .addOption(new Option('--status-socket <path>', 'Unix socket for `wgnat-client status` (default: /run/wgnat/<interface>.sock)').env('WGNAT_STATUS_SOCKET'))
+    .addOption(new Option('--stun <host:port>', 'also ask this STUN server for our mapping (repeatable)').argParser(collectStun).default([]).env('WGNAT_STUN'))
+    .addOption(new Option('--hub-stun-port <port>', 'STUN port of wgnat-server on the hub\'s public address (0: do not ask the hub)').argParser(intArg(0, 65535)).default(3478).env('WGNAT_HUB_STUN_PORT'))
+    .addOption(new Option('--punch-ttl <hops>', 'punch from the WireGuard port with this TTL before each attempt: enough hops to open our own NAT, too few to reach the far one (for routers that clash on simultaneous open)').argParser(intArg(1, 255)).env('WGNAT_PUNCH_TTL'))
+    .addOption(new Option('--no-raw', 'no raw sockets: no STUN from the WireGuard port, no punching').env('WGNAT_NO_RAW'))
     .addHelpText('after', '\nStatus of a running client: wgnat-client status -i <interface> [--json]')
   return addCommonOptions(program)
 }
@@ -67,6 +98,10 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg: WgCo
     stateDir: opts.stateDir,
     push: opts.push,
     statusSocket: opts.statusSocket ?? defaultStatusSocket(opts.interface),
+    stunServers: await resolveStun(opts.stun),
+    hubStunPort: opts.hubStunPort,
+    raw: opts.raw,
+    punchTtl: opts.punchTtl,
     timing: { directTimeoutMs: opts.directTimeout }
   }, { wg, logger })
   await client.start()

@@ -1,5 +1,5 @@
 import { WgnatError, messageOf, quote } from '../shared/errors.js'
-import { firstHost, parsePrefix, type Prefix } from '../shared/ip.js'
+import { firstHost, parseEndpoint, parsePrefix, type Endpoint, type Prefix } from '../shared/ip.js'
 import { interfaceAddresses } from '../shared/interface-addresses.js'
 import type { Logger } from '../shared/log.js'
 import type { TablePeer, TableResponse } from '../shared/protocol.js'
@@ -7,7 +7,9 @@ import { sleep, Wakeup } from '../shared/sleep.js'
 import { formatDuration } from '../shared/duration.js'
 import type { WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
-import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack } from './reconcile.js'
+import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
+import { NatMonitor } from './nat-monitor.js'
+import { punch } from './puncher.js'
 import { RegistryClient } from './registry-client.js'
 import { StateStore } from './state-store.js'
 import { peerStatus, type ClientStatus } from './status.js'
@@ -32,6 +34,14 @@ export interface MeshClientInit {
   push?: boolean
   /** Unix socket for `wgnat-client status`; none when undefined. */
   statusSocket?: string
+  /** UDP port of the hub's STUN server (wgnat-server --stun-port); 0: do not ask the hub. @default 3478 */
+  hubStunPort?: number
+  /** More STUN servers to ask (`--stun`). */
+  stunServers?: Endpoint[]
+  /** Raw-socket features (STUN from the WireGuard port, punching). @default true */
+  raw?: boolean
+  /** TTL of punch datagrams: low enough to open our own NAT but expire before the far one. Undefined: no punching. */
+  punchTtl?: number
 }
 
 export interface MeshClientComponents {
@@ -54,6 +64,9 @@ export function meshPrefixes (hubPrefixes: Prefix[], own: Array<{ address: strin
   }
   return out
 }
+
+/** With punching on, how long after the first punch WireGuard is let loose on a new peer. */
+export const PUNCH_LEAD_MS = 300
 
 /** Longest the client holds one long-poll open; below common NAT and proxy idle timeouts. */
 export const LONG_POLL_S = 25
@@ -90,6 +103,10 @@ export class MeshClient {
   private registryState = { reachable: false, version: 0, relay: false, lastSyncS: 0 }
   private selfEntry: TablePeer | undefined
   private statusServer: { close: () => Promise<void> } | undefined
+  private nat: NatMonitor | undefined
+  private hubEndpoint: Endpoint | null = null
+  private listenPort = 0
+  private retryNow = false
   /** Resolves after the first table was applied (tests, benchmarks). */
   readonly firstSync: Promise<void>
   private markFirstSync!: () => void
@@ -119,6 +136,8 @@ export class MeshClient {
     const port = this.init.registryPort ?? registryPeer.endpoint?.port
     if (port === undefined) throw new WgnatError(`registry peer ${shortKey(registryKey)} has no endpoint to take the port from: pass --registry-port`, 64)
     this.registry = new RegistryClient({ address: this.registryAddress, port })
+    this.hubEndpoint = registryPeer.endpoint
+    this.listenPort = device.listenPort
     const managed = await this.store.load()
     this.tracks = adoptTracks(device, managed, this.nowMs(), this.timing)
     this.log.info({ registry: this.registry.url, mesh: this.meshPrefixes.map((p) => p.text), adopted: this.tracks.size }, `syncing ${iface} with the registry at ${this.registry.url}`)
@@ -130,13 +149,29 @@ export class MeshClient {
         this.log.warn(`no status socket at ${quote(this.init.statusSocket)}: ${messageOf(err)}`)
       }
     }
+    this.nat = this.natMonitor()
+    this.nat.start()
     this.loops = [this.syncLoop(), this.tickLoop()]
+  }
+
+  private natMonitor (): NatMonitor {
+    const hubStunPort = this.init.hubStunPort ?? 3478
+    const stunServers = [...(this.hubEndpoint !== null && hubStunPort > 0 ? [{ address: this.hubEndpoint.address, port: hubStunPort }] : []), ...(this.init.stunServers ?? [])]
+    return new NatMonitor({ iface: this.init.iface, listenPort: this.listenPort, meshPrefixes: this.meshPrefixes, stunServers, raw: this.init.raw }, {
+      logger: this.log,
+      hubView: () => {
+        const mapped = this.selfEntry?.endpoint
+        return this.hubEndpoint === null || mapped == null ? null : { hub: this.hubEndpoint, mapped: parseEndpoint(mapped) }
+      },
+      announce: async (a, signal) => { await this.registry.announce(a, signal) },
+      onNetworkChange: () => { this.retryNow = true; this.wakeup.wake() }
+    })
   }
 
   async stop (): Promise<void> {
     this.abort.abort()
     this.wakeup.wake()
-    await Promise.all(this.loops)
+    await Promise.all([...this.loops, this.nat?.stop()])
     await this.statusServer?.close()
   }
 
@@ -148,7 +183,7 @@ export class MeshClient {
       interface: this.init.iface,
       publicKey: this.selfKey,
       registry: { url: this.registry.url, ...this.registryState },
-      self: { endpoint: this.selfEntry?.endpoint ?? null, natClass: 'unknown', mappedEndpoint: null },
+      self: { endpoint: this.selfEntry?.endpoint ?? null, natClass: this.nat?.current?.announce.natClass ?? 'unknown', mappedEndpoint: this.nat?.current?.announce.mappedEndpoint ?? null },
       peers: [...keys].sort().map((key) => peerStatus(key, this.tracks.get(key), this.desired?.get(key), handshakes.get(key) ?? 0, this.registryState.relay))
     }
   }
@@ -175,6 +210,7 @@ export class MeshClient {
         if (res.version !== version || res.full) this.takeTable(res)
         version = res.version
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
+        if (res.self.endpoint !== this.selfEntry?.endpoint) this.nat?.recheck()
         this.selfEntry = res.self
         if (failures > 0) this.log.info('registry reachable again')
         failures = 0
@@ -229,7 +265,14 @@ export class MeshClient {
       this.tableChanged = false
       this.desired = this.vet(device)
     }
-    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing })
+    if (this.retryNow) {
+      // The network changed: every peer waiting on the hub gets a fresh attempt now.
+      this.retryNow = false
+      for (const [key, t] of this.tracks) if (t.phase === 'hub') this.tracks.set(key, { ...t, failures: 0, retryAtMs: 0, classes: undefined })
+    }
+    const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address }
+    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self })
+    await this.punchNewAttempts(out)
     if (out.changes.length > 0) {
       // Record new peers before adding them, so a crash in between never leaves a peer we forget we own.
       await this.store.save(new Set([...this.tracks.keys(), ...out.tracks.keys()]))
@@ -243,6 +286,23 @@ export class MeshClient {
       if (e.to === 'hub' && !this.registryState.relay) this.log.warn({ peer: shortKey(e.publicKey) }, `peer ${shortKey(e.publicKey)} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
     }
     if (this.desired !== null) this.markFirstSync()
+  }
+
+  /**
+   * Before WireGuard handshakes with a peer, open our own NAT towards it from the WireGuard port with low-TTL
+   * datagrams that expire before the far router, then give the far side's punches a moment: the far router then
+   * sees our handshake as a reply, not as an unsolicited packet that would clash with its own mapping.
+   */
+  private async punchNewAttempts (out: ReconcileOutput): Promise<void> {
+    if (this.init.punchTtl === undefined || this.nat?.rawAvailable !== true) return
+    const targets = out.events.filter((e) => e.to === 'trying').flatMap((e) => {
+      const endpoint = out.tracks.get(e.publicKey)?.endpoint
+      return endpoint == null ? [] : [parseEndpoint(endpoint)]
+    })
+    if (targets.length === 0) return
+    const first = punch({ localPort: this.listenPort, targets, ttl: this.init.punchTtl, signal: this.abort.signal })
+    void first.then((r) => { if (r.errors.length > 0) this.log.debug(`punch: ${r.errors[0] ?? ''}`) })
+    await sleep(PUNCH_LEAD_MS, this.abort.signal)
   }
 
   private vet (device: WgDevice): Map<string, DesiredPeer> {

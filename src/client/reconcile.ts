@@ -22,11 +22,15 @@ export interface PeerTrack {
   retryAtMs: number
   /** The endpoint being tried or used. */
   endpoint: string | null
+  /** The candidate endpoints (LAN ones, then the public one) when this phase began: new ones are a reason to try again. */
+  targets: string | null
   /** Last seen transfer-rx and when it last grew: a direct path that receives nothing is dead. */
   rx: number
   rxAtMs: number
   /** Why the peer is in this phase, for logs and status. */
   reason: string
+  /** NAT classes of both sides when the last attempt failed: a change is worth a new attempt. */
+  classes?: string
 }
 
 /** Timings of the path machine. Tests shorten them; each has its reason. */
@@ -41,6 +45,8 @@ export interface PathTiming {
   deadAfterMs: number
   /** Persistent keepalive for direct and trying peers, seconds: keeps NAT mappings open. */
   keepaliveS: number
+  /** After this many failed attempts in a row, stop trying until an endpoint or a NAT class changes. */
+  maxFailures: number
 }
 
 export function defaultTiming (keepaliveS: number): PathTiming {
@@ -50,7 +56,8 @@ export function defaultTiming (keepaliveS: number): PathTiming {
     retryMaxMs: 300_000,
     // Two missed keepalives plus slack for a rekey.
     deadAfterMs: (keepaliveS * 2 + 10) * 1000,
-    keepaliveS
+    keepaliveS,
+    maxFailures: 4
   }
 }
 
@@ -62,6 +69,8 @@ export interface ReconcileInput {
   desired: ReadonlyMap<string, DesiredPeer> | null
   tracks: ReadonlyMap<string, PeerTrack>
   timing: PathTiming
+  /** This client's NAT class and public address as the hub sees it (unknown/null before the first discovery). */
+  self?: { natClass: string, publicAddress: string | null }
 }
 
 export interface PathEvent { publicKey: string, from: PathPhase | 'new', to: PathPhase | 'removed', reason: string }
@@ -102,50 +111,72 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
   }
   if (desired === null) return { changes, tracks, events }
 
+  const selfClass = input.self?.natClass ?? 'unknown'
+  const selfPublic = input.self?.publicAddress ?? null
+
   for (const [key, want] of desired) {
     const old = input.tracks.get(key)
     const onDevice = devicePeers.get(key)
+    const candidates = candidatesOf(want, selfPublic)
+    const classes = `${selfClass}/${want.natClass}`
+    // The endpoint for attempt number `failures`: LAN candidates first, then the public one, round and round.
+    const pick = (failures: number): Endpoint | undefined => candidates[failures % Math.max(1, candidates.length)]
     const wantEndpoint = want.endpoint === null ? null : formatEndpoint(want.endpoint)
+    const targets = candidates.length === 0 ? null : candidates.map(formatEndpoint).join(',')
 
     if (old === undefined || onDevice === undefined) {
       // New to us, or gone from the interface behind our back: start an attempt if there is somewhere to go.
-      if (wantEndpoint === null) continue
-      changes.push(attempt(key, want.endpoint as Endpoint, timing))
-      move(key, old, fresh('trying', nowMs, wantEndpoint, onDevice, old?.failures ?? 0, 'endpoint from the registry'))
+      const first = pick(0)
+      if (first === undefined || hopeless(selfClass, want)) continue
+      changes.push(attempt(key, first, timing))
+      move(key, old, fresh('trying', nowMs, formatEndpoint(first), onDevice, 0, first === want.endpoint ? 'endpoint from the registry' : 'LAN endpoint (same public address)', targets))
       continue
     }
 
     const track = { ...old }
     if (onDevice.transferRx !== track.rx) { track.rx = onDevice.transferRx; track.rxAtMs = nowMs }
     const handshakeSinceStart = onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - 1000
-    const endpointMoved = wantEndpoint !== null && wantEndpoint !== track.endpoint
+    const endpointMoved = targets !== null && targets !== track.targets
 
     switch (track.phase) {
-      case 'trying':
+      case 'trying': {
+        const next = pick(0)
         if (handshakeSinceStart) {
           changes.push({ publicKey: key, allowedIps: want.allowedIps })
-          move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake on the direct path' })
-        } else if (endpointMoved) {
-          changes.push(attempt(key, want.endpoint as Endpoint, timing))
-          move(key, old, fresh('trying', nowMs, wantEndpoint, onDevice, 0, 'new endpoint from the registry'))
+          move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: `handshake on the direct path (${track.endpoint ?? '?'})` })
+        } else if (endpointMoved && next !== undefined) {
+          changes.push(attempt(key, next, timing))
+          move(key, old, fresh('trying', nowMs, formatEndpoint(next), onDevice, 0, 'new endpoint from the registry', targets))
         } else if (nowMs - track.sinceMs >= timing.directTimeoutMs) {
           const failures = track.failures + 1
+          const parked = failures >= timing.maxFailures * Math.max(1, candidates.length)
           changes.push({ publicKey: key, persistentKeepalive: 0 })
-          move(key, old, { ...track, phase: 'hub', sinceMs: nowMs, failures, retryAtMs: retryAt(nowMs, failures, input.selfKey, key, timing), reason: `no handshake within ${timing.directTimeoutMs / 1000}s` })
+          move(key, old, {
+            ...track,
+            phase: 'hub',
+            sinceMs: nowMs,
+            failures,
+            classes,
+            retryAtMs: parked ? Number.POSITIVE_INFINITY : retryAt(nowMs, failures, input.selfKey, key, timing),
+            reason: parked
+              ? `no handshake in ${failures} attempts; waiting for a new endpoint or NAT class`
+              : `no handshake within ${timing.directTimeoutMs / 1000}s from ${track.endpoint ?? '?'}`
+          })
         } else {
           tracks.set(key, track)
         }
         break
+      }
 
       case 'direct': {
         if (nowMs - track.rxAtMs >= timing.deadAfterMs) {
           changes.push({ publicKey: key, allowedIps: [], persistentKeepalive: 0 })
           move(key, old, { ...track, phase: 'hub', sinceMs: nowMs, failures: 0, retryAtMs: nowMs + Math.min(timing.retryBaseMs, 2000), reason: `direct path silent for ${Math.round((nowMs - track.rxAtMs) / 1000)}s` })
-        } else if (endpointMoved && !handshakeFresh(onDevice, nowS, timing)) {
+        } else if (endpointMoved && !handshakeFresh(onDevice, nowS, timing) && want.endpoint !== null) {
           // The registry saw the peer move and our path has gone quiet: follow it. A fresh handshake means
           // WireGuard's roaming already knows better than the registry, so a working path is left alone.
-          changes.push({ ...attempt(key, want.endpoint as Endpoint, timing), allowedIps: undefined })
-          tracks.set(key, { ...track, endpoint: wantEndpoint })
+          changes.push({ ...attempt(key, want.endpoint, timing), allowedIps: undefined })
+          tracks.set(key, { ...track, endpoint: wantEndpoint, targets })
         } else {
           if (!sameList(onDevice.allowedIps, want.allowedIps)) changes.push({ publicKey: key, allowedIps: want.allowedIps })
           tracks.set(key, track)
@@ -153,21 +184,43 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         break
       }
 
-      case 'hub':
+      case 'hub': {
+        const classesChanged = track.classes !== undefined && track.classes !== classes
+        const next = endpointMoved || classesChanged ? pick(0) : pick(track.failures)
         if (onDevice.latestHandshake * 1000 >= track.sinceMs) {
           // The other side's attempt got through while we waited.
           changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
           move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
-        } else if (wantEndpoint !== null && (endpointMoved || nowMs >= track.retryAtMs)) {
-          changes.push(attempt(key, want.endpoint as Endpoint, timing))
-          move(key, old, fresh('trying', nowMs, wantEndpoint, onDevice, endpointMoved ? 0 : track.failures, endpointMoved ? 'new endpoint from the registry' : `retry ${track.failures + 1}`))
+        } else if (next !== undefined && !hopeless(selfClass, want) && (endpointMoved || classesChanged || nowMs >= track.retryAtMs)) {
+          const fresher = endpointMoved || classesChanged
+          changes.push(attempt(key, next, timing))
+          move(key, old, fresh('trying', nowMs, formatEndpoint(next), onDevice, fresher ? 0 : track.failures,
+            endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : `retry ${track.failures + 1}`, targets))
         } else {
           tracks.set(key, track)
         }
         break
+      }
     }
   }
   return { changes, tracks, events }
+}
+
+/**
+ * Where to try a peer, best first: behind the same public address as us, its LAN endpoints first (most home
+ * routers do not hairpin); then the endpoint the hub sees.
+ */
+export function candidatesOf (want: DesiredPeer, selfPublicAddress: string | null): Endpoint[] {
+  if (want.endpoint === null) return []
+  if (selfPublicAddress !== null && want.endpoint.address === selfPublicAddress && want.candidates.length > 0) {
+    return [...want.candidates, want.endpoint]
+  }
+  return [want.endpoint]
+}
+
+/** Both sides behind symmetric NATs: neither can guess the other's port, so no attempt is made. */
+function hopeless (selfClass: string, want: DesiredPeer): boolean {
+  return selfClass === 'hard' && want.natClass === 'hard'
 }
 
 /** Set an endpoint and keepalive, no allowed IPs: WireGuard handshakes at once, the traffic stays on the hub. */
@@ -175,8 +228,8 @@ function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming): Pe
   return { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [] }
 }
 
-function fresh (phase: PathPhase, nowMs: number, endpoint: string, onDevice: WgPeer | undefined, failures: number, reason: string): PeerTrack {
-  return { phase, sinceMs: nowMs, failures, retryAtMs: 0, endpoint, rx: onDevice?.transferRx ?? 0, rxAtMs: nowMs, reason }
+function fresh (phase: PathPhase, nowMs: number, endpoint: string, onDevice: WgPeer | undefined, failures: number, reason: string, targets: string | null): PeerTrack {
+  return { phase, sinceMs: nowMs, failures, retryAtMs: 0, endpoint, targets, rx: onDevice?.transferRx ?? 0, rxAtMs: nowMs, reason }
 }
 
 function handshakeFresh (peer: WgPeer, nowS: number, timing: PathTiming): boolean {
@@ -211,7 +264,7 @@ export function adoptTracks (device: WgDevice, managed: Iterable<string>, nowMs:
     const endpoint = peer.endpoint === null ? null : formatEndpoint(peer.endpoint)
     const live = peer.allowedIps.length > 0 && handshakeFresh(peer, nowS, timing)
     tracks.set(key, {
-      ...fresh(live ? 'direct' : 'hub', nowMs, endpoint ?? '', peer, 0, live ? 'adopted from the previous run' : 'adopted; will try again'),
+      ...fresh(live ? 'direct' : 'hub', nowMs, endpoint ?? '', peer, 0, live ? 'adopted from the previous run' : 'adopted; will try again', endpoint),
       endpoint,
       retryAtMs: nowMs
     })

@@ -7,12 +7,15 @@ import { wgCli, type WgControl } from '../shared/wg.js'
 import { closeAll, listenOn, registryHandler } from './registry-http.js'
 import { RegistryService } from './registry-service.js'
 import { enableRelay, type RelayHandle } from './relay.js'
+import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
 
 export interface ServerOptions {
   interface: string
   port?: number
   pollMs: number
   relay: boolean
+  stun: boolean
+  stunPort: number
 }
 
 export function serverProgram (): Command {
@@ -21,6 +24,8 @@ export function serverProgram (): Command {
     .addOption(new Option('-i, --interface <name>', 'WireGuard interface of the hub').env('WGNAT_INTERFACE').makeOptionMandatory())
     .addOption(new Option('--port <port>', 'TCP port on the tunnel addresses (default: the WireGuard listen port)').argParser(intArg(1, 65535)).env('WGNAT_PORT'))
     .addOption(new Option('--poll <duration>', 'how often the interface is read, Go syntax').argParser(durationArg(50)).default(1000, '1s').env('WGNAT_POLL'))
+    .addOption(new Option('--stun-port <port>', 'UDP port of the STUN server on the hub\'s public addresses').argParser(intArg(1, 65535)).default(STUN_PORT).env('WGNAT_STUN_PORT'))
+    .addOption(new Option('--no-stun', 'do not run the STUN server').env('WGNAT_NO_STUN'))
     .addOption(new Option('--relay', 'forward between peers (IP forwarding and a FORWARD rule, undone on exit), so pairs without a direct path keep working through the hub').default(false).env('WGNAT_RELAY'))
   return addCommonOptions(program)
 }
@@ -40,13 +45,19 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     throw new WgnatError(`interface ${quote(opts.interface)} has no listen port: set one or pass --port`, 64)
   }
   let relay: RelayHandle | undefined
+  let stun: StunServer | undefined
   let servers
   try {
+    if (opts.stun) {
+      stun = createStunServer({ port: opts.stunPort }, { logger })
+      await stun.start()
+    }
     if (opts.relay) relay = await enableRelay(opts.interface, logger)
     servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: opts.relay }))
   } catch (err) {
     service.stop()
     await relay?.stop()
+    await stun?.stop()
     if (err instanceof WgnatError) throw err
     throw new WgnatError(`cannot listen on ${addresses.join(', ')} port ${port}: ${(err as Error).message}`)
   }
@@ -56,6 +67,7 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
       service.stop()
       await closeAll(servers)
       await relay?.stop()
+      await stun?.stop()
     }
   }
 }

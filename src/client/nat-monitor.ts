@@ -1,0 +1,122 @@
+import { messageOf } from '../shared/errors.js'
+import type { Endpoint, Prefix } from '../shared/ip.js'
+import type { Logger } from '../shared/log.js'
+import { listAddresses, watchAddressChanges } from '../shared/netlink-addresses.js'
+import type { Announce } from '../shared/protocol.js'
+import { RawSocketUnavailable } from '../shared/raw-udp.js'
+import { sleep, Wakeup } from '../shared/sleep.js'
+import { discover, type Discovery } from './nat-discovery.js'
+import { stunProbe, type StunProbeResult } from './stun-probe.js'
+
+/** How often the NAT mapping is checked again when nothing else prompts it. */
+export const NAT_RECHECK_MS = 60_000
+
+export interface NatMonitorInit {
+  iface: string
+  listenPort: number
+  meshPrefixes: Prefix[]
+  /** STUN servers to ask from the WireGuard port (the hub's own first). */
+  stunServers: Endpoint[]
+  /** Use raw sockets (STUN from the WireGuard port). @default true */
+  raw?: boolean
+  recheckMs?: number
+}
+
+export interface NatMonitorComponents {
+  logger: Logger
+  /** How the hub's WireGuard sees us, once the registry told us. */
+  hubView: () => { hub: Endpoint, mapped: Endpoint } | null
+  /** Send the announcement to the registry; throws when it cannot. */
+  announce: (a: Announce, signal: AbortSignal) => Promise<void>
+  /** The network changed (addresses, links, routes) or the mapping moved: re-punch at once. */
+  onNetworkChange: () => void
+  probe?: typeof stunProbe
+  addresses?: typeof listAddresses
+}
+
+/**
+ * Knows this client's NAT class, STUN-mapped endpoint and LAN endpoints, and keeps the registry told: at start,
+ * every `recheckMs`, on netlink address/link/route events and on demand. Its loop never throws.
+ */
+export class NatMonitor {
+  private readonly abort = new AbortController()
+  private readonly wakeup = new Wakeup()
+  private raw: boolean
+  private _current: Discovery | null = null
+  private announced = ''
+  private loop: Promise<void> | undefined
+
+  constructor (private readonly init: NatMonitorInit, private readonly c: NatMonitorComponents) {
+    this.raw = init.raw ?? true
+  }
+
+  get current (): Discovery | null { return this._current }
+
+  start (): void {
+    try {
+      watchAddressChanges(() => {
+        this.c.logger.info('network change: checking the NAT mapping again')
+        this.c.onNetworkChange()
+        this.wakeup.wake()
+      }, this.abort.signal, { routes: true })
+    } catch (err) {
+      this.c.logger.warn(`not watching for network changes: ${messageOf(err)}`)
+    }
+    this.loop = this.run()
+  }
+
+  /** Check again now (the registry's view of us changed, say). */
+  recheck (): void { this.wakeup.wake() }
+
+  async stop (): Promise<void> {
+    this.abort.abort()
+    this.wakeup.wake()
+    await this.loop
+  }
+
+  private async run (): Promise<void> {
+    const signal = this.abort.signal
+    while (!signal.aborted) {
+      try {
+        await this.once(signal)
+      } catch (err) {
+        if (signal.aborted) break
+        this.c.logger.warn(`NAT discovery failed, will retry: ${messageOf(err)}`)
+        this.announced = ''
+        await sleep(5000, signal)
+        continue
+      }
+      await this.wakeup.wait(this.init.recheckMs ?? NAT_RECHECK_MS, signal)
+    }
+  }
+
+  private async once (signal: AbortSignal): Promise<void> {
+    const addresses = await (this.c.addresses ?? listAddresses)({ signal })
+    let stun: StunProbeResult | null = null
+    if (this.raw && this.init.stunServers.length > 0) {
+      try {
+        stun = await (this.c.probe ?? stunProbe)({ localPort: this.init.listenPort, servers: this.init.stunServers, signal })
+        for (const f of stun.failures) this.c.logger.debug(`STUN ${f.server}: ${f.reason}`)
+      } catch (err) {
+        if (!(err instanceof RawSocketUnavailable)) throw err
+        this.raw = false
+        this.c.logger.warn(`${err.message}; carrying on without STUN and punching (the mesh still forms through WireGuard's own handshakes)`)
+      }
+    }
+    const found = discover({ listenPort: this.init.listenPort, addresses, iface: this.init.iface, meshPrefixes: this.init.meshPrefixes, hubView: this.c.hubView(), stun })
+    const before = this._current
+    this._current = found
+    if (before?.announce.natClass !== found.announce.natClass || before?.announce.mappedEndpoint !== found.announce.mappedEndpoint) {
+      this.c.logger.info({ natClass: found.announce.natClass, mapped: found.announce.mappedEndpoint }, `NAT ${found.announce.natClass}: ${found.reason}`)
+      if (before !== null && before.announce.mappedEndpoint !== found.announce.mappedEndpoint) this.c.onNetworkChange()
+    }
+    const text = JSON.stringify(found.announce)
+    if (text !== this.announced && this.c.hubView() !== null) {
+      await this.c.announce(found.announce, signal)
+      this.announced = text
+    }
+  }
+
+  /** Raw sockets work (for punching). */
+  get rawAvailable (): boolean { return this.raw }
+}
