@@ -65,8 +65,8 @@ export function meshPrefixes (hubPrefixes: Prefix[], own: Array<{ address: strin
   return out
 }
 
-/** With punching on, how long after the first punch WireGuard is let loose on a new peer. */
-export const PUNCH_LEAD_MS = 300
+/** Punch rounds per attempt (the first is awaited before telling the peer we are ready). */
+export const PUNCH_ROUNDS = 3
 
 /** Longest the client holds one long-poll open; below common NAT and proxy idle timeouts. */
 export const LONG_POLL_S = 25
@@ -164,7 +164,8 @@ export class MeshClient {
         return this.hubEndpoint === null || mapped == null ? null : { hub: this.hubEndpoint, mapped: parseEndpoint(mapped) }
       },
       announce: async (a, signal) => { await this.registry.announce(a, signal) },
-      onNetworkChange: () => { this.retryNow = true; this.wakeup.wake() }
+      onNetworkChange: () => { this.retryNow = true; this.wakeup.wake() },
+      ready: () => [...this.tracks].filter(([, t]) => t.phase === 'arming' || t.phase === 'trying').map(([key]) => key).sort()
     })
   }
 
@@ -253,7 +254,7 @@ export class MeshClient {
         if (!failing) this.log.warn(`sync of ${this.init.iface} failed, will retry: ${messageOf(err)}`)
         failing = true
       }
-      const pending = [...this.tracks.values()].some((t) => t.phase === 'trying')
+      const pending = [...this.tracks.values()].some((t) => t.phase === 'trying' || t.phase === 'arming')
       await this.wakeup.wait(pending ? PENDING_TICK_MS : IDLE_TICK_MS, signal)
     }
   }
@@ -271,8 +272,9 @@ export class MeshClient {
       for (const [key, t] of this.tracks) if (t.phase === 'hub') this.tracks.set(key, { ...t, failures: 0, retryAtMs: 0, classes: undefined })
     }
     const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address }
-    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self })
-    await this.punchNewAttempts(out)
+    const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
+    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching })
+    const armed = await this.punchNewAttempts(out)
     if (out.changes.length > 0) {
       // Record new peers before adding them, so a crash in between never leaves a peer we forget we own.
       await this.store.save(new Set([...this.tracks.keys(), ...out.tracks.keys()]))
@@ -280,6 +282,10 @@ export class MeshClient {
       await this.store.save(out.tracks.keys())
     }
     this.tracks = out.tracks
+    // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
+    if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {
+      this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`))
+    }
     for (const e of out.events) {
       const endpoint = out.tracks.get(e.publicKey)?.endpoint ?? undefined
       this.log.info({ peer: shortKey(e.publicKey), endpoint }, `peer ${shortKey(e.publicKey)}: ${e.from} -> ${e.to} (${e.reason})`)
@@ -289,20 +295,23 @@ export class MeshClient {
   }
 
   /**
-   * Before WireGuard handshakes with a peer, open our own NAT towards it from the WireGuard port with low-TTL
-   * datagrams that expire before the far router, then give the far side's punches a moment: the far router then
-   * sees our handshake as a reply, not as an unsolicited packet that would clash with its own mapping.
+   * Open our own NAT towards peers we start arming for: low-TTL datagrams from the WireGuard port that expire before
+   * the far router. The far router then sees the peer's handshake as a reply, not as an unsolicited packet that would
+   * clash with its own mapping. Resolves once the first round is out (only then may the peer be told we are ready);
+   * the later rounds follow in the background. Returns whether anything was punched.
    */
-  private async punchNewAttempts (out: ReconcileOutput): Promise<void> {
-    if (this.init.punchTtl === undefined || this.nat?.rawAvailable !== true) return
-    const targets = out.events.filter((e) => e.to === 'trying').flatMap((e) => {
+  private async punchNewAttempts (out: ReconcileOutput): Promise<boolean> {
+    if (this.init.punchTtl === undefined) return false
+    const targets = out.events.filter((e) => e.to === 'arming').flatMap((e) => {
       const endpoint = out.tracks.get(e.publicKey)?.endpoint
       return endpoint == null ? [] : [parseEndpoint(endpoint)]
     })
-    if (targets.length === 0) return
-    const first = punch({ localPort: this.listenPort, targets, ttl: this.init.punchTtl, signal: this.abort.signal })
-    void first.then((r) => { if (r.errors.length > 0) this.log.debug(`punch: ${r.errors[0] ?? ''}`) })
-    await sleep(PUNCH_LEAD_MS, this.abort.signal)
+    if (targets.length === 0) return false
+    const init = { localPort: this.listenPort, targets, ttl: this.init.punchTtl, signal: this.abort.signal }
+    const first = await punch({ ...init, count: 1 }, { logger: this.log })
+    if (first.errors.length > 0) this.log.debug(`punch: ${first.errors[0] ?? ''}`)
+    void punch({ ...init, count: PUNCH_ROUNDS - 1 }, { logger: this.log })
+    return true
   }
 
   private vet (device: WgDevice): Map<string, DesiredPeer> {

@@ -36,12 +36,14 @@ export function discover (input: DiscoveryInput): Discovery {
   if (input.hubView !== null) samples.push({ server: formatEndpoint(input.hubView.hub), mapped: input.hubView.mapped })
   const localAddresses = input.addresses.map((a) => a.address)
   const result = classifyNat({ localPort: input.listenPort, localAddresses, samples })
+  // The first server asked (the hub's own STUN) when it answered; otherwise whichever did.
   const stunMapped = input.stun?.samples[0]?.mapped
   return {
     announce: {
       natClass: result.natClass,
       mappedEndpoint: stunMapped === undefined ? null : formatEndpoint(stunMapped),
-      lanEndpoints: lanEndpoints(input)
+      lanEndpoints: lanEndpoints(input),
+      ready: []
     },
     reason: input.stun === null ? `${result.reason} (no STUN: raw sockets unavailable)` : result.reason
   }

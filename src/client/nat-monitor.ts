@@ -1,8 +1,8 @@
 import { messageOf } from '../shared/errors.js'
-import type { Endpoint, Prefix } from '../shared/ip.js'
+import { formatEndpoint, type Endpoint, type Prefix } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
 import { listAddresses, watchAddressChanges } from '../shared/netlink-addresses.js'
-import type { Announce } from '../shared/protocol.js'
+import { PROTOCOL_LIMITS, type Announce } from '../shared/protocol.js'
 import { RawSocketUnavailable } from '../shared/raw-udp.js'
 import { sleep, Wakeup } from '../shared/sleep.js'
 import { discover, type Discovery } from './nat-discovery.js'
@@ -32,6 +32,8 @@ export interface NatMonitorComponents {
   onNetworkChange: () => void
   probe?: typeof stunProbe
   addresses?: typeof listAddresses
+  /** Peers we have punched towards and are about to handshake with (carried in the announcement). */
+  ready?: () => string[]
 }
 
 /**
@@ -45,6 +47,7 @@ export class NatMonitor {
   private _current: Discovery | null = null
   private announced = ''
   private loop: Promise<void> | undefined
+  private lastSamples = new Map<string, string>()
 
   constructor (private readonly init: NatMonitorInit, private readonly c: NatMonitorComponents) {
     this.raw = init.raw ?? true
@@ -67,6 +70,25 @@ export class NatMonitor {
 
   /** Check again now (the registry's view of us changed, say). */
   recheck (): void { this.wakeup.wake() }
+
+  /** Send the current findings again if what we would announce changed (the ready list, say); no new probe. */
+  async announceNow (): Promise<void> {
+    if (this._current === null || this.c.hubView() === null) return
+    await this.send(this._current.announce, this.abort.signal)
+  }
+
+  private async send (found: Announce, signal: AbortSignal): Promise<void> {
+    const announce = { ...found, ready: (this.c.ready?.() ?? []).slice(0, PROTOCOL_LIMITS.maxReady) }
+    const text = JSON.stringify(announce)
+    if (text === this.announced) return
+    this.announced = text
+    try {
+      await this.c.announce(announce, signal)
+    } catch (err) {
+      this.announced = ''
+      throw err
+    }
+  }
 
   async stop (): Promise<void> {
     this.abort.abort()
@@ -105,16 +127,27 @@ export class NatMonitor {
     }
     const found = discover({ listenPort: this.init.listenPort, addresses, iface: this.init.iface, meshPrefixes: this.init.meshPrefixes, hubView: this.c.hubView(), stun })
     const before = this._current
+    // A lost reply is no change: keep what we knew rather than flap between servers' answers.
+    if (found.announce.mappedEndpoint === null && before !== null && stun !== null) found.announce.mappedEndpoint = before.announce.mappedEndpoint
     this._current = found
     if (before?.announce.natClass !== found.announce.natClass || before?.announce.mappedEndpoint !== found.announce.mappedEndpoint) {
       this.c.logger.info({ natClass: found.announce.natClass, mapped: found.announce.mappedEndpoint }, `NAT ${found.announce.natClass}: ${found.reason}`)
-      if (before !== null && before.announce.mappedEndpoint !== found.announce.mappedEndpoint) this.c.onNetworkChange()
     }
-    const text = JSON.stringify(found.announce)
-    if (text !== this.announced && this.c.hubView() !== null) {
-      await this.c.announce(found.announce, signal)
-      this.announced = text
-    }
+    if (before !== null && before.announce.natClass !== 'hard' && this.mappingMoved(stun)) this.c.onNetworkChange()
+    if (stun !== null) this.lastSamples = new Map(stun.samples.map((s) => [s.server, formatEndpoint(s.mapped)]))
+    if (this.c.hubView() !== null) await this.send(found.announce, signal)
+  }
+
+  /**
+   * Did a server that answered last time see a different mapping now? Callers ask only when the mapping was
+   * endpoint-independent: behind a symmetric NAT every probe may get a fresh port, and that is no network change.
+   */
+  private mappingMoved (stun: StunProbeResult | null): boolean {
+    if (stun === null) return false
+    return stun.samples.some((s) => {
+      const last = this.lastSamples.get(s.server)
+      return last !== undefined && last !== formatEndpoint(s.mapped)
+    })
   }
 
   /** Raw sockets work (for punching). */

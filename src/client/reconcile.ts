@@ -1,16 +1,18 @@
 import { createHash } from 'node:crypto'
-import { formatEndpoint, type Endpoint } from '../shared/ip.js'
+import { formatEndpoint, parseEndpoint, type Endpoint } from '../shared/ip.js'
 import type { PeerChange } from '../shared/wg.js'
 import type { WgDevice, WgPeer } from '../shared/wg-dump.js'
 import type { DesiredPeer } from './vet-table.js'
 
 /**
  * Where a managed peer's traffic goes.
+ * - `arming` (only with punching): we punched towards the peer from the WireGuard port and wait until the peer
+ *   says it punched too (or a short timeout), so that neither NAT sees the other's handshake before its own punch.
  * - `trying`: endpoint and keepalive set, no allowed IPs: traffic still goes through the hub while WireGuard handshakes.
  * - `direct`: a handshake proved the direct path; the peer's allowed IPs are on it.
  * - `hub`: the last attempt failed; waiting for the next one (keepalive off, no allowed IPs).
  */
-export type PathPhase = 'trying' | 'direct' | 'hub'
+export type PathPhase = 'arming' | 'trying' | 'direct' | 'hub'
 
 export interface PeerTrack {
   phase: PathPhase
@@ -47,6 +49,10 @@ export interface PathTiming {
   keepaliveS: number
   /** After this many failed attempts in a row, stop trying until an endpoint or a NAT class changes. */
   maxFailures: number
+  /** Arming: the least time between our punch and our handshake, so the punch is out before WireGuard sends. */
+  armMinMs: number
+  /** Arming: go ahead without the peer's word after this long (it may not punch at all). */
+  armTimeoutMs: number
 }
 
 export function defaultTiming (keepaliveS: number): PathTiming {
@@ -57,7 +63,9 @@ export function defaultTiming (keepaliveS: number): PathTiming {
     // Two missed keepalives plus slack for a rekey.
     deadAfterMs: (keepaliveS * 2 + 10) * 1000,
     keepaliveS,
-    maxFailures: 4
+    maxFailures: 4,
+    armMinMs: 300,
+    armTimeoutMs: 3000
   }
 }
 
@@ -71,6 +79,8 @@ export interface ReconcileInput {
   timing: PathTiming
   /** This client's NAT class and public address as the hub sees it (unknown/null before the first discovery). */
   self?: { natClass: string, publicAddress: string | null }
+  /** Punch before each attempt and coordinate with the peer (phase `arming`). @default false */
+  punching?: boolean
 }
 
 export interface PathEvent { publicKey: string, from: PathPhase | 'new', to: PathPhase | 'removed', reason: string }
@@ -124,18 +134,34 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     const wantEndpoint = want.endpoint === null ? null : formatEndpoint(want.endpoint)
     const targets = candidates.length === 0 ? null : candidates.map(formatEndpoint).join(',')
 
+    // Start an attempt: straight away, or, with punching, after arming.
+    const begin = (endpoint: Endpoint, failures: number, reason: string): void => {
+      if (input.punching !== true) changes.push(attempt(key, endpoint, timing))
+      move(key, old, fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets))
+    }
+
+    if (old?.phase === 'arming') {
+      const waited = nowMs - old.sinceMs
+      if (old.endpoint !== null && waited >= timing.armMinMs && (want.readyFor || waited >= timing.armTimeoutMs)) {
+        changes.push(attempt(key, parseEndpoint(old.endpoint), timing))
+        move(key, old, { ...old, phase: 'trying', sinceMs: nowMs, reason: want.readyFor ? `both sides punched; handshaking with ${old.endpoint}` : `peer did not punch; handshaking with ${old.endpoint} anyway` })
+      } else {
+        tracks.set(key, old)
+      }
+      continue
+    }
+
     if (old === undefined || onDevice === undefined) {
       // New to us, or gone from the interface behind our back: start an attempt if there is somewhere to go.
       const first = pick(0)
-      if (first === undefined || hopeless(selfClass, want)) continue
-      changes.push(attempt(key, first, timing))
-      move(key, old, fresh('trying', nowMs, formatEndpoint(first), onDevice, 0, first === want.endpoint ? 'endpoint from the registry' : 'LAN endpoint (same public address)', targets))
+      if (first === undefined || hopeless(selfClass, want, candidates)) continue
+      begin(first, 0, first === want.endpoint ? 'endpoint from the registry' : 'LAN endpoint (same public address)')
       continue
     }
 
     const track = { ...old }
     if (onDevice.transferRx !== track.rx) { track.rx = onDevice.transferRx; track.rxAtMs = nowMs }
-    const handshakeSinceStart = onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - 1000
+    const handshakeSinceStart = onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - HANDSHAKE_CLOCK_SLACK_MS
     const endpointMoved = targets !== null && targets !== track.targets
 
     switch (track.phase) {
@@ -145,8 +171,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
           changes.push({ publicKey: key, allowedIps: want.allowedIps })
           move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: `handshake on the direct path (${track.endpoint ?? '?'})` })
         } else if (endpointMoved && next !== undefined) {
-          changes.push(attempt(key, next, timing))
-          move(key, old, fresh('trying', nowMs, formatEndpoint(next), onDevice, 0, 'new endpoint from the registry', targets))
+          begin(next, 0, 'new endpoint from the registry')
         } else if (nowMs - track.sinceMs >= timing.directTimeoutMs) {
           const failures = track.failures + 1
           const parked = failures >= timing.maxFailures * Math.max(1, candidates.length)
@@ -172,11 +197,14 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         if (nowMs - track.rxAtMs >= timing.deadAfterMs) {
           changes.push({ publicKey: key, allowedIps: [], persistentKeepalive: 0 })
           move(key, old, { ...track, phase: 'hub', sinceMs: nowMs, failures: 0, retryAtMs: nowMs + Math.min(timing.retryBaseMs, 2000), reason: `direct path silent for ${Math.round((nowMs - track.rxAtMs) / 1000)}s` })
-        } else if (endpointMoved && !handshakeFresh(onDevice, nowS, timing) && want.endpoint !== null) {
-          // The registry saw the peer move and our path has gone quiet: follow it. A fresh handshake means
-          // WireGuard's roaming already knows better than the registry, so a working path is left alone.
-          changes.push({ ...attempt(key, want.endpoint, timing), allowedIps: undefined })
-          tracks.set(key, { ...track, endpoint: wantEndpoint, targets })
+        } else if (endpointMoved && track.endpoint !== null && candidates.some((c) => formatEndpoint(c) === track.endpoint)) {
+          // New candidates, but the one in use is still among them: nothing to change.
+          tracks.set(key, { ...track, targets })
+        } else if (endpointMoved && nowMs - track.rxAtMs > timing.keepaliveS * 1000 + QUIET_SLACK_MS && pick(0) !== undefined) {
+          // The registry saw the peer move and our path has gone quiet: follow it. While traffic still arrives,
+          // WireGuard's roaming knows better than the registry, so a working path is left alone.
+          changes.push({ ...attempt(key, pick(0) as Endpoint, timing), allowedIps: undefined })
+          tracks.set(key, { ...track, endpoint: formatEndpoint(pick(0) as Endpoint), targets })
         } else {
           if (!sameList(onDevice.allowedIps, want.allowedIps)) changes.push({ publicKey: key, allowedIps: want.allowedIps })
           tracks.set(key, track)
@@ -187,15 +215,14 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
       case 'hub': {
         const classesChanged = track.classes !== undefined && track.classes !== classes
         const next = endpointMoved || classesChanged ? pick(0) : pick(track.failures)
-        if (onDevice.latestHandshake * 1000 >= track.sinceMs) {
-          // The other side's attempt got through while we waited.
+        if (onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - HANDSHAKE_CLOCK_SLACK_MS) {
+          // The other side's attempt got through while we waited (handshake times are whole seconds).
           changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
           move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
-        } else if (next !== undefined && !hopeless(selfClass, want) && (endpointMoved || classesChanged || nowMs >= track.retryAtMs)) {
+        } else if (next !== undefined && !hopeless(selfClass, want, candidates) && (endpointMoved || classesChanged || nowMs >= track.retryAtMs)) {
           const fresher = endpointMoved || classesChanged
-          changes.push(attempt(key, next, timing))
-          move(key, old, fresh('trying', nowMs, formatEndpoint(next), onDevice, fresher ? 0 : track.failures,
-            endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : `retry ${track.failures + 1}`, targets))
+          begin(next, fresher ? 0 : track.failures,
+            endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : `retry ${track.failures + 1}`)
         } else {
           tracks.set(key, track)
         }
@@ -218,9 +245,12 @@ export function candidatesOf (want: DesiredPeer, selfPublicAddress: string | nul
   return [want.endpoint]
 }
 
-/** Both sides behind symmetric NATs: neither can guess the other's port, so no attempt is made. */
-function hopeless (selfClass: string, want: DesiredPeer): boolean {
-  return selfClass === 'hard' && want.natClass === 'hard'
+/**
+ * Both sides behind symmetric NATs and only the public path to try: neither can guess the other's port, so no
+ * attempt is made. Behind the same router the LAN path crosses no NAT and is always worth a try.
+ */
+function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[]): boolean {
+  return selfClass === 'hard' && want.natClass === 'hard' && candidates.length <= 1
 }
 
 /** Set an endpoint and keepalive, no allowed IPs: WireGuard handshakes at once, the traffic stays on the hub. */
@@ -235,6 +265,11 @@ function fresh (phase: PathPhase, nowMs: number, endpoint: string, onDevice: WgP
 function handshakeFresh (peer: WgPeer, nowS: number, timing: PathTiming): boolean {
   return peer.latestHandshake > 0 && nowS - peer.latestHandshake < Math.max(timing.deadAfterMs / 1000, timing.keepaliveS)
 }
+
+/** WireGuard reports handshake times in whole seconds: a handshake within this much before a phase began counts. */
+const HANDSHAKE_CLOCK_SLACK_MS = 1000
+/** A direct path counts as quiet when nothing arrived for a keepalive interval plus this. */
+const QUIET_SLACK_MS = 5000
 
 /** Never retry sooner than this after a failure. */
 const MIN_RETRY_WAIT_MS = 1000

@@ -29,7 +29,7 @@ export interface ClientStatus {
 /** The path a peer is on, from its track (if managed) and what the hub does for pairs without a direct path. */
 export function peerStatus (key: string, track: PeerTrack | undefined, want: DesiredPeer | undefined, handshake: number, relay: boolean): PeerStatus {
   const fallback: PathStatus = relay ? 'via hub' : 'unreachable'
-  const path: PathStatus = track === undefined ? fallback : track.phase === 'direct' ? 'direct' : track.phase === 'trying' ? 'trying' : fallback
+  const path: PathStatus = track === undefined ? fallback : track.phase === 'direct' ? 'direct' : track.phase === 'trying' || track.phase === 'arming' ? 'trying' : fallback
   return {
     publicKey: key,
     path,

@@ -11,6 +11,8 @@ export interface DesiredPeer {
   /** Other endpoints to try (LAN addresses it announced), best first. */
   candidates: Endpoint[]
   natClass: string
+  /** The peer has punched towards us and waits for our handshake (coordinated punching). */
+  readyFor: boolean
 }
 
 export interface VetContext {
@@ -67,7 +69,8 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
       allowedIps,
       online: peer.online,
       candidates: (peer.announce?.lanEndpoints ?? []).map(parseEndpoint),
-      natClass: peer.announce?.natClass ?? 'unknown'
+      natClass: peer.announce?.natClass ?? 'unknown',
+      readyFor: peer.announce?.ready.includes(ctx.selfKey) ?? false
     })
   }
   return { desired, warnings }

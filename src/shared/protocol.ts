@@ -14,7 +14,9 @@ export const PROTOCOL_LIMITS = {
   /** Allowed IPs of one peer. */
   maxAllowedIps: 64,
   /** LAN candidates of one peer. */
-  maxCandidates: 16
+  maxCandidates: 16,
+  /** Peers one client announces it punched towards. */
+  maxReady: 256
 } as const
 
 const canParse = (fn: (text: string) => unknown) => (text: string): boolean => {
@@ -33,7 +35,12 @@ export const announceSchema = z.object({
   /** The endpoint a STUN server saw for the client's WireGuard port. */
   mappedEndpoint: endpointSchema.nullable(),
   /** Endpoints on the client's own networks (same address behind one router). */
-  lanEndpoints: z.array(endpointSchema).max(PROTOCOL_LIMITS.maxCandidates)
+  lanEndpoints: z.array(endpointSchema).max(PROTOCOL_LIMITS.maxCandidates),
+  /**
+   * Peers this client has just punched towards (low-TTL datagrams from its WireGuard port) and is about to
+   * handshake with: a peer that sees its own key here knows the far NAT is open for it.
+   */
+  ready: z.array(wgKeySchema).max(PROTOCOL_LIMITS.maxReady).default([])
 })
 export type Announce = z.infer<typeof announceSchema>
 

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { adoptTracks, defaultTiming, reconcile, retryAt, type PeerTrack, type ReconcileInput } from '../../src/client/reconcile.js'
-import type { DesiredPeer } from '../../src/client/vet-table.js'
+import fc from 'fast-check'
+import { adoptTracks, candidatesOf, defaultTiming, reconcile, retryAt, type PeerTrack, type ReconcileInput, type ReconcileOutput } from '../../src/client/reconcile.js'
+import { vetTable, type DesiredPeer } from '../../src/client/vet-table.js'
+import { parsePrefix, type Endpoint } from '../../src/shared/ip.js'
+import type { TablePeer } from '../../src/shared/protocol.js'
+import type { PeerChange } from '../../src/shared/wg.js'
 import type { WgPeer } from '../../src/shared/wg-dump.js'
-import { ep, newPeer } from '../helpers/fake-wg.js'
+import { ep, FakeWg, newPeer } from '../helpers/fake-wg.js'
 import { testKey } from '../helpers/keys.js'
 
 const SELF = testKey('self'); const HUB = testKey('hub'); const B = testKey('b')
@@ -10,7 +14,7 @@ const T0 = 1_700_000_000_000
 const timing = defaultTiming(25)
 
 function want (over: Partial<DesiredPeer> = {}): DesiredPeer {
-  return { publicKey: B, endpoint: ep('198.18.12.2:51820'), allowedIps: ['100.64.0.3/32'], online: true, candidates: [], natClass: 'unknown', ...over }
+  return { publicKey: B, endpoint: ep('198.18.12.2:51820'), allowedIps: ['100.64.0.3/32'], online: true, candidates: [], natClass: 'unknown', readyFor: false, ...over }
 }
 
 function input (nowMs: number, peers: WgPeer[], tracks: Map<string, PeerTrack>, desired: DesiredPeer[] | null = [want()]): ReconcileInput {
@@ -104,11 +108,13 @@ describe('reconcile: relay first, direct when proven', () => {
     const direct = reconcile(input(T0 + 1500, [onDevice], tracks)).tracks
     onDevice.allowedIps = ['100.64.0.3/32']
     const moved = [want({ endpoint: ep('198.18.12.2:60000') })]
-    expect(reconcile(input(T0 + 3000, [onDevice], direct, moved)).changes).toEqual([])
-    // Once the handshake is old, the registry's word wins.
-    const later = reconcile(input(T0 + 200_000, [{ ...onDevice, transferRx: 5 }], direct, moved))
+    // Traffic still arrives: WireGuard's roaming knows better than the registry.
+    expect(reconcile(input(T0 + 3000, [{ ...onDevice, transferRx: 5 }], direct, moved)).changes).toEqual([])
+    // Quiet for longer than a keepalive interval (but not yet dead): the registry's word wins.
+    const later = reconcile(input(T0 + 1500 + timing.keepaliveS * 1000 + 6000, [onDevice], direct, moved))
     expect(later.changes).toEqual([{ publicKey: B, endpoint: ep('198.18.12.2:60000'), persistentKeepalive: 25, allowedIps: undefined }])
   })
+
 
   it('removes managed peers the registry dropped, and keeps everything when no table was fetched yet', () => {
     const { tracks, onDevice } = startTrying()
@@ -137,5 +143,405 @@ describe('reconcile: relay first, direct when proven', () => {
     device.peers[0]!.latestHandshake = nowS - 600
     expect(adoptTracks(device, [B], T0, timing).get(B)?.phase).toBe('hub')
     expect(adoptTracks(device, [HUB].filter(() => false), T0, timing).size).toBe(0)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// The path machine driven over time against the fake interface: LAN candidates, hopeless pairs, parking, safety.
+
+const IFACE = 'wg0'
+/** B's endpoint as the hub sees it (its router's public address), and after its NAT mapping moved. */
+const P = ep('198.18.12.2:51820'); const P_MOVED = ep('198.18.12.2:60001')
+/** B's LAN endpoints, as it announced them. */
+const L1 = ep('192.168.1.20:51820'); const L2 = ep('10.0.0.20:51820')
+/** Our public address when we sit behind B's router, and when we do not. */
+const SAME = P.address; const OTHER = '203.0.113.9'
+
+/** The change that starts an attempt: endpoint and keepalive, no allowed IPs. */
+function attemptOf (endpoint: Endpoint, key = B): PeerChange {
+  return { publicKey: key, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [] }
+}
+
+/** One client: a fake interface holding the hub, the tracks it manages, a clock and its own NAT view. */
+class Sim {
+  readonly wg = new FakeWg()
+  tracks = new Map<string, PeerTrack>()
+  nowMs = T0
+  self: { natClass: string, publicAddress: string | null }
+  desired: DesiredPeer[] | null
+
+  constructor (desired: DesiredPeer[] | null, self: { natClass?: string, publicAddress?: string | null } = {}) {
+    this.desired = desired
+    this.self = { natClass: self.natClass ?? 'unknown', publicAddress: self.publicAddress ?? null }
+    this.wg.addDevice(IFACE, { publicKey: SELF, listenPort: 51820, peers: [newPeer(HUB, { allowedIps: ['100.64.0.0/24'], endpoint: ep('198.18.0.1:51820'), persistentKeepalive: 25 })] })
+  }
+
+  /** Reconcile at `atMs` (default: the current clock) and apply the changes to the fake interface. */
+  async step (atMs = this.nowMs): Promise<ReconcileOutput> {
+    this.nowMs = atMs
+    const device = await this.wg.show(IFACE)
+    const out = reconcile({
+      nowMs: this.nowMs,
+      selfKey: SELF,
+      device,
+      desired: this.desired === null ? null : new Map(this.desired.map((d) => [d.publicKey, d])),
+      tracks: this.tracks,
+      timing,
+      self: { ...this.self }
+    })
+    if (out.changes.length > 0) await this.wg.set(IFACE, out.changes)
+    this.tracks = out.tracks
+    return out
+  }
+
+  track (key = B): PeerTrack {
+    const t = this.tracks.get(key)
+    if (t === undefined) throw new Error(`no track for ${key}`)
+    return t
+  }
+
+  /** Let the current attempt time out without a handshake. */
+  async timeOut (): Promise<ReconcileOutput> {
+    const t = this.track()
+    expect(t.phase).toBe('trying')
+    const out = await this.step(t.sinceMs + timing.directTimeoutMs)
+    expect(out.changes).toEqual([{ publicKey: B, persistentKeepalive: 0 }])
+    expect(this.track().phase).toBe('hub')
+    return out
+  }
+
+  /** Wait in the hub phase until the retry slot, and reconcile there. */
+  async retry (): Promise<ReconcileOutput> {
+    const t = this.track()
+    expect(t.phase).toBe('hub')
+    expect(Number.isFinite(t.retryAtMs)).toBe(true)
+    expect(t.retryAtMs).toBeGreaterThan(this.nowMs)
+    expect((await this.step(t.retryAtMs - 1)).changes).toEqual([])
+    return await this.step(t.retryAtMs)
+  }
+}
+
+describe('reconcile: LAN candidates first behind the same public address', () => {
+  const cases: Array<{ name: string, selfPublic: string | null, candidates: Endpoint[], tried: Endpoint[], firstReason: RegExp }> = [
+    { name: 'same public address, two LAN candidates: both, then the public endpoint, then round again', selfPublic: SAME, candidates: [L1, L2], tried: [L1, L2, P, L1, L2], firstReason: /LAN endpoint/ },
+    { name: 'same public address, one LAN candidate: it, then the public endpoint', selfPublic: SAME, candidates: [L1], tried: [L1, P, L1], firstReason: /LAN endpoint/ },
+    { name: 'different public addresses: LAN candidates are ignored', selfPublic: OTHER, candidates: [L1, L2], tried: [P, P, P], firstReason: /from the registry/ },
+    { name: 'our public address not known yet: LAN candidates are ignored', selfPublic: null, candidates: [L1, L2], tried: [P, P], firstReason: /from the registry/ },
+    { name: 'same public address, no LAN candidates: the public endpoint only', selfPublic: SAME, candidates: [], tried: [P, P], firstReason: /from the registry/ }
+  ]
+
+  it.each(cases)('$name', async ({ selfPublic, candidates, tried, firstReason }) => {
+    const sim = new Sim([want({ candidates })], { natClass: 'easy', publicAddress: selfPublic })
+    const first = await sim.step()
+    expect(first.changes).toEqual([attemptOf(tried[0]!)])
+    expect(first.events).toEqual([{ publicKey: B, from: 'new', to: 'trying', reason: expect.stringMatching(firstReason) }])
+    expect(sim.wg.peer(IFACE, B)).toMatchObject({ endpoint: tried[0], allowedIps: [], persistentKeepalive: 25 })
+    for (const endpoint of tried.slice(1)) {
+      await sim.timeOut()
+      const again = await sim.retry()
+      expect(again.changes).toEqual([attemptOf(endpoint)])
+      expect(sim.track()).toMatchObject({ phase: 'trying', endpoint: `${endpoint.address}:${endpoint.port}` })
+    }
+  })
+
+  it('the attempt that finally works is the one that gets the allowed IPs', async () => {
+    const sim = new Sim([want({ candidates: [L1, L2] })], { natClass: 'easy', publicAddress: SAME })
+    await sim.step()
+    await sim.timeOut()
+    await sim.retry() // L2 now
+    const peer = sim.wg.peer(IFACE, B)!
+    peer.latestHandshake = Math.floor(sim.nowMs / 1000) + 1
+    const out = await sim.step(sim.nowMs + 1500)
+    expect(out.changes).toEqual([{ publicKey: B, allowedIps: ['100.64.0.3/32'] }])
+    expect(sim.track()).toMatchObject({ phase: 'direct', failures: 0, endpoint: '10.0.0.20:51820' })
+    expect(sim.wg.peer(IFACE, B)).toMatchObject({ endpoint: L2, allowedIps: ['100.64.0.3/32'] })
+  })
+})
+
+describe('reconcile: new candidates start a fresh attempt at once', () => {
+  const CHANGE_AT = T0 + 4000
+  const cases: Array<{ name: string, before: DesiredPeer, selfBefore: string | null, after: DesiredPeer, selfAfter: string | null, failFirst: boolean, next: Endpoint }> = [
+    { name: 'LAN candidates announced while trying the public endpoint', before: want(), selfBefore: SAME, after: want({ candidates: [L1] }), selfAfter: SAME, failFirst: false, next: L1 },
+    { name: 'our public address becomes known (equal to the peer\'s) while trying the public endpoint', before: want({ candidates: [L1] }), selfBefore: null, after: want({ candidates: [L1] }), selfAfter: SAME, failFirst: false, next: L1 },
+    { name: 'the LAN candidate changes while trying the old one', before: want({ candidates: [L1] }), selfBefore: SAME, after: want({ candidates: [L2] }), selfAfter: SAME, failFirst: false, next: L2 },
+    { name: 'the peer\'s public endpoint moves while trying it', before: want(), selfBefore: OTHER, after: want({ endpoint: P_MOVED }), selfAfter: OTHER, failFirst: false, next: P_MOVED },
+    { name: 'LAN candidates announced while waiting in the hub phase, before the retry slot', before: want(), selfBefore: SAME, after: want({ candidates: [L1] }), selfAfter: SAME, failFirst: true, next: L1 }
+  ]
+
+  it.each(cases)('$name', async ({ before, selfBefore, after, selfAfter, failFirst, next }) => {
+    const sim = new Sim([before], { natClass: 'easy', publicAddress: selfBefore })
+    await sim.step()
+    let changeAt = CHANGE_AT
+    if (failFirst) {
+      await sim.timeOut()
+      changeAt = sim.nowMs + 500
+      expect(sim.track().retryAtMs).toBeGreaterThan(changeAt)
+    }
+    const failuresBefore = sim.track().failures
+    sim.desired = [after]
+    sim.self.publicAddress = selfAfter
+    const out = await sim.step(changeAt)
+    expect(out.changes).toEqual([attemptOf(next)])
+    expect(sim.track()).toMatchObject({ phase: 'trying', sinceMs: changeAt, failures: 0, endpoint: `${next.address}:${next.port}` })
+    expect(failuresBefore).toBe(failFirst ? 1 : 0)
+    // The new attempt gets its own full timeout.
+    expect((await sim.step(changeAt + timing.directTimeoutMs - 1)).changes).toEqual([])
+    expect(sim.track().phase).toBe('trying')
+    await sim.timeOut()
+  })
+
+  it('nothing changes while trying when the announcement does not change the candidates (other public address)', async () => {
+    const sim = new Sim([want()], { natClass: 'easy', publicAddress: OTHER })
+    await sim.step()
+    sim.desired = [want({ candidates: [L1, L2] })]
+    expect((await sim.step(CHANGE_AT)).changes).toEqual([])
+    expect(sim.track()).toMatchObject({ phase: 'trying', sinceMs: T0, endpoint: '198.18.12.2:51820' })
+  })
+})
+
+describe('reconcile: both sides behind hard NATs', () => {
+  const cases: Array<{ self: string, peer: string, attempts: boolean }> = [
+    { self: 'hard', peer: 'hard', attempts: false },
+    { self: 'hard', peer: 'easy', attempts: true },
+    { self: 'easy', peer: 'hard', attempts: true },
+    { self: 'hard', peer: 'unknown', attempts: true },
+    { self: 'unknown', peer: 'hard', attempts: true },
+    { self: 'hard', peer: 'public', attempts: true },
+    { self: 'public', peer: 'hard', attempts: true }
+  ]
+
+  it.each(cases)('self $self, peer $peer: attempt $attempts', async ({ self, peer, attempts }) => {
+    const sim = new Sim([want({ natClass: peer })], { natClass: self, publicAddress: OTHER })
+    const out = await sim.step()
+    expect(out.changes).toEqual(attempts ? [attemptOf(P)] : [])
+    expect(out.tracks.has(B)).toBe(attempts)
+    expect(out.events.length).toBe(attempts ? 1 : 0)
+    expect(sim.wg.peer(IFACE, B) !== undefined).toBe(attempts)
+  })
+
+  it('never starts an attempt for a hard/hard pair, however long it waits', async () => {
+    const sim = new Sim([want({ natClass: 'hard' })], { natClass: 'hard', publicAddress: OTHER })
+    for (const t of [T0, T0 + 60_000, T0 + 3_600_000, T0 + 86_400_000]) {
+      const out = await sim.step(t)
+      expect(out.changes).toEqual([])
+      expect(out.tracks.size).toBe(0)
+    }
+  })
+
+  const becomesHopeless: Array<{ name: string, change: (sim: Sim) => void }> = [
+    { name: 'our class becomes hard', change: (sim) => { sim.self.natClass = 'hard' } },
+    { name: 'our class becomes hard and the peer\'s endpoint moves', change: (sim) => { sim.self.natClass = 'hard'; sim.desired = [want({ natClass: 'hard', endpoint: P_MOVED })] } }
+  ]
+
+  it.each(becomesHopeless)('a peer waiting in the hub phase is not retried once both are hard: $name', async ({ change }) => {
+    const sim = new Sim([want({ natClass: 'hard' })], { natClass: 'easy', publicAddress: OTHER })
+    await sim.step()
+    await sim.timeOut()
+    const waiting = sim.track()
+    change(sim)
+    for (const t of [sim.nowMs + 100, waiting.retryAtMs, waiting.retryAtMs + 3_600_000]) {
+      const out = await sim.step(t)
+      expect(out.changes).toEqual([])
+      expect(out.events).toEqual([])
+      expect(sim.track()).toMatchObject({ phase: 'hub', failures: 1 })
+    }
+    expect(sim.wg.peer(IFACE, B)).toMatchObject({ persistentKeepalive: 0, allowedIps: [] })
+  })
+})
+
+describe('reconcile: parking after repeated failures', () => {
+  const cases: Array<{ name: string, self: string | null, candidates: Endpoint[], attempts: number }> = [
+    { name: 'one candidate: parked after maxFailures attempts', self: OTHER, candidates: [], attempts: timing.maxFailures },
+    { name: 'two candidates: parked after maxFailures rounds of both', self: SAME, candidates: [L1], attempts: timing.maxFailures * 2 },
+    { name: 'three candidates: parked after maxFailures rounds of all', self: SAME, candidates: [L1, L2], attempts: timing.maxFailures * 3 }
+  ]
+
+  it.each(cases)('$name', async ({ self, candidates, attempts }) => {
+    const sim = new Sim([want({ candidates })], { natClass: 'easy', publicAddress: self })
+    await sim.step()
+    for (let failed = 1; failed <= attempts; failed++) {
+      await sim.timeOut()
+      expect(sim.track().failures).toBe(failed)
+      if (failed < attempts) {
+        expect(Number.isFinite(sim.track().retryAtMs)).toBe(true)
+        expect((await sim.retry()).changes).toHaveLength(1)
+      }
+    }
+    const parked = sim.track()
+    expect(parked.retryAtMs).toBe(Number.POSITIVE_INFINITY)
+    expect(parked.reason).toMatch(new RegExp(`no handshake in ${attempts} attempts`))
+    for (const t of [sim.nowMs + 1, sim.nowMs + timing.retryMaxMs * 10, sim.nowMs + 365 * 86_400_000]) {
+      const out = await sim.step(t)
+      expect(out.changes).toEqual([])
+      expect(out.events).toEqual([])
+      expect(sim.track()).toEqual(parked)
+    }
+  })
+
+  const wakers: Array<{ name: string, start?: DesiredPeer, change: (sim: Sim) => void, next: Endpoint, reason: RegExp }> = [
+    { name: 'the peer\'s endpoint moves', change: (sim) => { sim.desired = [want({ endpoint: P_MOVED })] }, next: P_MOVED, reason: /new endpoint/ },
+    { name: 'our NAT class changes', change: (sim) => { sim.self.natClass = 'public' }, next: P, reason: /NAT class changed \(public\/unknown\)/ },
+    { name: 'the peer\'s NAT class changes', change: (sim) => { sim.desired = [want({ natClass: 'easy' })] }, next: P, reason: /NAT class changed \(easy\/easy\)/ },
+    { name: 'we turn out to be behind the peer\'s router, and it has LAN candidates', start: want({ candidates: [L1] }), change: (sim) => { sim.self.publicAddress = SAME }, next: L1, reason: /new endpoint/ }
+  ]
+
+  /** A peer (at our other public address) parked after maxFailures failed attempts. */
+  async function parkedSim (peer = want()): Promise<Sim> {
+    const sim = new Sim([peer], { natClass: 'easy', publicAddress: OTHER })
+    await sim.step()
+    for (let i = 0; i < timing.maxFailures; i++) {
+      if (i > 0) await sim.retry()
+      await sim.timeOut()
+    }
+    expect(sim.track().retryAtMs).toBe(Number.POSITIVE_INFINITY)
+    return sim
+  }
+
+  it.each(wakers)('a parked peer is tried again at once when $name', async ({ start, change, next, reason }) => {
+    const sim = await parkedSim(start)
+    change(sim)
+    const at = sim.nowMs + 3_600_000
+    const out = await sim.step(at)
+    expect(out.changes).toEqual([attemptOf(next)])
+    expect(out.events).toEqual([{ publicKey: B, from: 'hub', to: 'trying', reason: expect.stringMatching(reason) }])
+    expect(sim.track()).toMatchObject({ phase: 'trying', failures: 0, sinceMs: at })
+    // A fresh budget: the next failure is not parked.
+    await sim.timeOut()
+    expect(sim.track().failures).toBe(1)
+    expect(Number.isFinite(sim.track().retryAtMs)).toBe(true)
+  })
+
+  const sleepers: Array<{ name: string, change: (sim: Sim) => void }> = [
+    { name: 'its allowed IPs change', change: (sim) => { sim.desired = [want({ allowedIps: ['100.64.0.4/32'] })] } },
+    { name: 'it goes offline and back', change: (sim) => { sim.desired = [want({ online: false })] } },
+    { name: 'our public address changes but the peer has no LAN candidates', change: (sim) => { sim.self.publicAddress = SAME } },
+    { name: 'it announces LAN candidates but our public addresses differ', change: (sim) => { sim.desired = [want({ candidates: [L1, L2] })] } }
+  ]
+
+  it.each(sleepers)('a parked peer stays parked when $name', async ({ change }) => {
+    const sim = await parkedSim()
+    change(sim)
+    const out = await sim.step(sim.nowMs + 3_600_000)
+    expect(out.changes).toEqual([])
+    expect(sim.track()).toMatchObject({ phase: 'hub', retryAtMs: Number.POSITIVE_INFINITY })
+  })
+})
+
+describe('reconcile: only managed and desired peers are ever changed', () => {
+  const C = testKey('c'); const FOREIGN = testKey('foreign')
+  const foreignPeer = newPeer(FOREIGN, { allowedIps: ['100.64.0.50/32'], endpoint: ep('198.18.50.1:51820'), persistentKeepalive: 25 })
+  const hubPeer = newPeer(HUB, { allowedIps: ['100.64.0.0/24'], endpoint: ep('198.18.0.1:51820'), persistentKeepalive: 25 })
+
+  const cases: Array<{ name: string, desired: DesiredPeer[] | null, tracks: Array<[string, PeerTrack]>, onDevice: WgPeer[], keys: string[] }> = [
+    { name: 'no table yet', desired: null, tracks: [], onDevice: [], keys: [] },
+    { name: 'an empty table', desired: [], tracks: [], onDevice: [], keys: [] },
+    { name: 'one new peer', desired: [want()], tracks: [], onDevice: [], keys: [B] },
+    {
+      name: 'a managed peer dropped from the table, still on the interface',
+      desired: [],
+      tracks: [[C, { phase: 'direct', sinceMs: T0, failures: 0, retryAtMs: 0, endpoint: null, targets: null, rx: 0, rxAtMs: T0, reason: '' }]],
+      onDevice: [newPeer(C)],
+      keys: [C]
+    },
+    {
+      name: 'a managed peer dropped from the table and already gone from the interface',
+      desired: [],
+      tracks: [[C, { phase: 'hub', sinceMs: T0, failures: 1, retryAtMs: T0, endpoint: null, targets: null, rx: 0, rxAtMs: T0, reason: '' }]],
+      onDevice: [],
+      keys: []
+    }
+  ]
+
+  it.each(cases)('$name', ({ desired, tracks, onDevice, keys }) => {
+    const out = reconcile({
+      nowMs: T0 + 1000,
+      selfKey: SELF,
+      device: { publicKey: SELF, listenPort: 51820, peers: [hubPeer, foreignPeer, ...onDevice] },
+      desired: desired === null ? null : new Map(desired.map((d) => [d.publicKey, d])),
+      tracks: new Map(tracks),
+      timing,
+      self: { natClass: 'easy', publicAddress: OTHER }
+    })
+    expect(out.changes.map((c) => c.publicKey).sort()).toEqual([...keys].sort())
+  })
+
+  /** A registry table as a hostile or buggy registry might send it: it lists us, the hub and a foreign peer too. */
+  const tablePeer = fc.record({
+    endpoint: fc.constantFrom(null, '198.18.12.2:51820', '198.18.12.2:60001', '198.18.13.3:51820'),
+    lan: fc.subarray(['192.168.1.20:51820', '10.0.0.20:51820']),
+    natClass: fc.constantFrom('public' as const, 'easy' as const, 'hard' as const, 'unknown' as const),
+    readyForUs: fc.boolean(),
+    allowedIps: fc.constantFrom(['100.64.0.3/32'], ['100.64.0.4/32'], ['100.64.0.0/24'], ['100.64.0.50/32'], ['10.9.0.0/16'], [])
+  })
+  const stepArb = fc.record({
+    dtMs: fc.integer({ min: 0, max: 400_000 }),
+    noTable: fc.boolean(),
+    b: fc.option(tablePeer), c: fc.option(tablePeer), self: tablePeer, hub: tablePeer, foreign: tablePeer,
+    selfClass: fc.constantFrom('public', 'easy', 'hard', 'unknown'),
+    selfPublic: fc.constantFrom(null, '198.18.12.2', '203.0.113.9'),
+    handshake: fc.subarray([B, C]),
+    rx: fc.subarray([B, C])
+  })
+
+  it('vetted tables of any shape never lead to a change of our own key, the hub or a peer someone else configured', async () => {
+    await fc.assert(fc.asyncProperty(fc.boolean(), fc.array(stepArb, { minLength: 1, maxLength: 25 }), async (punching, steps) => {
+      const wg = new FakeWg()
+      wg.addDevice(IFACE, { publicKey: SELF, listenPort: 51820, peers: [structuredClone(hubPeer), structuredClone(foreignPeer)] })
+      let tracks = new Map<string, PeerTrack>()
+      let nowMs = T0
+      for (const s of steps) {
+        nowMs += s.dtMs
+        const device = await wg.show(IFACE)
+        const table: TablePeer[] = []
+        const add = (key: string, p: typeof s.self | null): void => {
+          if (p === null) return
+          table.push({ publicKey: key, endpoint: p.endpoint, allowedIps: [...p.allowedIps], latestHandshake: 0, online: true, announce: { natClass: p.natClass, mappedEndpoint: null, lanEndpoints: p.lan, ready: p.readyForUs ? [SELF] : [] } })
+        }
+        add(SELF, s.self); add(HUB, s.hub); add(FOREIGN, s.foreign); add(B, s.b); add(C, s.c)
+        const { desired } = vetTable(table, {
+          selfKey: SELF,
+          registryKey: HUB,
+          meshPrefixes: [parsePrefix('100.64.0.0/24')],
+          registryAddresses: ['100.64.0.1'],
+          managed: new Set(tracks.keys()),
+          device
+        })
+        const out = reconcile({ nowMs, selfKey: SELF, device, desired: s.noTable ? null : desired, tracks, timing, self: { natClass: s.selfClass, publicAddress: s.selfPublic }, punching })
+        const allowed = new Set([...(s.noTable ? [] : desired.keys()), ...tracks.keys()])
+        for (const c of out.changes) {
+          expect([SELF, HUB, FOREIGN]).not.toContain(c.publicKey)
+          expect(allowed.has(c.publicKey)).toBe(true)
+          if (c.remove === true) expect(tracks.has(c.publicKey)).toBe(true)
+        }
+        for (const key of out.tracks.keys()) expect(allowed.has(key)).toBe(true)
+        if (out.changes.length > 0) await wg.set(IFACE, out.changes)
+        tracks = out.tracks
+        // WireGuard's side of the story: some handshakes and some traffic.
+        for (const key of s.handshake) { const p = wg.peer(IFACE, key); if (p !== undefined) p.latestHandshake = Math.floor(nowMs / 1000) }
+        for (const key of s.rx) { const p = wg.peer(IFACE, key); if (p !== undefined) p.transferRx += 148 }
+      }
+      expect(wg.peer(IFACE, HUB)).toEqual(hubPeer)
+      expect(wg.peer(IFACE, FOREIGN)).toEqual(foreignPeer)
+      expect(wg.peer(IFACE, SELF)).toBeUndefined()
+    }), { numRuns: 150 })
+  })
+})
+
+describe('candidatesOf', () => {
+  const V6P = ep('[2001:db8::7]:51820'); const V6L = ep('[fd00:1::7]:51820')
+  const cases: Array<{ name: string, peer: DesiredPeer, selfPublic: string | null, expected: Endpoint[] }> = [
+    { name: 'no endpoint: nowhere to go, even with LAN candidates', peer: want({ endpoint: null, candidates: [L1] }), selfPublic: null, expected: [] },
+    { name: 'no endpoint, same-looking address irrelevant', peer: want({ endpoint: null, candidates: [L1] }), selfPublic: SAME, expected: [] },
+    { name: 'our public address unknown: the public endpoint only', peer: want({ candidates: [L1, L2] }), selfPublic: null, expected: [P] },
+    { name: 'different public addresses: the public endpoint only', peer: want({ candidates: [L1, L2] }), selfPublic: OTHER, expected: [P] },
+    { name: 'same public address: LAN candidates in order, then the public endpoint', peer: want({ candidates: [L1, L2] }), selfPublic: SAME, expected: [L1, L2, P] },
+    { name: 'same public address, no LAN candidates', peer: want(), selfPublic: SAME, expected: [P] },
+    { name: 'same address, other port (the address is what counts)', peer: want({ endpoint: P_MOVED, candidates: [L1] }), selfPublic: SAME, expected: [L1, P_MOVED] },
+    { name: 'IPv6: same public address', peer: want({ endpoint: V6P, candidates: [V6L] }), selfPublic: '2001:db8::7', expected: [V6L, V6P] },
+    { name: 'IPv6: other public address', peer: want({ endpoint: V6P, candidates: [V6L] }), selfPublic: '2001:db8::8', expected: [V6P] }
+  ]
+
+  it.each(cases)('$name', ({ peer, selfPublic, expected }) => {
+    expect(candidatesOf(peer, selfPublic)).toEqual(expected)
   })
 })
