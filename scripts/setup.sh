@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the lab needs: userspace WireGuard, wg, namespaces, NAT, ping, traffic shaping, iperf3.
-need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver)
-pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn)
+need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver conntrack)
+pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn conntrack)
 missing=()
 for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
 if [ ${#missing[@]} -gt 0 ]; then

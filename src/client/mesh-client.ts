@@ -42,6 +42,8 @@ export interface MeshClientInit {
   raw?: boolean
   /** TTL of punch datagrams: low enough to open our own NAT but expire before the far one. Undefined: no punching. */
   punchTtl?: number
+  /** How often the NAT mapping is checked (STUN). @default NAT_RECHECK_MS */
+  natCheckMs?: number
 }
 
 export interface MeshClientComponents {
@@ -157,7 +159,7 @@ export class MeshClient {
   private natMonitor (): NatMonitor {
     const hubStunPort = this.init.hubStunPort ?? 3478
     const stunServers = [...(this.hubEndpoint !== null && hubStunPort > 0 ? [{ address: this.hubEndpoint.address, port: hubStunPort }] : []), ...(this.init.stunServers ?? [])]
-    return new NatMonitor({ iface: this.init.iface, listenPort: this.listenPort, meshPrefixes: this.meshPrefixes, stunServers, raw: this.init.raw }, {
+    return new NatMonitor({ iface: this.init.iface, listenPort: this.listenPort, meshPrefixes: this.meshPrefixes, stunServers, raw: this.init.raw, recheckMs: this.init.natCheckMs }, {
       logger: this.log,
       hubView: () => {
         const mapped = this.selfEntry?.endpoint

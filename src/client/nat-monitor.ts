@@ -8,8 +8,13 @@ import { sleep, Wakeup } from '../shared/sleep.js'
 import { discover, type Discovery } from './nat-discovery.js'
 import { stunProbe, type StunProbeResult } from './stun-probe.js'
 
-/** How often the NAT mapping is checked again when nothing else prompts it. */
-export const NAT_RECHECK_MS = 60_000
+/**
+ * How often the NAT mapping is checked again when nothing else prompts it: a router that reboots or drops its
+ * mappings is noticed within this. One STUN exchange each time, with the raw receive socket open for one round trip.
+ */
+export const NAT_RECHECK_MS = 5_000
+/** Wait after a failed discovery round before the next. */
+export const NAT_FAILURE_RETRY_MS = 5_000
 
 export interface NatMonitorInit {
   iface: string
@@ -20,6 +25,7 @@ export interface NatMonitorInit {
   /** Use raw sockets (STUN from the WireGuard port). @default true */
   raw?: boolean
   recheckMs?: number
+  failureRetryMs?: number
 }
 
 export interface NatMonitorComponents {
@@ -105,7 +111,7 @@ export class NatMonitor {
         if (signal.aborted) break
         this.c.logger.warn(`NAT discovery failed, will retry: ${messageOf(err)}`)
         this.announced = ''
-        await sleep(5000, signal)
+        await sleep(this.init.failureRetryMs ?? NAT_FAILURE_RETRY_MS, signal)
         continue
       }
       await this.wakeup.wait(this.init.recheckMs ?? NAT_RECHECK_MS, signal)

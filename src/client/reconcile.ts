@@ -200,11 +200,13 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         } else if (endpointMoved && track.endpoint !== null && candidates.some((c) => formatEndpoint(c) === track.endpoint)) {
           // New candidates, but the one in use is still among them: nothing to change.
           tracks.set(key, { ...track, targets })
-        } else if (endpointMoved && nowMs - track.rxAtMs > timing.keepaliveS * 1000 + QUIET_SLACK_MS && pick(0) !== undefined) {
-          // The registry saw the peer move and our path has gone quiet: follow it. While traffic still arrives,
-          // WireGuard's roaming knows better than the registry, so a working path is left alone.
-          changes.push({ ...attempt(key, pick(0) as Endpoint, timing), allowedIps: undefined })
-          tracks.set(key, { ...track, endpoint: formatEndpoint(pick(0) as Endpoint), targets })
+        } else if (endpointMoved && pick(0) !== undefined && (want.natClass !== 'hard' || nowMs - track.rxAtMs > timing.keepaliveS * 1000 + QUIET_SLACK_MS)) {
+          // The endpoint we use is no longer among the peer's: its NAT moved (a rebooted router, a new network).
+          // Follow at once. Behind a symmetric NAT the hub sees another port than we do, so there we follow only
+          // once our path has gone quiet; until then WireGuard's roaming knows better than the registry.
+          const next = pick(0) as Endpoint
+          changes.push({ ...attempt(key, next, timing), allowedIps: undefined })
+          tracks.set(key, { ...track, endpoint: formatEndpoint(next), targets, reason: `peer moved to ${formatEndpoint(next)}` })
         } else {
           if (!sameList(onDevice.allowedIps, want.allowedIps)) changes.push({ publicKey: key, allowedIps: want.allowedIps })
           tracks.set(key, track)
@@ -253,9 +255,12 @@ function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[])
   return selfClass === 'hard' && want.natClass === 'hard' && candidates.length <= 1
 }
 
-/** Set an endpoint and keepalive, no allowed IPs: WireGuard handshakes at once, the traffic stays on the hub. */
+/**
+ * Set an endpoint and keepalive, no allowed IPs: WireGuard handshakes at once (kicked, even if keepalive was already
+ * on), while the traffic stays on the hub.
+ */
 function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming): PeerChange {
-  return { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [] }
+  return { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [], kick: true }
 }
 
 function fresh (phase: PathPhase, nowMs: number, endpoint: string, onDevice: WgPeer | undefined, failures: number, reason: string, targets: string | null): PeerTrack {

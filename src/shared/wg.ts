@@ -11,6 +11,12 @@ export interface PeerChange {
   /** Replaces the peer's allowed IPs; an empty list removes them all. */
   allowedIps?: string[]
   persistentKeepalive?: number
+  /**
+   * Make WireGuard send to the peer at once (a handshake or a keepalive): keepalive is switched off and on again
+   * in the same call, and WireGuard sends immediately when persistent keepalive is turned on. Needs
+   * `persistentKeepalive` > 0.
+   */
+  kick?: boolean
 }
 
 /** The narrow control surface wgnat needs from WireGuard, so tests and benchmarks can inject a fake device. */
@@ -30,6 +36,7 @@ export interface WgCliInit {
 export function wgSetArgs (iface: string, changes: PeerChange[]): string[] {
   const args = ['set', iface]
   for (const c of changes) {
+    if (c.kick === true && c.remove !== true) args.push('peer', c.publicKey, 'persistent-keepalive', 'off')
     args.push('peer', c.publicKey)
     if (c.remove === true) { args.push('remove'); continue }
     if (c.endpoint !== undefined) args.push('endpoint', formatEndpoint(c.endpoint))

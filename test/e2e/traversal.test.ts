@@ -109,3 +109,31 @@ describe.skipIf(!support.ok)('upgrade from hub to direct while pinging', () => {
     expect(ping.sent - ping.received).toBeLessThanOrEqual(1)
   })
 })
+
+describe.skipIf(!support.ok)('a pair that cannot go direct stays on the hub without loss', () => {
+  let lab: Lab
+  let mesh: MeshProcesses | undefined
+
+  beforeAll(async () => {
+    lab = await createLab({ sites: [{ name: 'e', kind: 'easy', clients: ['e'] }, { name: 'h', kind: 'hard', clients: ['h'] }] })
+  })
+  afterAll(async () => {
+    mesh?.cleanup()
+    await lab?.destroy()
+  })
+
+  it('easy-hard: no ping lost after the first success while the direct attempt fails', async () => {
+    mesh = startMesh(lab, { serverArgs: ['--relay'], clients: [], clientArgs: ['--direct-timeout', '3s'] })
+    expect(await waitFor(async () => (await lab.ping('e', lab.clients.h!.tunnelIp, { count: 1, timeoutS: 1 })).received > 0, 10_000)).toBeDefined()
+    const pinging = lab.ping('e', lab.clients.h!.tunnelIp, { count: 50, intervalS: 0.1, timeoutS: 10 })
+    mesh.startClient('e')
+    mesh.startClient('h')
+    const ping = await pinging
+    const status = await clientStatus(lab, 'e')
+    const toH = status.peers.find((p) => p.publicKey === lab.clients.h!.publicKey)
+    console.log(`[e2e] easy-hard: ${ping.sent - ping.received} of ${ping.sent} pings lost while trying; path now ${toH?.path ?? '?'} (${toH?.reason ?? ''})`)
+    expect(ping.sent).toBe(50)
+    expect(ping.received, mesh.logs()).toBe(50)
+    expect(toH?.path).toBe('via hub')
+  })
+})

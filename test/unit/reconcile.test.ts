@@ -37,7 +37,7 @@ function startTrying (): { tracks: Map<string, PeerTrack>, onDevice: WgPeer } {
 describe('reconcile: relay first, direct when proven', () => {
   it('adds a new peer with endpoint and keepalive but no allowed IPs: traffic stays on the hub', () => {
     const out = reconcile(input(T0, [], new Map()))
-    expect(out.changes).toEqual([{ publicKey: B, endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25, allowedIps: [] }])
+    expect(out.changes).toEqual([{ publicKey: B, endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25, allowedIps: [], kick: true }])
     expect(out.tracks.get(B)?.phase).toBe('trying')
     expect(out.events).toEqual([expect.objectContaining({ from: 'new', to: 'trying' })])
   })
@@ -102,18 +102,21 @@ describe('reconcile: relay first, direct when proven', () => {
     expect(dead.changes).toEqual([{ publicKey: B, allowedIps: [], persistentKeepalive: 0 }])
   })
 
-  it('leaves a working direct path alone when the registry reports another endpoint (roaming knows better)', () => {
+  it('follows a peer whose NAT moved at once; behind a symmetric NAT only once the path goes quiet', () => {
     const { tracks, onDevice } = startTrying()
     onDevice.latestHandshake = Math.floor(T0 / 1000) + 1
     const direct = reconcile(input(T0 + 1500, [onDevice], tracks)).tracks
     onDevice.allowedIps = ['100.64.0.3/32']
-    const moved = [want({ endpoint: ep('198.18.12.2:60000') })]
-    // Traffic still arrives: WireGuard's roaming knows better than the registry.
-    expect(reconcile(input(T0 + 3000, [{ ...onDevice, transferRx: 5 }], direct, moved)).changes).toEqual([])
+    const follow = [{ publicKey: B, endpoint: ep('198.18.12.2:60000'), persistentKeepalive: 25, allowedIps: undefined, kick: true }]
+    // An easy peer whose router rebooted: its old mapping is gone, follow now (allowed IPs stay: no detour).
+    expect(reconcile(input(T0 + 3000, [{ ...onDevice, transferRx: 5 }], direct, [want({ endpoint: ep('198.18.12.2:60000'), natClass: 'easy' })])).changes).toEqual(follow)
+    // A hard peer: the hub sees another port than we do; while traffic arrives, WireGuard's roaming knows better.
+    const hard = [want({ endpoint: ep('198.18.12.2:60000'), natClass: 'hard' })]
+    expect(reconcile(input(T0 + 3000, [{ ...onDevice, transferRx: 5 }], direct, hard)).changes).toEqual([])
     // Quiet for longer than a keepalive interval (but not yet dead): the registry's word wins.
-    const later = reconcile(input(T0 + 1500 + timing.keepaliveS * 1000 + 6000, [onDevice], direct, moved))
-    expect(later.changes).toEqual([{ publicKey: B, endpoint: ep('198.18.12.2:60000'), persistentKeepalive: 25, allowedIps: undefined }])
+    expect(reconcile(input(T0 + 1500 + timing.keepaliveS * 1000 + 6000, [onDevice], direct, hard)).changes).toEqual(follow)
   })
+
 
 
   it('removes managed peers the registry dropped, and keeps everything when no table was fetched yet', () => {
@@ -159,7 +162,7 @@ const SAME = P.address; const OTHER = '203.0.113.9'
 
 /** The change that starts an attempt: endpoint and keepalive, no allowed IPs. */
 function attemptOf (endpoint: Endpoint, key = B): PeerChange {
-  return { publicKey: key, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [] }
+  return { publicKey: key, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [], kick: true }
 }
 
 /** One client: a fake interface holding the hub, the tracks it manages, a clock and its own NAT view. */

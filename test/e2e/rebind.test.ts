@@ -1,0 +1,52 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
+import { pathBetween, startMesh, waitFor, type MeshProcesses } from '../../scripts/lab/mesh.js'
+
+const support = await labSupport()
+if (!support.ok) console.warn(`SKIPPING rebind e2e tests: ${support.reason}`)
+
+/** The port the rebooted router hands out for the client's WireGuard port. */
+const NEW_PORT = 31000
+
+/**
+ * A home router that reboots: it forgets every mapping, and the client's WireGuard port now maps to another public
+ * port (the same for every destination, as before: still endpoint-independent).
+ */
+async function rebootRouter (lab: Lab, site: string, client: string): Promise<void> {
+  const { wanIf, wanIp } = lab.routers[site]!
+  const c = lab.clients[client]!
+  await lab.exec(`router:${site}`, ['iptables', '-w', '-t', 'nat', '-I', 'POSTROUTING', '1', '-o', wanIf, '-s', c.underlayIp, '-p', 'udp', '--sport', String(c.listenPort), '-j', 'SNAT', '--to-source', `${wanIp}:${NEW_PORT}`])
+  await lab.exec(`router:${site}`, ['conntrack', '-F'], { reject: false })
+}
+
+describe.skipIf(!support.ok)('a router that loses its mappings (reboot, new ports)', () => {
+  let lab: Lab
+  let mesh: MeshProcesses
+
+  beforeAll(async () => {
+    lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }, { name: 'b', kind: 'easy', clients: ['b'] }] })
+    await lab.ping('a', lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
+    await lab.ping('b', lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
+    mesh = startMesh(lab)
+  })
+
+  afterAll(async () => {
+    mesh?.cleanup()
+    await lab?.destroy()
+  })
+
+  it('gets the direct path back within seconds', async () => {
+    expect(await waitFor(async () => (await pathBetween(lab, 'a', 'b')).path === 'direct', 15_000), mesh.logs()).toBeDefined()
+    await rebootRouter(lab, 'a', 'a')
+    const t0 = Date.now()
+    // The hub does not forward: a reply proves the direct path.
+    const lost = await lab.ping('a', lab.clients.b!.tunnelIp, { count: 1, timeoutS: 1 })
+    const back = await waitFor(async () => (await lab.ping('a', lab.clients.b!.tunnelIp, { count: 1, timeoutS: 1 })).received > 0, 30_000)
+    const ms = back === undefined ? undefined : Date.now() - t0
+    const endpoint = (await lab.exec('b', ['wg', 'show', lab.clients.b!.wgIf, 'endpoints'])).stdout.split('\n').find((l) => l.startsWith(lab.clients.a!.publicKey))?.split('\t')[1]
+    console.log(`[e2e] rebind: first ping after the reboot ${lost.received > 0 ? 'answered' : 'lost'}; direct path back after ${ms ?? 'never'} ms; b now sends to ${endpoint ?? '?'}`)
+    expect(ms, mesh.logs()).toBeDefined()
+    expect(ms!, mesh.logs()).toBeLessThan(10_000)
+    expect(endpoint).toBe(`${lab.routers.a!.wanIp}:${NEW_PORT}`)
+  })
+})
