@@ -77,7 +77,8 @@ export function explain (err: ExecaError, iface: string, wgPath = 'wg'): WgError
   if ((err as { code?: string }).code === 'ENOENT') return new WgError(`wg not found: is wireguard-tools installed? (tried ${quote(wgPath)})`, 69)
   if (err.timedOut === true) return new WgError(`wg on interface ${quote(iface)} timed out`)
   const stderr = String(err.stderr ?? '').trim()
-  if (/No such device|does not exist|Unable to access interface: No such/i.test(stderr)) return new WgError(`interface ${quote(iface)} not found or not a WireGuard interface`, 69)
+  // "Protocol not supported": no userspace socket for that name, and a kernel without WireGuard to ask instead.
+  if (/No such device|does not exist|Unable to access interface: (No such|Protocol not supported)/i.test(stderr)) return new WgError(`interface ${quote(iface)} not found or not a WireGuard interface`, 69)
   if (/Operation not permitted|Permission denied/i.test(stderr)) return new WgError(`not permitted to control WireGuard interface ${quote(iface)}: run as root or with CAP_NET_ADMIN`, 77)
   const line = stderr.split('\n')[0] ?? ''
   return new WgError(`wg failed on interface ${quote(iface)}: ${line === '' ? `exit code ${String(err.exitCode)}` : quote(line)}`)

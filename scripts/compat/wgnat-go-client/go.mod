@@ -1,0 +1,3 @@
+module wgnat.invalid/wgnat-go-client
+
+go 1.19
