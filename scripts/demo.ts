@@ -4,7 +4,7 @@
  * then a summary, then removes everything. Needs root (namespaces, /dev/net/tun); no configuration.
  */
 import { createLab, labSupport, type Lab } from './lab/lab.js'
-import { pathBetween, startMesh, type MeshProcesses, type PathKind } from './lab/mesh.js'
+import { CLIENT_BIN, pathBetween, startMesh, waitFor, type MeshProcesses, type PathKind } from './lab/mesh.js'
 
 const SITES = [
   { name: 'alice', kind: 'easy' as const, what: 'home router (NAT + stateful firewall)' },
@@ -28,6 +28,12 @@ async function snapshot (lab: Lab): Promise<Row[]> {
   return await Promise.all(PAIRS.map(async ([a, b]) => ({ pair: `${a} -> ${b}`, ...(await pathBetween(lab, a, b)) })))
 }
 
+/** Until the hub relays (wgnat-server --relay has set up forwarding): a spoke reaches another through it. */
+async function waitForRelay (lab: Lab): Promise<void> {
+  const to = lab.clients.bob?.tunnelIp ?? ''
+  await waitFor(async () => (await lab.ping('alice', to, { count: 1, timeoutS: 1 })).received > 0, 10_000)
+}
+
 async function main (): Promise<number> {
   const support = await labSupport()
   if (!support.ok) {
@@ -35,20 +41,23 @@ async function main (): Promise<number> {
     return 1
   }
   console.log('wgnat demo: a WireGuard hub and three spokes behind NATs, on a simulated internet in network namespaces.\n')
-  const lab = await createLab({ sites: SITES.map((s) => ({ name: s.name, kind: s.kind, clients: [s.name] })), hubForwarding: true })
+  const lab = await createLab({ sites: SITES.map((s) => ({ name: s.name, kind: s.kind, clients: [s.name] })) })
   let mesh: MeshProcesses | undefined
   try {
-    console.log(`  hub    ${lab.hub.underlayIp} (public), tunnel ${lab.hub.tunnelIp}, relays between spokes`)
+    console.log(`  hub    ${lab.hub.underlayIp} (public), tunnel ${lab.hub.tunnelIp}`)
     for (const s of SITES) console.log(`  ${s.name.padEnd(6)} behind ${lab.routers[s.name]?.wanIp ?? '?'}, ${s.what}, tunnel ${lab.clients[s.name]?.tunnelIp ?? '?'}`)
     for (const s of SITES) await lab.ping(s.name, lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
 
-    console.log(`\n[${clock()}] hub-and-spoke, before wgnat: every packet between spokes goes through the hub`)
+    console.log(`\n[${clock()}] starting wgnat-server --relay on the hub: the hub forwards between spokes`)
+    mesh = startMesh(lab, { serverArgs: ['--relay'], clients: [] })
+    await waitForRelay(lab)
+    console.log(`\n[${clock()}] hub-and-spoke, before wgnat-client: every packet between spokes goes through the hub`)
     let rows = await snapshot(lab)
     console.log(render(rows))
 
-    console.log(`\n[${clock()}] starting wgnat-server on the hub and wgnat-client -t 1m on each spoke`)
+    console.log(`\n[${clock()}] starting wgnat-client -t 1m on each spoke`)
     const started = Date.now()
-    mesh = startMesh(lab)
+    for (const s of SITES) mesh.startClient(s.name)
     const firstDirect = new Map<string, number>()
     let last = JSON.stringify(rows.map((r) => r.path))
     while (Date.now() - started < WATCH_MS) {
@@ -64,6 +73,13 @@ async function main (): Promise<number> {
     }
     console.log(`\n[${clock()}] final state`)
     console.log(render(rows))
+
+    const carol = lab.clients.carol
+    if (carol !== undefined) {
+      const status = await lab.exec('carol', [process.execPath, CLIENT_BIN, 'status', '-i', carol.wgIf], { reject: false })
+      console.log(`\n[${clock()}] what carol's client knows (wgnat-client status -i ${carol.wgIf}):`)
+      console.log(status.stdout.trimEnd().split('\n').map((l) => `    ${l}`).join('\n'))
+    }
 
     console.log('\nSummary')
     for (const r of rows) {
