@@ -140,3 +140,8 @@ export async function clientStatus (lab: Lab, name: string): Promise<import('../
   const out = await lab.exec(name, [process.execPath, CLIENT_BIN, 'status', '-i', host.wgIf, '--json'])
   return JSON.parse(out.stdout)
 }
+
+/** Let every client handshake with the hub once (as spokes of a running hub have), so the hub knows their endpoints. */
+export async function registerWithHub (lab: Lab): Promise<void> {
+  await Promise.all(Object.keys(lab.clients).map(async (c) => await lab.ping(c, lab.hub.tunnelIp, { count: 1, timeoutS: 2 })))
+}

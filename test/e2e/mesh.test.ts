@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
-import { startMesh, waitFor, waitForPing, type MeshProcesses } from '../../scripts/lab/mesh.js'
+import { type MeshProcesses, registerWithHub, startMesh, waitFor, waitForPing } from '../../scripts/lab/mesh.js'
 
 const support = await labSupport()
 if (!support.ok) console.warn(`SKIPPING mesh e2e tests: ${support.reason}`)
@@ -28,8 +28,7 @@ describe.skipIf(!support.ok).each([
   beforeAll(async () => {
     lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }, { name: 'b', kind: 'easy', clients: ['b'] }], hubAllowedIps })
     // Let both clients register with the hub (their first handshake) before the registry starts, as on a real hub.
-    await lab.ping('a', lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
-    await lab.ping('b', lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
+    await registerWithHub(lab)
     startedAt = Date.now()
     mesh = startMesh(lab)
   })

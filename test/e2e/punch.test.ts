@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
-import { clientStatus, pathBetween, startMesh, waitFor, type MeshProcesses } from '../../scripts/lab/mesh.js'
+import { clientStatus, type MeshProcesses, pathBetween, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
 
 const support = await labSupport()
 if (!support.ok) console.warn(`SKIPPING punch e2e tests: ${support.reason}`)
@@ -30,7 +30,7 @@ describe.skipIf(!support.ok)('clash routers with low-TTL punching, and a standar
         { name: 's1', kind: 'easy', clients: ['s1'] }
       ]
     })
-    await Promise.all(Object.keys(lab.clients).map(async (c) => await lab.ping(c, lab.hub.tunnelIp, { count: 1, timeoutS: 2 })))
+    await registerWithHub(lab)
     // Debian's coturn as a plain STUN server on the hub's public address, beside wgnat-server's own.
     lab.spawn('hub', ['turnserver', '-n', '--stun-only', '--no-cli', '--no-tls', '--no-dtls', '-L', lab.hub.underlayIp, '-p', String(COTURN_PORT), '--log-file', 'stdout'])
     mesh = startMesh(lab, { clients: [] })
@@ -68,7 +68,7 @@ describe.skipIf(!support.ok)('control: clash routers without punching', () => {
 
   beforeAll(async () => {
     lab = await createLab({ sites: [{ name: 'c3', kind: 'clash', clients: ['c3'] }, { name: 'c4', kind: 'clash', clients: ['c4'] }] })
-    await Promise.all(Object.keys(lab.clients).map(async (c) => await lab.ping(c, lab.hub.tunnelIp, { count: 1, timeoutS: 2 })))
+    await registerWithHub(lab)
     mesh = startMesh(lab)
   })
 

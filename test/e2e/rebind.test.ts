@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
-import { pathBetween, startMesh, waitFor, type MeshProcesses } from '../../scripts/lab/mesh.js'
+import { type MeshProcesses, pathBetween, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
 
 const support = await labSupport()
 if (!support.ok) console.warn(`SKIPPING rebind e2e tests: ${support.reason}`)
@@ -25,8 +25,7 @@ describe.skipIf(!support.ok)('a router that loses its mappings (reboot, new port
 
   beforeAll(async () => {
     lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }, { name: 'b', kind: 'easy', clients: ['b'] }] })
-    await lab.ping('a', lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
-    await lab.ping('b', lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
+    await registerWithHub(lab)
     mesh = startMesh(lab)
   })
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
-import { clientStatus, pathBetween, startMesh, waitFor, type MeshProcesses } from '../../scripts/lab/mesh.js'
+import { clientStatus, type MeshProcesses, pathBetween, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
 
 const support = await labSupport()
 if (!support.ok) console.warn(`SKIPPING traversal e2e tests: ${support.reason}`)
@@ -27,7 +27,7 @@ describe.skipIf(!support.ok)('NAT traversal matrix, hub relaying (wgnat-server -
         { name: 'lan', kind: 'easy', clients: ['l1', 'l2'] }
       ]
     })
-    await Promise.all(Object.keys(lab.clients).map(async (c) => await lab.ping(c, lab.hub.tunnelIp, { count: 1, timeoutS: 2 })))
+    await registerWithHub(lab)
     mesh = startMesh(lab, { serverArgs: ['--relay'], clientArgs: ['--direct-timeout', '4s'] })
     // Long enough for every attempt to succeed or time out once.
     await waitFor(async () => (await pathBetween(lab, 'e1', 'e2')).path === 'direct', 20_000)

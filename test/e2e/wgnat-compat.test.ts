@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
-import { startMesh, waitFor, type MeshProcesses } from '../../scripts/lab/mesh.js'
+import { type MeshProcesses, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
 
 const support = await labSupport()
 let goBinary: string | undefined
@@ -25,8 +25,7 @@ describe.skipIf(!support.ok || goBinary === undefined)('a wg-nat-style Go client
 
   beforeAll(async () => {
     lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }, { name: 'b', kind: 'easy', clients: ['b'] }] })
-    await lab.ping('a', lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
-    await lab.ping('b', lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
+    await registerWithHub(lab)
     mesh = startMesh(lab, { clients: [] })
   })
   afterAll(async () => {

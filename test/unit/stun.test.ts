@@ -3,6 +3,7 @@ import { crc32 } from 'node:zlib'
 import fc from 'fast-check'
 import ipaddr from 'ipaddr.js'
 import { ParseError } from '../../src/shared/errors.js'
+import { parseErrorOf } from '../helpers/errors.js'
 import {
   STUN_MAGIC_COOKIE,
   StunAttributeType,
@@ -62,16 +63,6 @@ function attribute (type: number, value: Buffer): Buffer {
   header.writeUInt16BE(type, 0)
   header.writeUInt16BE(value.length, 2)
   return Buffer.concat([header, value, Buffer.alloc((4 - value.length % 4) % 4)])
-}
-
-function parseErrorOf (fn: () => unknown): ParseError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(ParseError)
-    return err as ParseError
-  }
-  throw new Error('expected a ParseError, got a result')
 }
 
 describe('RFC 5769 test vectors', () => {

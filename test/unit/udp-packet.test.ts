@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { ParseError } from '../../src/shared/errors.js'
+import { parseErrorOf } from '../helpers/errors.js'
 import {
   IPV4_HEADER_LENGTH,
   IpProtocol,
@@ -37,16 +38,6 @@ function referenceChecksum (bytes: Uint8Array): number {
 
 function pseudoHeader (src: string, dst: string, udpLength: number): Buffer {
   return Buffer.from([...src.split('.').map(Number), ...dst.split('.').map(Number), 0, 17, udpLength >> 8, udpLength & 0xff])
-}
-
-function parseErrorOf (fn: () => unknown): ParseError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(ParseError)
-    return err as ParseError
-  }
-  throw new Error('expected a ParseError, got a result')
 }
 
 describe('internetChecksum', () => {
