@@ -196,20 +196,24 @@ export class MeshClient {
     return new Map(this.tracks)
   }
 
-  /** Fetch the table: long-poll for changes, full refresh at least every interval. Never throws. */
+  /**
+   * Fetch the table: the full table at start and after any failure, then changes only, each request held open by
+   * the registry until something changes (push) but never longer than the interval, so a sync happens at least
+   * every `-t`. At 10,000 peers a full table is 1.8 MB: fetching it every interval from every client would cost the
+   * hub far more than the deltas, which are a few hundred bytes. Never throws.
+   */
   private async syncLoop (): Promise<void> {
     const signal = this.abort.signal
     const push = this.init.push ?? true
     let version = 0
-    let lastFullMs = -Infinity
+    let needFull = true
     let failures = 0
     while (!signal.aborted) {
-      const sinceFull = this.nowMs() - lastFullMs
-      const full = sinceFull >= this.init.intervalMs || version === 0
-      const waitS = full || !push ? 0 : Math.max(0, Math.min(LONG_POLL_S, Math.floor((this.init.intervalMs - sinceFull) / 1000)))
+      const full = needFull || version === 0
+      const waitS = full || !push ? 0 : Math.max(0, Math.min(LONG_POLL_S, Math.floor(this.init.intervalMs / 1000)))
       try {
         const res = await this.registry.table(full ? 0 : version, waitS, signal)
-        if (res.full) lastFullMs = this.nowMs()
+        needFull = false
         if (res.version !== version || res.full) this.takeTable(res)
         version = res.version
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
@@ -220,14 +224,16 @@ export class MeshClient {
       } catch (err) {
         if (signal.aborted) break
         failures++
+        needFull = true
         this.registryState.reachable = false
         const waitMs = Math.min(this.init.intervalMs, 30_000, RETRY_BASE_MS * 2 ** (failures - 1))
         if (failures === 1 || failures % 10 === 0) this.log.warn(`${messageOf(err)}; keeping the last good state, retrying in ${formatDuration(waitMs)}`)
         await sleep(waitMs, signal)
         continue
       }
-      // Without push, poll once per interval as wg-nat does; with push the next call is a long-poll.
-      if (!push) await sleep(this.init.intervalMs, signal)
+      // Without push, poll once per interval as wg-nat does; with push the next call is a long-poll (or, with an
+      // interval under a second, too short for one, a plain poll after the interval).
+      if (!push || (waitS === 0 && !full)) await sleep(this.init.intervalMs, signal)
     }
   }
 
