@@ -51,7 +51,7 @@ export class RegistryService {
     this.nowS = components.nowS ?? (() => Math.floor(Date.now() / 1000))
   }
 
-  /** The device as last read (listen port, own key). */
+  /** The device as last read: listen port and own key (its peers are in `table`). */
   get device (): WgDevice {
     if (this._device === undefined) throw new Error('registry service not started')
     return this._device
@@ -128,7 +128,8 @@ export class RegistryService {
 
   private apply (device: WgDevice): void {
     const first = this._device === undefined
-    this._device = device
+    // Keep the interface's own facts only; the peers live on in the table.
+    this._device = { publicKey: device.publicKey, listenPort: device.listenPort, peers: [] }
     const changed = this.table.update(device, this.nowS())
     if (changed.length === 0) return
     if (!first && changed.length <= 32) {

@@ -115,16 +115,19 @@ export class RegistryTable {
 
   private put (wgPeer: WgPeer, nowS: number): boolean {
     const old = this.entries.get(wgPeer.publicKey)
+    const endpoint = wgPeer.endpoint === null ? null : formatEndpoint(wgPeer.endpoint)
+    const online = wgPeer.latestHandshake > 0 && nowS - wgPeer.latestHandshake < ONLINE_AFTER_HANDSHAKE_S
+    // The common case, every poll for every peer: nothing changed. Compare fields before building anything.
+    if (old !== undefined && old.peer.latestHandshake === wgPeer.latestHandshake && old.peer.online === online &&
+        old.peer.endpoint === endpoint && sameList(old.peer.allowedIps, wgPeer.allowedIps)) return false
     const peer: TablePeer = {
       publicKey: wgPeer.publicKey,
-      endpoint: wgPeer.endpoint === null ? null : formatEndpoint(wgPeer.endpoint),
+      endpoint,
       allowedIps: wgPeer.allowedIps,
       latestHandshake: wgPeer.latestHandshake,
-      online: wgPeer.latestHandshake > 0 && nowS - wgPeer.latestHandshake < ONLINE_AFTER_HANDSHAKE_S,
+      online,
       announce: this.announces.get(wgPeer.publicKey) ?? null
     }
-    if (old !== undefined && old.peer.latestHandshake === peer.latestHandshake && old.peer.online === peer.online &&
-        old.peer.endpoint === peer.endpoint && sameList(old.peer.allowedIps, peer.allowedIps)) return false
     const signature = signatureOf(peer)
     this.entries.set(peer.publicKey, { peer, json: JSON.stringify(peer), signature })
     return old === undefined || old.signature !== signature
