@@ -80,8 +80,9 @@ export const IDLE_TICK_MS = 2000
 export const RETRY_BASE_MS = 250
 
 /**
- * The client daemon: keeps the registry's table (pushed by long-poll, full refresh every interval) and drives the
- * interface towards it through `reconcile()`, one `wg set` per change set.
+ * The client daemon: keeps the registry's table (full at start, then changes pushed by long-poll) and drives the
+ * interface towards it through `reconcile()`, one `wg set` per change set; a NatMonitor keeps the registry told
+ * about our NAT; a status socket answers `wgnat-client status`.
  */
 export class MeshClient {
   private readonly log: Logger
@@ -109,9 +110,6 @@ export class MeshClient {
   private hubEndpoint: Endpoint | null = null
   private listenPort = 0
   private retryNow = false
-  /** Resolves after the first table was applied (tests, benchmarks). */
-  readonly firstSync: Promise<void>
-  private markFirstSync!: () => void
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
@@ -119,7 +117,6 @@ export class MeshClient {
     this.nowMs = components.nowMs ?? Date.now
     this.timing = { ...defaultTiming(init.keepaliveS ?? 25), ...init.timing }
     this.store = new StateStore(init.stateDir, init.iface)
-    this.firstSync = new Promise((resolve) => { this.markFirstSync = resolve })
   }
 
   /** Check the interface and the registry peer (errors here are fatal), then sync at once and keep syncing. */
@@ -187,13 +184,8 @@ export class MeshClient {
       publicKey: this.selfKey,
       registry: { url: this.registry.url, ...this.registryState },
       self: { endpoint: this.selfEntry?.endpoint ?? null, natClass: this.nat?.current?.announce.natClass ?? 'unknown', mappedEndpoint: this.nat?.current?.announce.mappedEndpoint ?? null },
-      peers: [...keys].sort().map((key) => peerStatus(key, this.tracks.get(key), this.desired?.get(key), handshakes.get(key) ?? 0, this.registryState.relay))
+      peers: [...keys].sort().map((key) => peerStatus(key, this.tracks.get(key), this.desired?.get(key), handshakes.get(key) ?? 0, this.registryState.relay, this.nat?.current?.announce.natClass))
     }
-  }
-
-  /** Per managed peer: its path and why (for status). */
-  paths (): Map<string, PeerTrack> {
-    return new Map(this.tracks)
   }
 
   /**
@@ -299,7 +291,6 @@ export class MeshClient {
       this.log.info({ peer: shortKey(e.publicKey), endpoint }, `peer ${shortKey(e.publicKey)}: ${e.from} -> ${e.to} (${e.reason})`)
       if (e.to === 'hub' && !this.registryState.relay) this.log.warn({ peer: shortKey(e.publicKey) }, `peer ${shortKey(e.publicKey)} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
     }
-    if (this.desired !== null) this.markFirstSync()
   }
 
   /**

@@ -27,7 +27,7 @@ export interface ClientStatus {
 }
 
 /** The path a peer is on, from its track (if managed) and what the hub does for pairs without a direct path. */
-export function peerStatus (key: string, track: PeerTrack | undefined, want: DesiredPeer | undefined, handshake: number, relay: boolean): PeerStatus {
+export function peerStatus (key: string, track: PeerTrack | undefined, want: DesiredPeer | undefined, handshake: number, relay: boolean, selfClass = 'unknown'): PeerStatus {
   const fallback: PathStatus = relay ? 'via hub' : 'unreachable'
   const path: PathStatus = track === undefined ? fallback : track.phase === 'direct' ? 'direct' : track.phase === 'trying' || track.phase === 'arming' ? 'trying' : fallback
   return {
@@ -37,7 +37,9 @@ export function peerStatus (key: string, track: PeerTrack | undefined, want: Des
     natClass: want?.natClass ?? 'unknown',
     latestHandshake: handshake,
     sinceS: Math.floor((track?.sinceMs ?? 0) / 1000),
-    reason: track?.reason ?? (want?.endpoint == null ? 'no endpoint known to the hub' : 'not tried yet')
+    reason: track?.reason ?? (want?.endpoint == null
+      ? 'no endpoint known to the hub'
+      : selfClass === 'hard' && want.natClass === 'hard' ? 'both behind symmetric NATs: no direct path possible' : 'not tried yet')
   }
 }
 

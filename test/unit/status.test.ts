@@ -7,13 +7,18 @@ import { testKey } from '../helpers/keys.js'
 
 const B = testKey('b')
 const track = (phase: 'trying' | 'direct' | 'hub') => ({ phase, sinceMs: 1_700_000_000_000, failures: 0, retryAtMs: 0, endpoint: '198.18.12.2:51820', rx: 0, rxAtMs: 0, reason: 'because' })
-const want = { publicKey: B, endpoint: ep('198.18.12.2:51820'), allowedIps: ['100.64.0.3/32'], online: true, candidates: [], natClass: 'easy' }
+const want = { publicKey: B, endpoint: ep('198.18.12.2:51820'), allowedIps: ['100.64.0.3/32'], online: true, candidates: [], natClass: 'easy', readyFor: false }
 
 describe('status', () => {
   it.each([
     ['direct', true, 'direct'], ['trying', true, 'trying'], ['hub', true, 'via hub'], ['hub', false, 'unreachable']
   ] as const)('a %s peer with relay=%s shows as %s', (phase, relay, path) => {
     expect(peerStatus(B, track(phase), want, 0, relay).path).toBe(path)
+  })
+
+  it('an untracked pair of symmetric NATs says why it is not tried', () => {
+    expect(peerStatus(B, undefined, { ...want, natClass: 'hard' }, 0, true, 'hard').reason).toBe('both behind symmetric NATs: no direct path possible')
+    expect(peerStatus(B, undefined, { ...want, natClass: 'hard' }, 0, true, 'easy').reason).toBe('not tried yet')
   })
 
   it('an untracked peer without endpoint says why', () => {
