@@ -30,4 +30,4 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 # Build (incremental, a few seconds).
-npx --no-install tsc -p tsconfig.json
+npm run --silent build

@@ -17,8 +17,8 @@ function repoRoot (): string {
   return dir
 }
 
-export const SERVER_BIN = join(repoRoot(), 'dist/src/server/bin.js')
-export const CLIENT_BIN = join(repoRoot(), 'dist/src/client/bin.js')
+export const SERVER_BIN = join(repoRoot(), 'dist/bin/wgnat-server.mjs')
+export const CLIENT_BIN = join(repoRoot(), 'dist/bin/wgnat-client.mjs')
 
 export interface MeshProcesses {
   server: SpawnedProcess | undefined

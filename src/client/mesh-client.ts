@@ -110,6 +110,7 @@ export class MeshClient {
   private hubEndpoint: Endpoint | null = null
   private listenPort = 0
   private retryNow = false
+  private natStarted = false
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
@@ -148,8 +149,9 @@ export class MeshClient {
         this.log.warn(`no status socket at ${quote(this.init.statusSocket)}: ${messageOf(err)}`)
       }
     }
+    // NAT discovery starts once the first table says how the hub sees us: it needs that, and the first sync and the
+    // first attempts should not wait behind it.
     this.nat = this.natMonitor()
-    this.nat.start()
     this.loops = [this.syncLoop(), this.tickLoop()]
   }
 
@@ -171,7 +173,7 @@ export class MeshClient {
   async stop (): Promise<void> {
     this.abort.abort()
     this.wakeup.wake()
-    await Promise.all([...this.loops, this.nat?.stop()])
+    await Promise.all([...this.loops, this.natStarted ? this.nat?.stop() : undefined])
     await this.statusServer?.close()
   }
 
@@ -209,8 +211,9 @@ export class MeshClient {
         if (res.version !== version || res.full) this.takeTable(res)
         version = res.version
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
-        if (res.self.endpoint !== this.selfEntry?.endpoint) this.nat?.recheck()
+        const selfMoved = res.self.endpoint !== this.selfEntry?.endpoint
         this.selfEntry = res.self
+        if (!this.natStarted) { this.natStarted = true; this.nat?.start() } else if (selfMoved) this.nat?.recheck()
         if (failures > 0) this.log.info('registry reachable again')
         failures = 0
       } catch (err) {

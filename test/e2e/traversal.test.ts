@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
-import { clientStatus, type MeshProcesses, pathBetween, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
+import { CLIENT_BIN, clientStatus, type MeshProcesses, pathBetween, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
 
 const support = await labSupport()
 if (!support.ok) console.warn(`SKIPPING traversal e2e tests: ${support.reason}`)
@@ -75,7 +75,7 @@ describe.skipIf(!support.ok)('NAT traversal matrix, hub relaying (wgnat-server -
     const e1 = await clientStatus(lab, 'e1')
     expect(e1.registry.relay).toBe(true)
     expect(e1.peers.find((p) => p.publicKey === lab.clients.e2!.publicKey)).toMatchObject({ path: 'direct', natClass: 'easy' })
-    const text = await lab.exec('e1', [process.execPath, 'dist/src/client/bin.js', 'status', '-i', lab.clients.e1!.wgIf])
+    const text = await lab.exec('e1', [process.execPath, CLIENT_BIN, 'status', '-i', lab.clients.e1!.wgIf])
     expect(text.stdout).toMatch(/PEER\s+PATH\s+ENDPOINT/)
     expect(text.stdout).toContain(lab.clients.e2!.publicKey.slice(0, 8))
   })
