@@ -54,8 +54,12 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     const self = t.get(caller)
     if (self === undefined) throw new HttpError(403, 'caller is no longer a peer of this hub')
     const delta = t.since(since, caller)
-    send(res, 200, `{"version":${delta.version},"now":${t.now},"relay":${relay},"full":${String(delta.full)},"self":${JSON.stringify(self)},` +
-      `"peers":[${delta.peersJson.join(',')}],"removed":${JSON.stringify(delta.removed)}}`)
+    const head = Buffer.from(`{"version":${delta.version},"now":${t.now},"relay":${relay},"full":${String(delta.full)},"self":${JSON.stringify(self)},"peers":[`)
+    const tail = Buffer.from(`],"removed":${JSON.stringify(delta.removed)}}`)
+    const chunks = [head, ...delta.peers, tail]
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': chunks.reduce((n, c) => n + c.length, 0), 'cache-control': 'no-store' })
+    for (const c of chunks) res.write(c)
+    res.end()
   }
 
   async function announce (req: IncomingMessage, res: ServerResponse, caller: string): Promise<void> {

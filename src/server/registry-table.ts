@@ -19,9 +19,17 @@ interface Entry {
 export interface TableDelta {
   version: number
   full: boolean
-  /** JSON texts of the peers to send (already excluding the caller). */
-  peersJson: string[]
+  /** The peers to send, as the bytes between `[` and `]` of a JSON array, in pieces (the caller left out). */
+  peers: Buffer[]
   removed: string[]
+}
+
+/** The whole table serialised once per version: full answers are two slices of it, not a new 1.8 MB string each. */
+interface FullCache {
+  version: number
+  buf: Buffer
+  /** Byte range of each peer's JSON in `buf`, and whether a comma follows it. */
+  spans: Map<string, { start: number, end: number, last: boolean }>
 }
 
 /**
@@ -38,6 +46,7 @@ export class RegistryTable {
   private _version = 0
   private _now = 0
   private readonly historyVersions: number
+  private fullCache: FullCache | undefined
 
   constructor (opts: { historyVersions?: number } = {}) {
     this.historyVersions = opts.historyVersions ?? DEFAULT_HISTORY_VERSIONS
@@ -94,9 +103,7 @@ export class RegistryTable {
    */
   since (since: number, caller: string): TableDelta {
     if (since <= 0 || since > this._version || since < this.firstHistoryVersion - 1) {
-      const peersJson: string[] = []
-      for (const [key, e] of this.entries) if (key !== caller) peersJson.push(e.json)
-      return { version: this._version, full: true, peersJson, removed: [] }
+      return { version: this._version, full: true, peers: this.fullWithout(caller), removed: [] }
     }
     const keys = new Set<string>()
     for (let v = since + 1; v <= this._version; v++) {
@@ -110,7 +117,32 @@ export class RegistryTable {
       if (e === undefined) removed.push(key)
       else peersJson.push(e.json)
     }
-    return { version: this._version, full: false, peersJson, removed }
+    return { version: this._version, full: false, peers: [Buffer.from(peersJson.join(','))], removed }
+  }
+
+  /** The full table without the caller's entry: slices of one buffer shared by every full answer of this version. */
+  private fullWithout (caller: string): Buffer[] {
+    if (this.fullCache?.version !== this._version) {
+      const spans = new Map<string, { start: number, end: number, last: boolean }>()
+      const parts: string[] = []
+      let offset = 0
+      let i = 0
+      for (const [key, e] of this.entries) {
+        const len = Buffer.byteLength(e.json)
+        spans.set(key, { start: offset, end: offset + len, last: i === this.entries.size - 1 })
+        parts.push(e.json)
+        offset += len + 1
+        i++
+      }
+      this.fullCache = { version: this._version, buf: Buffer.from(parts.join(',')), spans }
+    }
+    const { buf, spans } = this.fullCache
+    const span = spans.get(caller)
+    if (span === undefined) return [buf]
+    // Drop the caller's entry and one comma next to it (the one after it, or before it when it is last).
+    return span.last
+      ? [buf.subarray(0, Math.max(0, span.start - 1))]
+      : [buf.subarray(0, span.start), buf.subarray(span.end + 1)]
   }
 
   private put (wgPeer: WgPeer, nowS: number): boolean {

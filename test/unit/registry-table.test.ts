@@ -11,7 +11,7 @@ function device (peers: WgDevice['peers']): WgDevice {
   return { publicKey: testKey('hub'), listenPort: 51820, peers }
 }
 
-const parse = (json: string[]): Array<{ publicKey: string, endpoint: string | null }> => json.map((j) => JSON.parse(j))
+const parse = (peers: Buffer[]): Array<{ publicKey: string, endpoint: string | null }> => JSON.parse(`[${Buffer.concat(peers).toString()}]`)
 
 describe('RegistryTable', () => {
   it('bumps the version only for changes that matter to clients', () => {
@@ -33,13 +33,24 @@ describe('RegistryTable', () => {
     t.update(device([newPeer(A), newPeer(B), newPeer(C)]), NOW)
     const full = t.since(0, A)
     expect(full.full).toBe(true)
-    expect(parse(full.peersJson).map((p) => p.publicKey).sort()).toEqual([B, C].sort())
+    expect(parse(full.peers).map((p) => p.publicKey).sort()).toEqual([B, C].sort())
 
     t.update(device([newPeer(A), newPeer(B, { endpoint: ep('198.18.12.2:2000') })]), NOW)
     const delta = t.since(1, A)
     expect(delta).toMatchObject({ version: 2, full: false, removed: [C] })
-    expect(parse(delta.peersJson)).toEqual([expect.objectContaining({ publicKey: B, endpoint: '198.18.12.2:2000' })])
-    expect(t.since(2, A)).toMatchObject({ full: false, peersJson: [], removed: [] })
+    expect(parse(delta.peers)).toEqual([expect.objectContaining({ publicKey: B, endpoint: '198.18.12.2:2000' })])
+    expect(t.since(2, A)).toMatchObject({ full: false, removed: [] })
+    expect(parse(t.since(2, A).peers)).toEqual([])
+  })
+
+  it.each([0, 1, 2])('leaves the caller out of the shared full answer wherever it stands (position %i of 3)', (pos) => {
+    const t = new RegistryTable()
+    const keys = [A, B, C]
+    t.update(device(keys.map((k) => newPeer(k))), NOW)
+    const caller = keys[pos]!
+    expect(parse(t.since(0, caller).peers).map((p) => p.publicKey)).toEqual(keys.filter((k) => k !== caller))
+    // A stranger (not in the table) gets everything.
+    expect(parse(t.since(0, testKey('stranger')).peers)).toHaveLength(3)
   })
 
   it('sends the full table to a client too far behind or ahead (registry restarted)', () => {
