@@ -94,6 +94,9 @@ export class MeshClient {
   private readonly store: StateStore
   private registry!: RegistryClient
   private meshPrefixes: Prefix[] = []
+  private hubPrefixes: Prefix[] = []
+  /** Keys and allowed IPs of the peers we do not manage, as last vetted against. */
+  private foreignSignature = ''
   private registryAddress = ''
   private selfKey = ''
   private tracks = new Map<string, PeerTrack>()
@@ -129,16 +132,24 @@ export class MeshClient {
     const registryPeer = device.peers.find((p) => p.publicKey === registryKey)
     if (registryPeer === undefined) throw new WgnatError(`registry peer ${quote(registryKey)} is not a peer of ${quote(iface)}`, 64)
     const hubPrefixes = registryPeer.allowedIps.map(parsePrefix)
-    const hubPrefix = hubPrefixes[0]
-    if (hubPrefix === undefined) throw new WgnatError(`registry peer ${shortKey(registryKey)} has no allowed IPs on ${quote(iface)}`, 64)
-    this.meshPrefixes = meshPrefixes(hubPrefixes, interfaceAddresses(iface))
-    this.registryAddress = this.init.registryAddress ?? firstHost(hubPrefix)
+    if (hubPrefixes.length === 0) throw new WgnatError(`registry peer ${shortKey(registryKey)} has no allowed IPs on ${quote(iface)}`, 64)
+    this.hubPrefixes = hubPrefixes
+    // A hub peer that routes everything (0.0.0.0/0, an exit through the hub) does not make the internet the mesh.
+    const hubPrefix = hubPrefixes.find((p) => p.bits > 0)
+    this.meshPrefixes = meshPrefixes(hubPrefixes.filter((p) => p.bits > 0), interfaceAddresses(iface))
+    if (this.init.registryAddress === undefined && hubPrefix === undefined) {
+      throw new WgnatError(`registry peer ${shortKey(registryKey)} routes everything (${hubPrefixes.map((p) => p.text).join(', ')}): pass --registry-address`, 64)
+    }
+    this.registryAddress = this.init.registryAddress ?? firstHost(hubPrefix as Prefix)
     const port = this.init.registryPort ?? registryPeer.endpoint?.port
     if (port === undefined) throw new WgnatError(`registry peer ${shortKey(registryKey)} has no endpoint to take the port from: pass --registry-port`, 64)
     this.registry = new RegistryClient({ address: this.registryAddress, port })
     this.hubEndpoint = registryPeer.endpoint
     this.listenPort = device.listenPort
     const managed = await this.store.load()
+    // Never ours to manage, whatever an old state file says.
+    managed.delete(registryKey)
+    managed.delete(this.selfKey)
     this.tracks = adoptTracks(device, managed, this.nowMs(), this.timing)
     this.log.info({ registry: this.registry.url, mesh: this.meshPrefixes.map((p) => p.text), adopted: this.tracks.size }, `syncing ${iface} with the registry at ${this.registry.url}`)
     this.lastDevice = device
@@ -201,12 +212,19 @@ export class MeshClient {
     const push = this.init.push ?? true
     let version = 0
     let needFull = true
+    let epoch = ''
     let failures = 0
     while (!signal.aborted) {
       const full = needFull || version === 0
       const waitS = full || !push ? 0 : Math.max(0, Math.min(LONG_POLL_S, Math.floor(this.init.intervalMs / 1000)))
       try {
         const res = await this.registry.table(full ? 0 : version, waitS, signal)
+        if (!res.full && res.epoch !== epoch) {
+          // The registry restarted: our version means nothing to it. Start over with the full table.
+          needFull = true
+          continue
+        }
+        epoch = res.epoch
         needFull = false
         if (res.version !== version || res.full) this.takeTable(res)
         version = res.version
@@ -265,8 +283,12 @@ export class MeshClient {
   private async tick (): Promise<void> {
     const device = await this.wg.show(this.init.iface)
     this.lastDevice = device
-    if (this.tableChanged && this.table !== null) {
+    const foreign = this.foreignPeersSignature(device)
+    if (this.table !== null && (this.tableChanged || foreign !== this.foreignSignature)) {
+      // Vet again when the table changed, and when someone changed peers we do not manage: a prefix that was free
+      // may have been given to one of theirs.
       this.tableChanged = false
+      this.foreignSignature = foreign
       this.desired = this.vet(device)
     }
     if (this.retryNow) {
@@ -277,6 +299,13 @@ export class MeshClient {
     const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
     const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching })
+    // Defence in depth: the hub peer and our own key are never changed, whatever the machine above decided.
+    const refused = out.changes.filter((c) => c.publicKey === this.init.registryKey || c.publicKey === this.selfKey)
+    if (refused.length > 0) {
+      this.log.error(`refusing to change the registry peer or ourselves (${refused.length} change(s)); this is a bug`)
+      out.changes = out.changes.filter((c) => !refused.includes(c))
+      out.tracks.delete(this.init.registryKey)
+    }
     const armed = await this.punchNewAttempts(out)
     if (out.changes.length > 0) {
       // Record new peers before adding them, so a crash in between never leaves a peer we forget we own.
@@ -316,12 +345,21 @@ export class MeshClient {
     return true
   }
 
+  private foreignPeersSignature (device: WgDevice): string {
+    return device.peers
+      .filter((p) => p.publicKey !== this.init.registryKey && !this.tracks.has(p.publicKey))
+      .map((p) => `${p.publicKey}=${p.allowedIps.join(',')}`)
+      .sort()
+      .join(';')
+  }
+
   private vet (device: WgDevice): Map<string, DesiredPeer> {
     const { desired, warnings } = vetTable(this.table?.values() ?? [], {
       selfKey: this.selfKey,
       registryKey: this.init.registryKey,
       meshPrefixes: this.meshPrefixes,
       registryAddresses: [this.registryAddress],
+      hubPrefixes: this.hubPrefixes,
       managed: new Set(this.tracks.keys()),
       device
     })

@@ -103,7 +103,6 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
   const tracks = new Map<string, PeerTrack>()
   const changes: PeerChange[] = []
   const events: PathEvent[] = []
-  const nowS = Math.floor(nowMs / 1000)
 
   const move = (key: string, old: PeerTrack | undefined, next: PeerTrack): void => {
     tracks.set(key, next)
@@ -116,7 +115,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
       if (devicePeers.has(key)) changes.push({ publicKey: key, remove: true })
       events.push({ publicKey: key, from: track.phase, to: 'removed', reason: 'no longer in the registry table' })
     } else if (desired === null) {
-      tracks.set(key, track)
+      tracks.set(key, silenceCheck(key, track, devicePeers.get(key), nowMs, timing, changes, events))
     }
   }
   if (desired === null) return { changes, tracks, events }
@@ -267,10 +266,6 @@ function fresh (phase: PathPhase, nowMs: number, endpoint: string, onDevice: WgP
   return { phase, sinceMs: nowMs, failures, retryAtMs: 0, endpoint, targets, rx: onDevice?.transferRx ?? 0, rxAtMs: nowMs, reason }
 }
 
-function handshakeFresh (peer: WgPeer, nowS: number, timing: PathTiming): boolean {
-  return peer.latestHandshake > 0 && nowS - peer.latestHandshake < Math.max(timing.deadAfterMs / 1000, timing.keepaliveS)
-}
-
 /** WireGuard reports handshake times in whole seconds: a handshake within this much before a phase began counts. */
 const HANDSHAKE_CLOCK_SLACK_MS = 1000
 /** A direct path counts as quiet when nothing arrived for a keepalive interval plus this. */
@@ -292,17 +287,33 @@ export function retryAt (nowMs: number, failures: number, keyA: string, keyB: st
 }
 
 /**
- * Tracks for the peers a previous run left on the interface (from the state file): a peer with allowed IPs and a
- * recent handshake keeps its direct path; any other starts a fresh attempt on the next reconcile.
+ * Without a table (the registry unreachable since start), still watch adopted direct paths: a dead one goes back to
+ * the hub, which may relay.
  */
-export function adoptTracks (device: WgDevice, managed: Iterable<string>, nowMs: number, timing: PathTiming): Map<string, PeerTrack> {
+function silenceCheck (key: string, track: PeerTrack, onDevice: WgPeer | undefined, nowMs: number, timing: PathTiming, changes: PeerChange[], events: PathEvent[]): PeerTrack {
+  if (track.phase !== 'direct' || onDevice === undefined) return track
+  const next = { ...track }
+  if (onDevice.transferRx !== next.rx) { next.rx = onDevice.transferRx; next.rxAtMs = nowMs }
+  if (nowMs - next.rxAtMs < timing.deadAfterMs) return next
+  changes.push({ publicKey: key, allowedIps: [], persistentKeepalive: 0 })
+  const reason = `direct path silent for ${Math.round((nowMs - next.rxAtMs) / 1000)}s`
+  events.push({ publicKey: key, from: 'direct', to: 'hub', reason })
+  return { ...next, phase: 'hub', sinceMs: nowMs, failures: 0, retryAtMs: nowMs + Math.min(timing.retryBaseMs, 2000), reason }
+}
+
+/**
+ * Tracks for the peers a previous run left on the interface (from the state file): a peer with allowed IPs keeps
+ * its direct path (until the silence check says otherwise); any other starts a fresh attempt on the next reconcile.
+ */
+export function adoptTracks (device: WgDevice, managed: Iterable<string>, nowMs: number, _timing: PathTiming): Map<string, PeerTrack> {
   const tracks = new Map<string, PeerTrack>()
-  const nowS = Math.floor(nowMs / 1000)
   for (const key of managed) {
     const peer = device.peers.find((p) => p.publicKey === key)
     if (peer === undefined) continue
     const endpoint = peer.endpoint === null ? null : formatEndpoint(peer.endpoint)
-    const live = peer.allowedIps.length > 0 && handshakeFresh(peer, nowS, timing)
+    // A peer with allowed IPs carries traffic now: keep it direct and let the silence check demote it if the path is
+    // dead (WireGuard re-handshakes only every two minutes, so handshake age says little).
+    const live = peer.allowedIps.length > 0
     tracks.set(key, {
       ...fresh(live ? 'direct' : 'hub', nowMs, endpoint ?? '', peer, 0, live ? 'adopted from the previous run' : 'adopted; will try again', endpoint),
       endpoint,

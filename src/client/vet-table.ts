@@ -22,6 +22,8 @@ export interface VetContext {
   meshPrefixes: Prefix[]
   /** Addresses that must keep going to the registry (its service address). */
   registryAddresses: string[]
+  /** The registry peer's own allowed IPs: taking any of them would move it off the hub peer. */
+  hubPrefixes: Prefix[]
   /** Peers this client added and may change. */
   managed: ReadonlySet<string>
   device: WgDevice
@@ -54,7 +56,9 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
     const allowedIps: string[] = []
     for (const text of peer.allowedIps) {
       const prefix = parsePrefix(text)
-      const why = rejectReason(prefix, ctx.meshPrefixes, registryIps, foreign, taken)
+      const why = ctx.hubPrefixes.some((h) => h.text === prefix.text)
+        ? 'it is one of the hub peer\'s own allowed IPs'
+        : rejectReason(prefix, ctx.meshPrefixes, registryIps, foreign, taken)
       if (why !== undefined) { warnings.push(`peer ${name}: ignoring allowed IP '${prefix.text}': ${why}`); continue }
       allowedIps.push(prefix.text)
       taken.push(prefix)

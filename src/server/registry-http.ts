@@ -6,6 +6,11 @@ import { API, MAX_WAIT_S, announceSchema } from '../shared/protocol.js'
 import { isWgKey, shortKey } from '../shared/wg-dump.js'
 import type { RegistryService } from './registry-service.js'
 import { wgnatKeepaliveResponse } from './wgnat-compat.js'
+import { SourceRateLimiter } from '../shared/rate-limiter.js'
+
+/** Announcements one peer may make a second, sustained, and in a burst (a client announces a few per attempt). */
+export const ANNOUNCE_RATE_PER_SECOND = 2
+export const ANNOUNCE_BURST = 20
 
 /** Largest request body the registry reads (an announce is a few hundred bytes). */
 export const MAX_REQUEST_BYTES = 16 * 1024
@@ -20,6 +25,7 @@ class HttpError extends Error {
  */
 export function registryHandler (service: RegistryService, logger: Logger, opts: { relay?: boolean } = {}) {
   const relay = String(opts.relay ?? false)
+  const announceLimiter = new SourceRateLimiter(ANNOUNCE_RATE_PER_SECOND, ANNOUNCE_BURST)
   return async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const source = normaliseIp(req.socket.remoteAddress ?? '')
@@ -54,7 +60,7 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     const self = t.get(caller)
     if (self === undefined) throw new HttpError(403, 'caller is no longer a peer of this hub')
     const delta = t.since(since, caller)
-    const head = Buffer.from(`{"version":${delta.version},"now":${t.now},"relay":${relay},"full":${String(delta.full)},"self":${JSON.stringify(self)},"peers":[`)
+    const head = Buffer.from(`{"epoch":"${t.epoch}","version":${delta.version},"now":${t.now},"relay":${relay},"full":${String(delta.full)},"self":${JSON.stringify(self)},"peers":[`)
     const tail = Buffer.from(`],"removed":${JSON.stringify(delta.removed)}}`)
     const chunks = [head, ...delta.peers, tail]
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': chunks.reduce((n, c) => n + c.length, 0), 'cache-control': 'no-store' })
@@ -63,6 +69,8 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
   }
 
   async function announce (req: IncomingMessage, res: ServerResponse, caller: string): Promise<void> {
+    // Every accepted announcement wakes every long-poll on the hub: one peer may not flood the others.
+    if (!announceLimiter.take(caller)) throw new HttpError(429, `too many announcements; at most ${ANNOUNCE_RATE_PER_SECOND} a second`)
     const text = await readBody(req)
     let json: unknown
     try { json = JSON.parse(text) } catch { throw new HttpError(400, `announce: body is not JSON: ${quote(text)}`) }

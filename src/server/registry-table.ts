@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Announce, TablePeer } from '../shared/protocol.js'
 import { formatEndpoint } from '../shared/ip.js'
 import type { WgDevice, WgPeer } from '../shared/wg-dump.js'
@@ -38,6 +39,8 @@ interface FullCache {
  * Pure: no I/O, no clock of its own (callers pass `nowS`).
  */
 export class RegistryTable {
+  /** Changes with every start of the registry: versions from another run mean nothing here. */
+  readonly epoch = randomBytes(6).toString('hex')
   private readonly entries = new Map<string, Entry>()
   private readonly announces = new Map<string, Announce>()
   /** history[i] = keys changed by version (firstHistoryVersion + i). */

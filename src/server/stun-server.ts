@@ -11,6 +11,7 @@ import { WgnatError, messageOf, quote } from '../shared/errors.js'
 import { formatEndpoint, normaliseIp, type Endpoint } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
 import { StunClass, StunMethod, decodeStunMessage, encodeBindingSuccess, isStunMessage } from '../shared/stun.js'
+import { SourceRateLimiter } from '../shared/rate-limiter.js'
 
 /** The IANA port for STUN over UDP. */
 export const STUN_PORT = 3478
@@ -18,8 +19,6 @@ export const STUN_PORT = 3478
 export const STUN_RATE_PER_SECOND = 20
 /** Requests one source may send in a burst before the sustained rate applies. */
 export const STUN_RATE_BURST = 40
-/** Sources tracked by the rate limiter; past this the least recently seen is forgotten. Bounds memory under spoofing. */
-export const STUN_RATE_MAX_SOURCES = 10_000
 
 export interface StunServerInit {
   /** @default STUN_PORT. 0 picks an ephemeral port (per socket). */
@@ -52,39 +51,6 @@ export interface StunServerStats {
 /** The server could not start (port taken, address not local). */
 export class StunServerError extends WgnatError {}
 
-/**
- * Token bucket per source address: `ratePerSecond` tokens a second, up to `burst`.
- * Pure apart from the injected clock.
- */
-export class SourceRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number, at: number }>()
-
-  constructor (
-    private readonly ratePerSecond: number,
-    private readonly burst: number,
-    private readonly now: () => number = Date.now,
-    private readonly maxSources = STUN_RATE_MAX_SOURCES
-  ) {}
-
-  /** Take one token for `source`; false when its bucket is empty. */
-  take (source: string): boolean {
-    const now = this.now()
-    const bucket = this.buckets.get(source)
-    let tokens = this.burst
-    if (bucket !== undefined) {
-      tokens = Math.min(this.burst, bucket.tokens + (now - bucket.at) * this.ratePerSecond / 1000)
-      this.buckets.delete(source) // re-inserted below: Map order becomes least recently seen first
-    } else if (this.buckets.size >= this.maxSources) {
-      const oldest = this.buckets.keys().next()
-      if (oldest.done !== true) this.buckets.delete(oldest.value)
-    }
-    const allowed = tokens >= 1
-    this.buckets.set(source, { tokens: allowed ? tokens - 1 : tokens, at: now })
-    return allowed
-  }
-
-  get size (): number { return this.buckets.size }
-}
 
 export interface StunServer {
   /** Bind every address. Rejects with StunServerError (after closing what was bound) if one fails. */

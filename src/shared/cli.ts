@@ -101,6 +101,13 @@ export async function runDaemon (
   const opts = await parse(program, argv, stderr, io.stdout ?? ((t: string) => process.stdout.write(t)))
   if (typeof opts === 'number') return opts
   const logger = createLogger({ name: program.name(), level: opts.logLevel as LogLevel, format: opts.logFormat as LogFormat })
+  // Listen for stop signals before starting: a SIGTERM during start-up waits for start to finish and is then obeyed,
+  // rather than killing the process halfway (say, with --relay's forwarding set up and never undone). The handlers
+  // stay installed, so a second signal while stopping cannot cut the clean-up short.
+  const signal = io.stopSignal ?? new Promise<string>((resolve) => {
+    process.on('SIGINT', () => resolve('SIGINT'))
+    process.on('SIGTERM', () => resolve('SIGTERM'))
+  })
   let daemon: Daemon
   try {
     daemon = await start(opts, logger)
@@ -108,10 +115,6 @@ export async function runDaemon (
     logger.error(messageOf(err))
     return err instanceof WgnatError ? err.exitCode : 1
   }
-  const signal = io.stopSignal ?? new Promise<string>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'))
-    process.once('SIGTERM', () => resolve('SIGTERM'))
-  })
   const why = await Promise.race([signal, daemon.done?.then(() => 'done') ?? new Promise<string>(() => {})])
   logger.info(`stopping (${why})`)
   await daemon.stop()

@@ -59,6 +59,8 @@ export const tablePeerSchema = z.object({
 export type TablePeer = z.infer<typeof tablePeerSchema>
 
 export const tableResponseSchema = z.object({
+  /** Identifies one run of the registry: versions are only comparable within an epoch. */
+  epoch: z.string().max(64).default(''),
   version: z.number().int().nonnegative(),
   /** Unix seconds on the hub when the snapshot was read. */
   now: z.number().int().nonnegative(),

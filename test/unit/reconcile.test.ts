@@ -119,6 +119,16 @@ describe('reconcile: relay first, direct when proven', () => {
 
 
 
+  it('without any table yet, still demotes an adopted direct path that has gone silent', () => {
+    const nowS = Math.floor(T0 / 1000)
+    const peer = newPeer(B, { allowedIps: ['100.64.0.3/32'], latestHandshake: nowS - 10, endpoint: ep('198.18.12.2:51820'), transferRx: 100 })
+    const adopted = adoptTracks({ publicKey: SELF, listenPort: 51820, peers: [peer] }, [B], T0, timing)
+    expect(reconcile(input(T0 + timing.deadAfterMs - 1, [peer], adopted, null)).changes).toEqual([])
+    const dead = reconcile(input(T0 + timing.deadAfterMs, [peer], adopted, null))
+    expect(dead.changes).toEqual([{ publicKey: B, allowedIps: [], persistentKeepalive: 0 }])
+    expect(dead.tracks.get(B)?.phase).toBe('hub')
+  })
+
   it('removes managed peers the registry dropped, and keeps everything when no table was fetched yet', () => {
     const { tracks, onDevice } = startTrying()
     expect(reconcile(input(T0 + 100, [onDevice], tracks, null)).changes).toEqual([])
@@ -143,7 +153,11 @@ describe('reconcile: relay first, direct when proven', () => {
     const nowS = Math.floor(T0 / 1000)
     const device = { publicKey: SELF, listenPort: 51820, peers: [newPeer(B, { allowedIps: ['100.64.0.3/32'], latestHandshake: nowS - 10, endpoint: ep('198.18.12.2:51820') }), newPeer(HUB)] }
     expect(adoptTracks(device, [B], T0, timing).get(B)?.phase).toBe('direct')
+    // An old handshake says little (WireGuard re-handshakes every two minutes): a peer with routes stays direct,
+    // and the silence check demotes it if nothing arrives.
     device.peers[0]!.latestHandshake = nowS - 600
+    expect(adoptTracks(device, [B], T0, timing).get(B)?.phase).toBe('direct')
+    device.peers[0]!.allowedIps = []
     expect(adoptTracks(device, [B], T0, timing).get(B)?.phase).toBe('hub')
     expect(adoptTracks(device, [HUB].filter(() => false), T0, timing).size).toBe(0)
   })
@@ -506,6 +520,7 @@ describe('reconcile: only managed and desired peers are ever changed', () => {
           registryKey: HUB,
           meshPrefixes: [parsePrefix('100.64.0.0/24')],
           registryAddresses: ['100.64.0.1'],
+          hubPrefixes: [parsePrefix('100.64.0.0/24')],
           managed: new Set(tracks.keys()),
           device
         })

@@ -11,7 +11,8 @@ import {
   newTransactionId,
   type StunMessage
 } from '../../src/shared/stun.js'
-import { SourceRateLimiter, StunServerError, createStunServer, type StunServer } from '../../src/server/stun-server.js'
+import { StunServerError, createStunServer, type StunServer } from '../../src/server/stun-server.js'
+import { SourceRateLimiter } from '../../src/shared/rate-limiter.js'
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {

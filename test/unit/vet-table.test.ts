@@ -13,6 +13,7 @@ function ctx (over: Partial<VetContext> = {}): VetContext {
     registryKey: HUB,
     meshPrefixes: [parsePrefix('100.64.0.0/24')],
     registryAddresses: ['100.64.0.1'],
+    hubPrefixes: [parsePrefix('100.64.0.0/24')],
     managed: new Set(),
     device: { publicKey: SELF, listenPort: 51820, peers: [newPeer(HUB, { allowedIps: ['100.64.0.0/24'] }), newPeer(MANUAL, { allowedIps: ['100.64.0.50/32'] })] },
     ...over
@@ -33,7 +34,7 @@ describe('vetTable: the registry is untrusted', () => {
   it.each([
     ['outside the mesh (a LAN)', '192.168.1.0/24', /outside the mesh/],
     ['the default route', '0.0.0.0/0', /outside the mesh/],
-    ['the whole mesh (would take the hub\'s route)', '100.64.0.0/24', /whole mesh/],
+    ['the whole mesh (would take the hub\'s route)', '100.64.0.0/24', /hub peer's own allowed IPs/],
     ['the registry\'s own address', '100.64.0.1/32', /registry's address/],
     ['a prefix covering the registry', '100.64.0.0/25', /registry's address/],
     ['a peer configured by hand', '100.64.0.50/32', /someone else/]
@@ -42,6 +43,13 @@ describe('vetTable: the registry is untrusted', () => {
     expect(desired.get(B)?.allowedIps).toEqual(['100.64.0.3/32'])
     expect(warnings).toEqual([expect.stringMatching(why)])
     expect(warnings[0]).toContain(`'${parsePrefix(prefix).text}'`)
+  })
+
+  it('never takes one of the hub peer\'s own allowed IPs, even inside a larger mesh prefix', () => {
+    const c = ctx({ meshPrefixes: [parsePrefix('10.8.0.0/16')], hubPrefixes: [parsePrefix('10.8.0.0/16'), parsePrefix('10.8.1.1/32')], registryAddresses: ['10.8.0.1'] })
+    const { desired, warnings } = vetTable([peer(B, ['10.8.1.1/32', '10.8.0.9/32'])], c)
+    expect(desired.get(B)?.allowedIps).toEqual(['10.8.0.9/32'])
+    expect(warnings).toEqual([expect.stringMatching(/'10\.8\.1\.1\/32'.*hub peer's own allowed IPs/)])
   })
 
   it('skips a peer left with no usable allowed IPs', () => {
