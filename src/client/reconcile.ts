@@ -193,9 +193,9 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
       }
 
       case 'direct': {
-        if (nowMs - track.rxAtMs >= timing.deadAfterMs) {
-          changes.push({ publicKey: key, allowedIps: [], persistentKeepalive: 0 })
-          move(key, old, { ...track, phase: 'hub', sinceMs: nowMs, failures: 0, retryAtMs: nowMs + Math.min(timing.retryBaseMs, 2000), reason: `direct path silent for ${Math.round((nowMs - track.rxAtMs) / 1000)}s` })
+        const checked = silenceCheck(key, track, onDevice, nowMs, timing, changes, events)
+        if (checked.phase === 'hub') {
+          tracks.set(key, checked)
         } else if (endpointMoved && track.endpoint !== null && candidates.some((c) => formatEndpoint(c) === track.endpoint)) {
           // New candidates, but the one in use is still among them: nothing to change.
           tracks.set(key, { ...track, targets })
@@ -287,8 +287,8 @@ export function retryAt (nowMs: number, failures: number, keyA: string, keyB: st
 }
 
 /**
- * Without a table (the registry unreachable since start), still watch adopted direct paths: a dead one goes back to
- * the hub, which may relay.
+ * A direct path that received nothing for `deadAfterMs` goes back to the hub (which may relay). Also run without a
+ * table (the registry unreachable since start), so adopted direct paths are watched too.
  */
 function silenceCheck (key: string, track: PeerTrack, onDevice: WgPeer | undefined, nowMs: number, timing: PathTiming, changes: PeerChange[], events: PathEvent[]): PeerTrack {
   if (track.phase !== 'direct' || onDevice === undefined) return track

@@ -14,16 +14,3 @@ export function interfaceAddresses (iface: string): InterfaceAddress[] {
     .filter((e) => !(e.family === 'IPv6' && e.address.toLowerCase().startsWith('fe80:')))
     .map((e) => ({ address: e.address, family: e.family, bits: Number(e.cidr?.split('/')[1] ?? (e.family === 'IPv4' ? 32 : 128)) }))
 }
-
-/** Non-loopback, non-link-local addresses of all interfaces except `exclude`: candidates for peers on the same LAN. */
-export function lanAddresses (exclude: string[] = []): InterfaceAddress[] {
-  const out: InterfaceAddress[] = []
-  for (const [name, entries] of Object.entries(networkInterfaces())) {
-    if (exclude.includes(name)) continue
-    for (const e of entries ?? []) {
-      if (e.internal || (e.family === 'IPv6' && e.address.toLowerCase().startsWith('fe80:'))) continue
-      out.push({ address: e.address, family: e.family, bits: Number(e.cidr?.split('/')[1] ?? 32) })
-    }
-  }
-  return out
-}

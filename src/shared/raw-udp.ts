@@ -247,16 +247,6 @@ export function openUdpSender (init: RawUdpSenderInit = {}): RawUdpSender {
   }
 }
 
-/** Send one datagram through a one-shot raw socket. Throws RawSocketUnavailable or RawUdpError. */
-export async function sendUdp (init: RawUdpSendInit, opts: RawUdpSenderInit & { signal?: AbortSignal } = {}): Promise<void> {
-  const sender = openUdpSender(opts)
-  try {
-    await sender.send(init, opts)
-  } finally {
-    sender.close()
-  }
-}
-
 /**
  * The source address the kernel picks for `dst`, found by connecting a UDP socket (which sends nothing).
  * Throws RawUdpError when there is no route.
@@ -337,40 +327,5 @@ export function openUdpReceiver (init: RawUdpReceiverInit): RawUdpReceiver {
     stats,
     get closed () { return closed },
     close
-  }
-}
-
-export interface ReceiveUdpInit {
-  dstPort: number
-  /** Which datagram to wait for. A throw counts as "no". */
-  filter: (packet: Ipv4UdpPacket) => boolean
-  timeoutMs: number
-  signal?: AbortSignal
-}
-
-/**
- * Wait for the first datagram to `dstPort` that passes `filter`; undefined on timeout or abort.
- * The receive socket is opened before this returns its promise, so start it before sending the request.
- * Throws (rejects) only RawSocketUnavailable.
- */
-export async function receiveUdp (init: ReceiveUdpInit): Promise<Ipv4UdpPacket | undefined> {
-  const { dstPort, filter, timeoutMs, signal } = init
-  if (signal?.aborted === true) return undefined
-  let settle: (packet: Ipv4UdpPacket | undefined) => void = () => {}
-  const result = new Promise<Ipv4UdpPacket | undefined>((resolve) => { settle = resolve })
-  const receiver = openUdpReceiver({
-    dstPort,
-    signal,
-    onPacket: (packet) => { if (filter(packet)) settle(packet) }
-  })
-  const timer = setTimeout(() => settle(undefined), timeoutMs)
-  const onAbort = (): void => settle(undefined)
-  signal?.addEventListener('abort', onAbort)
-  try {
-    return await result
-  } finally {
-    clearTimeout(timer)
-    signal?.removeEventListener('abort', onAbort)
-    receiver.close()
   }
 }
