@@ -20,13 +20,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# npm packages at the lockfile's versions; reinstalled only when the lockfile changed.
-# `npm install`, not `npm ci`: the registry these machines reach lacks some other platforms' optional packages
-# (rollup's), so the lockfile cannot list them and `npm ci` refuses it as out of sync. `npm install` installs exactly
-# the locked versions and leaves the lockfile as it is.
+# npm packages exactly as the lockfile lists them; reinstalled only when the lockfile changed.
+# package.json pins rollup (a vitest dependency) through `overrides` to a version whose optional platform packages
+# all exist, so the lockfile is complete and `npm ci` accepts it.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm install (from package-lock.json)" >&2
-  npm install --no-audit --no-fund --loglevel=error
+  echo "setup: npm ci (from package-lock.json)" >&2
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 
 # Build (incremental, a few seconds).

@@ -5,7 +5,7 @@ import type { TablePeer } from '../shared/protocol.js'
 /** Keepalive handed to wg-nat clients, in seconds: wg-nat set none, so its clients' NAT holes closed. */
 export const WGNAT_KEEPALIVE_S = 25
 
-/** Go's `wgtypes.PeerConfig`, as `encoding/json` writes it (see ../shared/vectors/wg-nat-keepalive-response.json). */
+/** Go's `wgtypes.PeerConfig`, as `encoding/json` writes it (see test/fixtures/wg-nat-keepalive-response.json). */
 export interface GoPeerConfig {
   PublicKey: number[]
   Remove: boolean

@@ -102,7 +102,7 @@ describe('registry HTTP API', () => {
     it('answers in the original format, without preshared key, with a keepalive', async () => {
       const res = await call('127.0.0.2', 'POST', `/keepalive?pubkey=${encodeURIComponent(A)}`)
       expect(res.status).toBe(200)
-      const vector = JSON.parse(readFileSync(new URL('../../../shared/vectors/wg-nat-keepalive-response.json', import.meta.url), 'utf8'))
+      const vector = JSON.parse(readFileSync(new URL('../fixtures/wg-nat-keepalive-response.json', import.meta.url), 'utf8'))
       const body = JSON.parse(res.body)
       expect(body).toHaveLength(1)
       // Same fields, same types as the real wg-nat response.
