@@ -72,6 +72,19 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
   }
 }
 
+/** A `wgnat-server <name> ...` subcommand: its own module, loaded only when called. */
+export type Subcommand = (argv: string[], io?: RunIo) => Promise<number>
+
+/**
+ * Subcommands by name. Each receives argv with the subcommand removed (`[node, 'wgnat-server <name>', ...rest]`).
+ * Without one, `wgnat-server` runs the registry daemon.
+ */
+export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
+}
+
 export async function run (argv: string[], io?: RunIo): Promise<number> {
+  const name = argv[2]
+  const load = name !== undefined && Object.hasOwn(SUBCOMMANDS, name) ? SUBCOMMANDS[name] : undefined
+  if (load !== undefined) return await (await load())([argv[0] ?? 'node', `wgnat-server ${name}`, ...argv.slice(3)], io)
   return await runDaemon(serverProgram(), argv, async (opts, logger) => await startServer(opts as unknown as ServerOptions, logger), io)
 }
