@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import { addCommonOptions, durationArg, intArg, runDaemon, type Daemon, type RunIo } from '../shared/cli.js'
 import { WgnatError, quote } from '../shared/errors.js'
 import { interfaceAddresses } from '../shared/interface-addresses.js'
@@ -8,6 +8,11 @@ import { closeAll, listenOn, registryHandler } from './registry-http.js'
 import { RegistryService } from './registry-service.js'
 import { enableRelay, type RelayHandle } from './relay.js'
 import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
+import { createExposeService, type ExposeService } from './expose/expose-service.js'
+import { parseExposeSpec, type ExposeSpec } from './expose/expose-spec.js'
+import { procForwarding } from './expose/ip-forwarding.js'
+import { nftCli } from './expose/nft.js'
+import { readPeerNames } from './inventory/peer-names.js'
 
 export interface ServerOptions {
   interface: string
@@ -16,6 +21,19 @@ export interface ServerOptions {
   relay: boolean
   stun: boolean
   stunPort: number
+  stateDir: string
+  expose: ExposeSpec[]
+  exposeFile?: string
+  exposePreserveSource: boolean
+}
+
+/** commander parser for a repeatable `--expose`; the environment variable may hold several, blank- or comma-separated. */
+function exposeArg (value: string, previous: ExposeSpec[] = []): ExposeSpec[] {
+  const specs: ExposeSpec[] = []
+  for (const text of value.split(/[\s,]+/).filter((t) => t !== '')) {
+    try { specs.push(parseExposeSpec(text)) } catch (err) { throw new InvalidArgumentError((err as Error).message) }
+  }
+  return [...previous, ...specs]
 }
 
 export function serverProgram (): Command {
@@ -26,6 +44,10 @@ export function serverProgram (): Command {
     .addOption(new Option('--poll <duration>', 'how often the interface is read, Go syntax').argParser(durationArg(50)).default(1000, '1s').env('WGNAT_POLL'))
     .addOption(new Option('--stun-port <port>', 'UDP port of the STUN server on the hub\'s public addresses').argParser(intArg(1, 65535)).default(STUN_PORT).env('WGNAT_STUN_PORT'))
     .addOption(new Option('--no-stun', 'do not run the STUN server').env('WGNAT_NO_STUN'))
+    .addOption(new Option('--state-dir <dir>', 'where wgnat keeps its state (peer names, ...)').default('/var/lib/wgnat').env('WGNAT_STATE_DIR'))
+    .addOption(new Option('--expose <spec>', 'forward a public port of the hub to a peer\'s port through the tunnel, in the kernel: <public-port>[-<end>]/<tcp|udp>=<peer>:<port> (peer: name, public key or tunnel address); repeatable. PUBLIC: anyone who reaches the hub\'s address can use it, only on that port, only to that peer and port').argParser(exposeArg).default([], 'none').env('WGNAT_EXPOSE'))
+    .addOption(new Option('--expose-file <path>', 'more --expose specs, one per line, # comments; read again on SIGHUP').env('WGNAT_EXPOSE_FILE'))
+    .addOption(new Option('--expose-preserve-source', 'exposed services see the client\'s real address instead of the hub\'s tunnel address; the spoke must then route its replies through the tunnel (see docs/expose.md)').default(false).env('WGNAT_EXPOSE_PRESERVE_SOURCE'))
     .addOption(new Option('--relay', 'forward between peers (IP forwarding and a FORWARD rule, undone on exit), so pairs without a direct path keep working through the hub').default(false).env('WGNAT_RELAY'))
   return addCommonOptions(program)
 }
@@ -46,8 +68,35 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
   }
   let relay: RelayHandle | undefined
   let stun: StunServer | undefined
+  let exposes: ExposeService | undefined
+  let onHangup: (() => void) | undefined
   let servers
   try {
+    if (opts.expose.length > 0 || opts.exposeFile !== undefined) {
+      // Before --relay, so it sees whether forwarding was off (then only the exposes may cross to other interfaces).
+      exposes = createExposeService({
+        iface: opts.interface,
+        specs: opts.expose,
+        file: opts.exposeFile,
+        preserveSource: opts.exposePreserveSource,
+        reserved: [
+          { port: service.device.listenPort, proto: 'udp', what: 'WireGuard\'s listen port' },
+          { port, proto: 'tcp', what: 'the registry\'s port' },
+          ...(opts.stun ? [{ port: opts.stunPort, proto: 'udp' as const, what: 'the STUN server\'s port' }] : [])
+        ]
+      }, {
+        logger,
+        nft: nftCli(),
+        forwarding: procForwarding(),
+        peers: () => service.table.peers(),
+        names: async () => await readPeerNames(opts.stateDir, opts.interface)
+      })
+      await exposes.start()
+      const ex = exposes
+      let reloading = Promise.resolve()
+      onHangup = () => { logger.info('SIGHUP: reloading exposes'); reloading = reloading.then(async () => { await ex.reload() }) }
+      process.on('SIGHUP', onHangup)
+    }
     if (opts.stun) {
       stun = createStunServer({ port: opts.stunPort }, { logger })
       await stun.start()
@@ -58,6 +107,8 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     service.stop()
     await relay?.stop()
     await stun?.stop()
+    if (onHangup !== undefined) process.off('SIGHUP', onHangup)
+    await exposes?.stop()
     if (err instanceof WgnatError) throw err
     throw new WgnatError(`cannot listen on ${addresses.join(', ')} port ${port}: ${(err as Error).message}`)
   }
@@ -68,6 +119,8 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
       await closeAll(servers)
       await relay?.stop()
       await stun?.stop()
+      if (onHangup !== undefined) process.off('SIGHUP', onHangup)
+      await exposes?.stop()
     }
   }
 }
@@ -80,6 +133,7 @@ export type Subcommand = (argv: string[], io?: RunIo) => Promise<number>
  * Without one, `wgnat-server` runs the registry daemon.
  */
 export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
+  exposes: async () => (await import('./expose/exposes-command.js')).runExposes,
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {
