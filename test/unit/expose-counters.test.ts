@@ -16,8 +16,8 @@ describe('exposeCounters', () => {
         rule('wgnat in 8080/tcp=10.8.0.2:80', { packets: 30, bytes: 4000 }),
         rule('wgnat out 8080/tcp=10.8.0.2:80', { packets: 25, bytes: 2_000_000 }),
         rule('wgnat snat 8080/tcp=10.8.0.2:80'),
-        rule('wgnat guard', { packets: 7, bytes: 700 }),
-        rule('wgnat guard'),
+        rule('wgnat guard ipv4', { packets: 7, bytes: 700 }),
+        rule('wgnat guard ipv4'),
         rule('someone else', { packets: 99, bytes: 99 }),
         rule(undefined, { packets: 99, bytes: 99 })
       ]

@@ -82,9 +82,9 @@ describe('renderExposeRuleset', () => {
     expect(none).not.toContain('drop')
     const v4 = rulesOf(renderExposeRuleset(exposes('443/tcp=nas:443'), { ...opts, guardFamilies: ['ipv4'] }), 'forward')
     expect(v4.slice(2)).toEqual([
-      'meta nfproto ipv4 meta l4proto icmp ct state related accept comment "wgnat guard"',
-      'meta nfproto ipv4 iifname "wg0" oifname != "wg0" counter drop comment "wgnat guard"',
-      'meta nfproto ipv4 iifname != "wg0" oifname "wg0" counter drop comment "wgnat guard"'
+      'meta nfproto ipv4 meta l4proto icmp ct state related accept comment "wgnat guard ipv4"',
+      'meta nfproto ipv4 iifname "wg0" oifname != "wg0" counter drop comment "wgnat guard ipv4"',
+      'meta nfproto ipv4 iifname != "wg0" oifname "wg0" counter drop comment "wgnat guard ipv4"'
     ])
   })
 
@@ -98,7 +98,7 @@ describe('renderExposeRuleset', () => {
     const es = exposes('8080/tcp=nas:80', '8000-8002/udp=[fd00::2]:9000')
     const comments = [...renderExposeRuleset(es, { ...opts, guardFamilies: ['ipv4'] }).matchAll(/comment "([^"]*)"/g)].map((m) => parseRuleComment(m[1]!))
     expect(comments).not.toContain(undefined)
-    expect(new Set(comments.map((c) => c!.key))).toEqual(new Set([...es.map(exposeKey), '']))
+    expect(new Set(comments.map((c) => c!.key))).toEqual(new Set([...es.map(exposeKey), 'ipv4']))
     expect(exposeKey(es[1]!)).toBe('8000-8002/udp=[fd00::2]:9000-9002')
   })
 

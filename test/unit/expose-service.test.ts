@@ -10,7 +10,7 @@ import { testKey } from '../helpers/keys.js'
 const NAS = testKey('nas')
 const GAME = testKey('game')
 
-function fakes (opts: { forwarding?: Partial<Record<Family, boolean>>, nftFails?: () => boolean } = {}) {
+function fakes (opts: { forwarding?: Partial<Record<Family, boolean>>, nftFails?: () => boolean, leftover?: unknown } = {}) {
   const scripts: string[] = []
   const state: Partial<Record<Family, boolean>> = { ipv4: false, ipv6: false, ...opts.forwarding }
   const nft: NftControl = {
@@ -18,7 +18,7 @@ function fakes (opts: { forwarding?: Partial<Record<Family, boolean>>, nftFails?
       if (opts.nftFails?.() === true) throw new Error('nft refused')
       scripts.push(script)
     },
-    async listTable () { return undefined }
+    async listTable () { return opts.leftover }
   }
   const forwarding: ForwardingControl = {
     async get (f) { return state[f] },
@@ -56,7 +56,7 @@ describe('expose service', () => {
     await s.start()
     expect(f.scripts).toHaveLength(1)
     expect(f.scripts[0]).toContain('dnat ip to 10.8.0.2:80')
-    expect(f.scripts[0]).toContain('drop comment "wgnat guard"')
+    expect(f.scripts[0]).toContain('drop comment "wgnat guard ipv4"')
     expect(f.state.ipv4).toBe(true)
     await s.stop()
     expect(f.state.ipv4).toBe(false)
@@ -105,6 +105,21 @@ describe('expose service', () => {
     expect(f.scripts[1]).not.toContain('27015')
     // forwarding wgnat turned on stays guarded after the reload
     expect(f.scripts[1]).toContain('guard')
+    await s.stop()
+    expect(f.state.ipv4).toBe(false)
+  })
+
+  it('takes over forwarding that a killed run left on (its guard rules say so), but only once its own rules are in', async () => {
+    const leftover = { nftables: [{ rule: { comment: 'wgnat guard ipv4', expr: [] } }, { rule: { comment: 'wgnat conn 1/tcp=10.8.0.2:1', expr: [] } }] }
+    const failing = fakes({ forwarding: { ipv4: true }, leftover })
+    await expect(service(failing, { specs: [parseExposeSpec('8080/tcp=ghost:80')] }).start()).rejects.toMatchObject({ exitCode: 64 })
+    expect(failing.state.ipv4).toBe(true)
+    expect(failing.scripts).toEqual([])
+
+    const f = fakes({ forwarding: { ipv4: true }, leftover })
+    const s = service(f, { specs: [parseExposeSpec('8080/tcp=nas:80')] })
+    await s.start()
+    expect(f.scripts[0]).toContain('wgnat guard ipv4')
     await s.stop()
     expect(f.state.ipv4).toBe(false)
   })

@@ -1,4 +1,4 @@
-import { parseRuleComment } from './expose-ruleset.js'
+import { parseRuleComment, type Family } from './expose-ruleset.js'
 
 export interface Counter { packets: number, bytes: number }
 
@@ -61,6 +61,18 @@ export function exposeCounters (json: unknown, iface: string, table: string): Ex
   }
   status.exposes = [...byKey.values()]
   return status
+}
+
+/** Families a table left by an earlier run guards: that run had turned their forwarding on. Pure. */
+export function guardedFamilies (json: unknown): Family[] {
+  const items = (json as { nftables?: unknown } | undefined)?.nftables
+  const out = new Set<Family>()
+  for (const item of Array.isArray(items) ? items : []) {
+    const comment = (item as { rule?: NftRule }).rule?.comment
+    const parsed = typeof comment === 'string' ? parseRuleComment(comment) : undefined
+    if (parsed?.role === 'guard' && (parsed.key === 'ipv4' || parsed.key === 'ipv6')) out.add(parsed.key)
+  }
+  return [...out]
 }
 
 function counterOf (expr: unknown): Counter | undefined {

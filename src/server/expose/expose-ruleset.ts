@@ -36,7 +36,10 @@ export function exposeKey (e: ResolvedExpose): string {
   return `${formatPublic(e)}=${addr}:${formatRange(e.targetPorts)}`
 }
 
-/** Parse a rule comment written by renderExposeRuleset. */
+/**
+ * Parse a rule comment written by renderExposeRuleset: `wgnat <role> <expose key>`, or `wgnat guard <family>`
+ * (which also tells a later run that this one had turned forwarding on for that family).
+ */
 export function parseRuleComment (comment: string): { role: RuleRole, key: string } | undefined {
   const m = /^wgnat (conn|in|out|snat|guard)(?: (\S+))?$/.exec(comment)
   if (m === null) return undefined
@@ -75,9 +78,9 @@ export function renderExposeRuleset (exposes: readonly ResolvedExpose[], opts: E
   }
   for (const family of opts.guardFamilies) {
     const icmp = family === 'ipv4' ? 'icmp' : 'ipv6-icmp'
-    fwd.push(`meta nfproto ${family} meta l4proto ${icmp} ct state related accept comment "wgnat guard"`)
-    fwd.push(`meta nfproto ${family} iifname ${wg} oifname != ${wg} counter drop comment "wgnat guard"`)
-    fwd.push(`meta nfproto ${family} iifname != ${wg} oifname ${wg} counter drop comment "wgnat guard"`)
+    fwd.push(`meta nfproto ${family} meta l4proto ${icmp} ct state related accept comment "wgnat guard ${family}"`)
+    fwd.push(`meta nfproto ${family} iifname ${wg} oifname != ${wg} counter drop comment "wgnat guard ${family}"`)
+    fwd.push(`meta nfproto ${family} iifname != ${wg} oifname ${wg} counter drop comment "wgnat guard ${family}"`)
   }
   const chain = (name: string, head: string, rules: string[]): string =>
     [`  chain ${name} {`, `    ${head}`, ...rules.map((r) => `    ${r}`), '  }'].join('\n')

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { WgnatError, messageOf, quote } from '../../shared/errors.js'
 import type { Logger } from '../../shared/log.js'
 import { describeExpose, resolveExposes, type ExposePeer, type ReservedPort, type ResolvedExpose } from './expose-resolve.js'
-import { renderDeleteTable, renderExposeRuleset, type Family } from './expose-ruleset.js'
+import { guardedFamilies } from './expose-counters.js'
+import { exposeTableName, renderDeleteTable, renderExposeRuleset, type Family } from './expose-ruleset.js'
 import { ExposeSpecError, parseExposeFile, type ExposeSpec } from './expose-spec.js'
 import type { ForwardingControl } from './ip-forwarding.js'
 import type { NftControl } from './nft.js'
@@ -48,7 +49,7 @@ export function createExposeService (init: ExposeServiceInit, components: Expose
   let current: ResolvedExpose[] = []
   let installed = false
 
-  async function plan (): Promise<{ exposes: ResolvedExpose[], script: string, enable: Family[] }> {
+  async function plan (inherited: readonly Family[] = []): Promise<{ exposes: ResolvedExpose[], script: string, enable: Family[] }> {
     const specs = [...init.specs]
     if (init.file !== undefined) {
       let text: string
@@ -59,12 +60,12 @@ export function createExposeService (init: ExposeServiceInit, components: Expose
     const families = [...new Set(exposes.map((e) => e.family))]
     const enable: Family[] = []
     for (const family of families) {
-      if (owned.has(family)) continue
+      if (owned.has(family) || inherited.includes(family)) continue
       const on = await forwarding.get(family)
       if (on === undefined) throw new ExposeSpecError(`cannot expose over ${family}: this kernel has no ${family} forwarding`)
       if (!on) enable.push(family)
     }
-    const guardFamilies = [...new Set([...owned, ...enable])]
+    const guardFamilies = [...new Set([...owned, ...inherited, ...enable])]
     return { exposes, script: renderExposeRuleset(exposes, { iface: init.iface, preserveSource: init.preserveSource, guardFamilies }), enable }
   }
 
@@ -100,11 +101,23 @@ export function createExposeService (init: ExposeServiceInit, components: Expose
   return {
     get exposes () { return current },
     async start () {
+      // A run that was killed (SIGKILL, power loss) left its table, and forwarding on: its guard rules say for which
+      // families. Those count as ours (guarded, off again on exit), but only once our own rules are in: a start
+      // that fails changes nothing, not even for a wgnat-server still running on this interface.
+      const table = exposeTableName(init.iface)
+      const inherited: Family[] = []
+      for (const family of guardedFamilies(await nft.listTable('inet', table).catch(() => undefined))) {
+        if (await forwarding.get(family) === true) inherited.push(family)
+      }
       try {
-        await install(await plan())
+        await install(await plan(inherited))
       } catch (err) {
         await stop()
         throw err
+      }
+      for (const family of inherited) {
+        owned.add(family)
+        logger.warn(`an earlier run left table inet ${table} and ${family} forwarding on: replaced; forwarding off again on exit`)
       }
       announce()
     },
