@@ -1,0 +1,104 @@
+/**
+ * Expose benchmark (issue 14), in the NAT lab: one spoke behind an `easy` router; the hub runs
+ * `wgnat-server --expose` for iperf3 (TCP and UDP) and an HTTP server on the spoke's tunnel address.
+ *
+ *   node dist/scripts/bench/expose.js [--runs 3] [--seconds 5] [--requests 200] [--udp-rate 100M]
+ *
+ * In one run, interleaved:
+ * - TCP throughput: iperf3 from the internet router's namespace to the hub's public port (DNAT into the tunnel)
+ *   against iperf3 from the hub to the spoke's tunnel address (the tunnel's own), same spoke server; the ratio.
+ * - HTTP latency: `--requests` sequential GETs, each on a new connection, from the internet side through the hub's
+ *   public port, and from the hub straight to the tunnel address; the difference of the medians is what the expose
+ *   adds; the tunnel's round trip (ping hub -> spoke, same count) for scale.
+ * - UDP: iperf3 -u at `--udp-rate` (1200-byte datagrams) both ways as above: datagrams/s received and loss.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { writePeerNames } from '../../src/server/inventory/peer-names.js'
+import { createLab, labSupport } from '../lab/lab.js'
+import { SERVER_BIN, registerWithHub, waitFor } from '../lab/mesh.js'
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, requests: { type: 'string', default: '200' }, 'udp-rate': { type: 'string', default: '100M' } } })
+const RUNS = Number(values.runs)
+const SECONDS = Number(values.seconds)
+const REQUESTS = Number(values.requests)
+const UDP_RATE = values['udp-rate'] ?? '100M'
+const HUB_PUBLIC = '198.18.1.2'
+const NODE = process.execPath
+const IPERF_PORT = 5201
+const HTTP_PORT = 8080
+
+const HTTP_SERVER = `const [host, port] = process.argv.slice(1)
+require('http').createServer((q, s) => s.end('ok')).listen(Number(port), host)`
+/** Sequential GETs, each on a fresh connection; prints the per-request milliseconds as JSON. */
+const HTTP_TIMER = `const http = require('http'); const [host, port, n] = process.argv.slice(1)
+const one = () => new Promise((resolve, reject) => { const t0 = process.hrtime.bigint()
+  http.get({ host, port: Number(port), path: '/', agent: false }, (r) => { r.resume(); r.on('end', () => resolve(Number(process.hrtime.bigint() - t0) / 1e6)) }).on('error', reject) })
+;(async () => { const ms = []; for (let i = 0; i < Number(n); i++) ms.push(await one()); process.stdout.write(JSON.stringify(ms)) })()`
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length === 0 ? NaN : ((s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2) }
+
+async function main (): Promise<void> {
+  const support = await labSupport()
+  if (!support.ok) { console.error(`expose bench: lab unavailable: ${support.reason}`); process.exitCode = 69; return }
+  const lab = await createLab({ sites: [{ name: 'web', kind: 'easy', clients: ['web'] }] })
+  const stateDir = mkdtempSync(join(tmpdir(), `wgnat-bench-expose-${lab.id}-`))
+  try {
+    const web = lab.clients.web!
+    await writePeerNames(stateDir, lab.hub.wgIf, new Map([[web.publicKey, 'web']]))
+    await registerWithHub(lab)
+    lab.spawn('web', ['iperf3', '-s', '-B', web.tunnelIp, '-p', String(IPERF_PORT)])
+    lab.spawn('web', [NODE, '-e', HTTP_SERVER, web.tunnelIp, String(HTTP_PORT)])
+    lab.spawn('hub', [NODE, SERVER_BIN, '-i', lab.hub.wgIf, '--state-dir', stateDir, '--log-level', 'warn',
+      '--expose', `${IPERF_PORT}/tcp=web:${IPERF_PORT}`, '--expose', `${IPERF_PORT}/udp=web:${IPERF_PORT}`, '--expose', `${HTTP_PORT}/tcp=web:${HTTP_PORT}`])
+    const ready = await waitFor(async () => (await lab.exec('inet', [NODE, '-e', HTTP_TIMER, HUB_PUBLIC, String(HTTP_PORT), '1'], { reject: false })).exitCode === 0, 20_000)
+    if (ready === undefined) throw new Error('the exposed HTTP server never answered')
+
+    const iperf = async (from: string, to: string, udp: boolean): Promise<{ bps: number, packets: number, lost: number }> => {
+      const args = ['iperf3', '-c', to, '-p', String(IPERF_PORT), '-t', String(SECONDS), '-J', ...(udp ? ['-u', '-b', UDP_RATE, '-l', '1200'] : [])]
+      const r = await lab.exec(from, args, { timeoutMs: (SECONDS + 20) * 1000 })
+      const end = JSON.parse(r.stdout).end
+      if (udp) return { bps: end.sum.bits_per_second, packets: end.sum.packets - end.sum.lost_packets, lost: end.sum.lost_packets }
+      return { bps: end.sum_received.bits_per_second, packets: 0, lost: 0 }
+    }
+    const tcp = { exposed: [] as number[], tunnel: [] as number[] }
+    const udp = { exposed: [] as Array<{ pps: number, loss: number }>, tunnel: [] as Array<{ pps: number, loss: number }> }
+    for (let run = 0; run < RUNS; run++) {
+      // Alternate which path goes first, so a slow patch of the shared machine does not land on one side only.
+      const order: Array<'exposed' | 'tunnel'> = run % 2 === 0 ? ['exposed', 'tunnel'] : ['tunnel', 'exposed']
+      for (const path of order) {
+        const [from, to] = path === 'exposed' ? ['inet', HUB_PUBLIC] : ['hub', web.tunnelIp]
+        tcp[path].push((await iperf(from, to, false)).bps)
+        const u = await iperf(from, to, true)
+        udp[path].push({ pps: u.packets / SECONDS, loss: u.lost / (u.packets + u.lost) })
+      }
+    }
+
+    const times = async (from: string, to: string): Promise<number[]> => JSON.parse((await lab.exec(from, [NODE, '-e', HTTP_TIMER, to, String(HTTP_PORT), String(REQUESTS)], { timeoutMs: 120_000 })).stdout)
+    const exposedHttp = await times('inet', HUB_PUBLIC)
+    const tunnelHttp = await times('hub', web.tunnelIp)
+    const ping = await lab.ping('hub', web.tunnelIp, { count: REQUESTS, intervalS: 0.01, timeoutS: 2 })
+
+    const mbit = (bps: number): string => (bps / 1e6).toFixed(0)
+    const t = { exposed: median(tcp.exposed), tunnel: median(tcp.tunnel) }
+    const h = { exposed: median(exposedHttp), tunnel: median(tunnelHttp), ping: median(ping.rttMs) }
+    const u = {
+      exposed: { pps: median(udp.exposed.map((x) => x.pps)), loss: median(udp.exposed.map((x) => x.loss)) },
+      tunnel: { pps: median(udp.tunnel.map((x) => x.pps)), loss: median(udp.tunnel.map((x) => x.loss)) }
+    }
+    console.log(`expose bench: ${RUNS} runs of ${SECONDS} s (medians), ${REQUESTS} HTTP requests, UDP at ${UDP_RATE} in 1200-byte datagrams`)
+    console.log('| path | TCP Mbit/s | UDP datagrams/s | UDP loss | HTTP request p50 (ms) |')
+    console.log('| --- | --- | --- | --- | --- |')
+    console.log(`| internet -> hub public port -> tunnel (expose) | ${mbit(t.exposed)} | ${u.exposed.pps.toFixed(0)} | ${(u.exposed.loss * 100).toFixed(2)} % | ${h.exposed.toFixed(2)} |`)
+    console.log(`| hub -> spoke tunnel address (the tunnel's own) | ${mbit(t.tunnel)} | ${u.tunnel.pps.toFixed(0)} | ${(u.tunnel.loss * 100).toFixed(2)} % | ${h.tunnel.toFixed(2)} |`)
+    console.log(`TCP ratio exposed/tunnel: ${(t.exposed / t.tunnel).toFixed(2)} (goal >= 0.9); runs exposed ${tcp.exposed.map(mbit).join(', ')}, tunnel ${tcp.tunnel.map(mbit).join(', ')} Mbit/s`)
+    console.log(`HTTP: the expose adds ${(h.exposed - h.tunnel).toFixed(2)} ms per request (new connection each); tunnel ping RTT p50 ${h.ping.toFixed(2)} ms (${ping.received}/${ping.sent} answered)`)
+  } finally {
+    await lab.destroy()
+    rmSync(stateDir, { recursive: true, force: true })
+  }
+}
+
+await main()
