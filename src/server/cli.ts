@@ -11,6 +11,7 @@ import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
 import { createExposeService, type ExposeService } from './expose/expose-service.js'
 import { parseExposeSpec, type ExposeSpec } from './expose/expose-spec.js'
 import { procForwarding } from './expose/ip-forwarding.js'
+import { readListeningSockets, shadowedPorts } from './expose/listening-ports.js'
 import { nftCli } from './expose/nft.js'
 import { readPeerNames } from './inventory/peer-names.js'
 
@@ -89,7 +90,8 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
         nft: nftCli(),
         forwarding: procForwarding(),
         peers: () => service.table.peers(),
-        names: async () => await readPeerNames(opts.stateDir, opts.interface)
+        names: async () => await readPeerNames(opts.stateDir, opts.interface),
+        busyPorts: async () => shadowedPorts(await readListeningSockets(), addresses)
       })
       await exposes.start()
       const ex = exposes

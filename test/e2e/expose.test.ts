@@ -79,6 +79,8 @@ describe.skipIf(!support.ok)('wgnat-server --expose: public ports of the hub for
     spawned.push(lab.spawn('web', [NODE, '-e', HTTP_SERVER, 'web', web, '8080']))
     spawned.push(lab.spawn('web', [NODE, '-e', HTTP_SERVER, 'web-private', web, '9090']))
     spawned.push(lab.spawn('game', [NODE, '-e', UDP_ECHO, game, '7000']))
+    // A service of the hub itself on all its addresses (think sshd): an expose must not hide it.
+    spawned.push(lab.spawn('hub', [NODE, '-e', HTTP_SERVER, 'hub', '0.0.0.0', '2222']))
     // The internet host can route to the tunnel's addresses through the hub, as a neighbour on its segment could.
     await lab.exec('inet', ['ip', 'route', 'add', '100.64.0.0/24', 'via', HUB_PUBLIC])
     writeFileSync(exposeFile, '# reloaded on SIGHUP\n8081/tcp=web:8080\n')
@@ -96,6 +98,7 @@ describe.skipIf(!support.ok)('wgnat-server --expose: public ports of the hub for
       [`51820/udp=web:8080`, /port 51820\/udp is WireGuard's listen port/],
       ['3478/udp=web:3478', /port 3478\/udp is the STUN server's port/],
       ['8080/tcp=100.64.0.99:80', /no peer has '100.64.0.99'/],
+      ['2200-2300/tcp=web:8000', /port 2222\/tcp is in use on the hub \(a socket on 0.0.0.0:2222\)/],
       ['8080/tcp=web', /no :<port>/]
     ] as const) {
       const p = startServer(['--expose', '27015/udp=100.64.0.3:7000', '--expose', spec])

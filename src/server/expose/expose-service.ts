@@ -28,6 +28,8 @@ export interface ExposeServiceComponents {
   /** Public key -> name. */
   names: () => Promise<ReadonlyMap<string, string>>
   readText?: (path: string) => Promise<string>
+  /** More ports the hub uses now (sockets reachable from outside the tunnel), read at each start and reload. */
+  busyPorts?: () => Promise<readonly ReservedPort[]>
 }
 
 export interface ExposeService {
@@ -56,7 +58,8 @@ export function createExposeService (init: ExposeServiceInit, components: Expose
       try { text = await readText(init.file) } catch (err) { throw new ExposeSpecError(`cannot read expose file ${quote(init.file)}: ${messageOf(err)}`) }
       specs.push(...parseExposeFile(text, init.file))
     }
-    const exposes = resolveExposes(specs, { peers: components.peers(), names: await components.names(), reserved: init.reserved })
+    const busy = await components.busyPorts?.() ?? []
+    const exposes = resolveExposes(specs, { peers: components.peers(), names: await components.names(), reserved: [...init.reserved, ...busy] })
     const families = [...new Set(exposes.map((e) => e.family))]
     const enable: Family[] = []
     for (const family of families) {
