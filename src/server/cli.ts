@@ -93,11 +93,12 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
         names: async () => await readPeerNames(opts.stateDir, opts.interface),
         busyPorts: async () => shadowedPorts(await readListeningSockets(), addresses)
       })
-      await exposes.start()
       const ex = exposes
-      let reloading = Promise.resolve()
-      onHangup = () => { logger.info('SIGHUP: reloading exposes'); reloading = reloading.then(async () => { await ex.reload() }) }
+      // Caught from before start (Node's default for SIGHUP is to exit, which would leave the rules in);
+      // reloads wait for start and for each other.
+      onHangup = () => { logger.info('SIGHUP: reloading exposes'); void ex.reload() }
       process.on('SIGHUP', onHangup)
+      await exposes.start()
     }
     if (opts.stun) {
       stun = createStunServer({ port: opts.stunPort }, { logger })

@@ -124,6 +124,33 @@ describe('expose service', () => {
     expect(f.state.ipv4).toBe(false)
   })
 
+  it('a reload asked for during start waits for it; one asked for after stop puts nothing back', async () => {
+    const f = fakes()
+    f.files.set('/e', '9000/tcp=nas:9000\n')
+    const s = service(f, { file: '/e' })
+    const started = s.start()
+    const reloaded = s.reload()
+    await started
+    expect(await reloaded).toBe(true)
+    expect(f.scripts).toHaveLength(2)
+    const stopping = s.stop()
+    expect(await s.reload()).toBe(false)
+    await stopping
+    expect(f.scripts.at(-1)).toContain('delete table')
+    expect(f.scripts).toHaveLength(3)
+    expect(f.state.ipv4).toBe(false)
+  })
+
+  it('no reload after a failed start', async () => {
+    const f = fakes()
+    f.files.set('/e', '9000/tcp=ghost:9000\n')
+    const s = service(f, { file: '/e' })
+    await expect(s.start()).rejects.toMatchObject({ exitCode: 64 })
+    f.files.set('/e', '9000/tcp=nas:9000\n')
+    expect(await s.reload()).toBe(false)
+    expect(f.scripts).toEqual([])
+  })
+
   it('when nft refuses a reload, the old set stays', async () => {
     let fail = false
     const f = fakes({ nftFails: () => fail })

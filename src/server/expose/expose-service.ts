@@ -50,6 +50,8 @@ export function createExposeService (init: ExposeServiceInit, components: Expose
   const owned = new Set<Family>()
   let current: ResolvedExpose[] = []
   let installed = false
+  let stopped = false
+  let queue: Promise<void> = Promise.resolve()
 
   async function plan (inherited: readonly Family[] = []): Promise<{ exposes: ResolvedExpose[], script: string, enable: Family[] }> {
     const specs = [...init.specs]
@@ -92,7 +94,49 @@ export function createExposeService (init: ExposeServiceInit, components: Expose
     for (const e of current) logger.info(`exposing ${describeExpose(e)}${init.preserveSource ? ', client address kept' : ''}: public, to anyone who reaches the hub`)
   }
 
-  async function stop (): Promise<void> {
+  async function reloadNow (): Promise<boolean> {
+    let next
+    try {
+      next = await plan()
+    } catch (err) {
+      logger.error(`reload: ${messageOf(err)}; keeping the ${current.length} exposes in place`)
+      return false
+    }
+    try {
+      await install(next)
+    } catch (err) {
+      logger.error(`reload: ${messageOf(err)}; keeping the ${current.length} exposes in place`)
+      return false
+    }
+    logger.info(`reloaded: ${current.length} exposes`)
+    announce()
+    return true
+  }
+
+  async function startNow (): Promise<void> {
+    // A run that was killed (SIGKILL, power loss) left its table, and forwarding on: its guard rules say for which
+    // families. Those count as ours (guarded, off again on exit), but only once our own rules are in: a start
+    // that fails changes nothing, not even for a wgnat-server still running on this interface.
+    const table = exposeTableName(init.iface)
+    const inherited: Family[] = []
+    for (const family of guardedFamilies(await nft.listTable('inet', table).catch(() => undefined))) {
+      if (await forwarding.get(family) === true) inherited.push(family)
+    }
+    try {
+      await install(await plan(inherited))
+    } catch (err) {
+      stopped = true // no reload after a failed start
+      await removeAll()
+      throw err
+    }
+    for (const family of inherited) {
+      owned.add(family)
+      logger.warn(`an earlier run left table inet ${table} and ${family} forwarding on: replaced; forwarding off again on exit`)
+    }
+    announce()
+  }
+
+  async function removeAll (): Promise<void> {
     for (const family of owned) await forwarding.set(family, false).catch((err) => { logger.warn(`cannot turn ${family} forwarding off again: ${messageOf(err)}`) })
     owned.clear()
     if (installed) {
@@ -101,47 +145,25 @@ export function createExposeService (init: ExposeServiceInit, components: Expose
     }
   }
 
+  /** Start, reloads and stop run one after the other, in the order they were asked for. */
+  function enqueue<T> (step: () => Promise<T>): Promise<T> {
+    const run = queue.then(step)
+    queue = run.then(() => {}, () => {})
+    return run
+  }
+
   return {
     get exposes () { return current },
     async start () {
-      // A run that was killed (SIGKILL, power loss) left its table, and forwarding on: its guard rules say for which
-      // families. Those count as ours (guarded, off again on exit), but only once our own rules are in: a start
-      // that fails changes nothing, not even for a wgnat-server still running on this interface.
-      const table = exposeTableName(init.iface)
-      const inherited: Family[] = []
-      for (const family of guardedFamilies(await nft.listTable('inet', table).catch(() => undefined))) {
-        if (await forwarding.get(family) === true) inherited.push(family)
-      }
-      try {
-        await install(await plan(inherited))
-      } catch (err) {
-        await stop()
-        throw err
-      }
-      for (const family of inherited) {
-        owned.add(family)
-        logger.warn(`an earlier run left table inet ${table} and ${family} forwarding on: replaced; forwarding off again on exit`)
-      }
-      announce()
+      await enqueue(startNow)
     },
     async reload () {
-      let next
-      try {
-        next = await plan()
-      } catch (err) {
-        logger.error(`reload: ${messageOf(err)}; keeping the ${current.length} exposes in place`)
-        return false
-      }
-      try {
-        await install(next)
-      } catch (err) {
-        logger.error(`reload: ${messageOf(err)}; keeping the ${current.length} exposes in place`)
-        return false
-      }
-      logger.info(`reloaded: ${current.length} exposes`)
-      announce()
-      return true
+      // Never after stop (or a failed start): a SIGHUP while stopping must not put rules back.
+      return await enqueue(async () => stopped ? false : await reloadNow())
     },
-    stop
+    async stop () {
+      stopped = true
+      await enqueue(removeAll)
+    }
   }
 }
