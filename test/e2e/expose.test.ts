@@ -215,12 +215,15 @@ describe.skipIf(!support.ok)('wgnat-server --expose: public ports of the hub for
 
   it('--expose-preserve-source: the service sees the client\'s real address when the spoke routes replies through the tunnel', async () => {
     const web = lab.clients.web!
+    server = startServer(['--expose', '8080/tcp=web:8080', '--expose-preserve-source'])
+    expect(await waitFor(async () => (await exposes()).installed, 20_000), logs()).toBeDefined()
+    // Without the spoke's set-up, its replies to the real client leave through its own NAT: nothing comes back.
+    expect(await get(8080)).toBeUndefined()
     // The spoke side of the documented set-up: the hub peer may carry any source (AllowedIPs 0.0.0.0/0), and
     // whatever leaves from the tunnel address goes into the tunnel (policy routing); the default route is untouched.
     await lab.exec('web', ['wg', 'set', web.wgIf, 'peer', lab.hub.publicKey, 'allowed-ips', '0.0.0.0/0'])
     await lab.exec('web', ['ip', 'route', 'add', 'default', 'dev', web.wgIf, 'table', '200'])
     await lab.exec('web', ['ip', 'rule', 'add', 'from', web.tunnelIp, 'lookup', '200', 'priority', '100'])
-    server = startServer(['--expose', '8080/tcp=web:8080', '--expose-preserve-source'])
     expect(await waitFor(async () => (await get(8080)) !== undefined, 20_000), logs()).toBeDefined()
     expect(await get(8080)).toBe('web sees 198.18.1.1')
     expect((await exposes()).masquerade).toBe(false)
