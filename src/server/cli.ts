@@ -80,6 +80,10 @@ export type Subcommand = (argv: string[], io?: RunIo) => Promise<number>
  * Without one, `wgnat-server` runs the registry daemon.
  */
 export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
+  init: async () => (await import('./bootstrap/init-command.js')).runInit,
+  'add-peer': async () => (await import('./bootstrap/add-peer-command.js')).runAddPeer,
+  'remove-peer': async () => (await import('./bootstrap/remove-peer-command.js')).runRemovePeer,
+  peers: async () => (await import('./bootstrap/peers-command.js')).runPeers
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {
