@@ -21,7 +21,10 @@ export function parseHubAddress (text: string): HubAddress {
   const slash = text.indexOf('/')
   if (slash < 0) throw new UsageError(`--address ${quote(text)}: give the hub's address with the subnet length, e.g. 10.8.0.1/24`)
   let subnet: Prefix
-  try { subnet = parsePrefix(text) } catch { throw new UsageError(`--address ${quote(text)}: not an address with a prefix length`) }
+  try {
+    if (!isStrictIp(text.slice(0, slash))) throw new Error('not an address')
+    subnet = parsePrefix(text)
+  } catch { throw new UsageError(`--address ${quote(text)}: not an address with a prefix length`) }
   const address = ipaddr.parse(text.slice(0, slash)).toString()
   const max = subnet.address.kind() === 'ipv4' ? 32 : 128
   if (subnet.bits > max - 2) throw new UsageError(`--address ${quote(text)}: subnet too small for any spoke`)
@@ -60,7 +63,7 @@ export function allocateAddress (subnet: Prefix, taken: Iterable<string>): strin
 
 /** Check a requested spoke address: a host of the subnet and not taken. */
 export function checkAddress (subnet: Prefix, requested: string, taken: Iterable<string>): string {
-  if (!ipaddr.isValid(requested)) throw new UsageError(`--address ${quote(requested)}: not an IP address`)
+  if (!isStrictIp(requested)) throw new UsageError(`--address ${quote(requested)}: not an IP address`)
   const ip = ipaddr.parse(requested).toString()
   if (!isHost(subnet, ip)) throw new UsageError(`--address ${quote(requested)}: not a host address inside the mesh ${quote(subnet.text)}`)
   for (const t of taken) {
@@ -83,4 +86,9 @@ function fromBigInt (n: bigint, length: number): number[] {
   const out = new Array<number>(length)
   for (let i = length - 1; i >= 0; i--) { out[i] = Number(n & 0xffn); n >>= 8n }
   return out
+}
+
+/** A dotted-quad IPv4 address or an IPv6 address (not the short forms `10.8.1` that inet_aton takes). */
+export function isStrictIp (text: string): boolean {
+  return ipaddr.IPv4.isValidFourPartDecimal(text) || (text.includes(':') && ipaddr.IPv6.isValid(text))
 }

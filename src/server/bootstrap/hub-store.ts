@@ -24,7 +24,11 @@ export async function loadConfig (configDir: string, iface: string): Promise<WgQ
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new WgnatError(`no config ${quote(path)}: make the hub with \`wgnat-server init -i ${iface}\` or pass --config-dir`, 69)
     throw new WgnatError(`cannot read ${quote(path)}: ${messageOf(err)}`, 77)
   }
-  return parseWgQuickConfig(text, path)
+  try {
+    return parseWgQuickConfig(text, path)
+  } catch (err) {
+    throw new WgnatError(messageOf(err), EXIT_DATAERR)
+  }
 }
 
 export async function saveConfig (configDir: string, iface: string, config: WgQuickConfig): Promise<void> {
