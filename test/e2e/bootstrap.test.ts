@@ -27,7 +27,7 @@ describe.skipIf(!support.ok)('from nothing: init, add-peer, wg-quick up, mesh, r
   const spokePeers = async (name: string): Promise<string[]> => (await lab.exec(name, ['wg', 'show', lab.clients[name]!.wgIf, 'peers'])).stdout.split('\n').filter((l) => l !== '')
 
   beforeAll(async () => {
-    lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }, { name: 'b', kind: 'easy', clients: ['b'] }], bare: true })
+    lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }, { name: 'b', kind: 'easy', clients: ['b'] }, { name: 'c', kind: 'easy', clients: ['c'] }], bare: true })
     dir = await mkdtemp(join(tmpdir(), `wgnat-bootstrap-${lab.id}-`))
     hubIf = lab.hub.wgIf
   })
@@ -39,7 +39,7 @@ describe.skipIf(!support.ok)('from nothing: init, add-peer, wg-quick up, mesh, r
   })
 
   it('the lab is bare: no WireGuard interface anywhere', async () => {
-    for (const host of ['hub', 'a', 'b']) {
+    for (const host of ['hub', 'a', 'b', 'c']) {
       const r = await lab.exec(host, ['ip', '-o', 'link', 'show', 'type', 'wireguard'], { reject: false })
       expect(r.stdout.trim()).toBe('')
     }
@@ -101,7 +101,7 @@ describe.skipIf(!support.ok)('from nothing: init, add-peer, wg-quick up, mesh, r
 
   it('the daemons start with no other flag; the spokes reach each other directly, with the hub not forwarding', async () => {
     const t0 = Date.now()
-    mesh = startMesh(lab, { registryKey: hubKey, serverArgs: ['--config-dir', etc(), '--state-dir', state()] })
+    mesh = startMesh(lab, { registryKey: hubKey, serverArgs: ['--config-dir', etc(), '--state-dir', state()], clients: ['a', 'b'] })
     const direct = await waitFor(async () => {
       const dump = (await lab.exec('a', ['wg', 'show', lab.clients.a!.wgIf, 'dump'], { reject: false })).stdout
       return dump.split('\n').some((l) => {
@@ -197,5 +197,30 @@ describe.skipIf(!support.ok)('from nothing: init, add-peer, wg-quick up, mesh, r
     expect(await hubPeers()).toEqual([spokeKeys.alice])
     const back = await waitForPing(lab, 'a', '100.64.0.1', Date.now() + 30_000)
     expect(back).toBeDefined()
+  })
+
+  it('--full-tunnel: the spoke sends its internet traffic through the hub, which masquerades it; remove-peer undoes it', async () => {
+    const natRule = `-A POSTROUTING -s 100.64.0.3/32 ! -o ${hubIf} -j MASQUERADE`
+    const r = await server(['add-peer', '-i', hubIf, 'carol', '--full-tunnel'])
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(r.stdout).toContain('AllowedIPs = 0.0.0.0/0')
+    expect(r.stdout).toContain('Address = 100.64.0.3/24')
+    expect((await lab.exec('hub', ['iptables', '-t', 'nat', '-S', 'POSTROUTING'])).stdout).toContain(natRule)
+    const path = join(dir, `${lab.clients.c!.wgIf}.conf`)
+    await writeFile(path, r.stdout, { mode: 0o600 })
+    const up = await lab.exec('c', ['wg-quick', 'up', path], { reject: false, env: WG_ENV, timeoutMs: 30_000 })
+    expect(up.exitCode, up.stderr).toBe(0)
+    // 198.18.1.1 is the lab's internet router: it has no route back to 100.64.0.0/24, so a reply proves the
+    // hub masqueraded carol's packets; the rule's counter proves they went through the tunnel.
+    const ping = await lab.ping('c', '198.18.1.1', { count: 3, intervalS: 0.3, timeoutS: 3 })
+    expect(ping.received).toBeGreaterThan(0)
+    const counters = (await lab.exec('hub', ['iptables', '-t', 'nat', '-L', 'POSTROUTING', '-v', '-n', '-x'])).stdout
+    const line = counters.split('\n').find((l) => l.includes('MASQUERADE') && l.includes('100.64.0.3'))
+    expect(Number(line?.trim().split(/\s+/)[0])).toBeGreaterThan(0)
+    const removed = await server(['remove-peer', '-i', hubIf, 'carol'])
+    expect(removed.exitCode, removed.stderr).toBe(0)
+    expect((await lab.exec('hub', ['iptables', '-t', 'nat', '-S', 'POSTROUTING'])).stdout).not.toContain(natRule)
+    expect(await readFile(hubConf(), 'utf8')).not.toContain('100.64.0.3')
+    expect(await hubPeers()).toEqual([spokeKeys.alice])
   })
 })
