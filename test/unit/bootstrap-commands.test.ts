@@ -39,6 +39,12 @@ describe('bootstrap commands (fake interface)', () => {
   })
   afterEach(async () => { await rm(dir, { recursive: true, force: true }) })
 
+  it('init refuses an IPv6 mesh subnet (exit 64)', async () => {
+    const r = await cmd(runInit as typeof runAddPeer, ['-i', 'wgtest1', '--endpoint', 'x.example', '--no-forward', '--address', 'fd00::1/64'])
+    expect(r.code).toBe(64)
+    expect(r.err[0]).toMatch(/must be IPv4/)
+  })
+
   it('init refuses an existing config (exit 73) and leaves it alone', async () => {
     const before = await readFile(conf(), 'utf8')
     const r = await cmd(runInit as typeof runAddPeer, ['-i', IF, '--endpoint', 'x.example', '--no-forward'])
@@ -159,5 +165,27 @@ describe('bootstrap commands (fake interface)', () => {
     const report = JSON.parse(r.out)
     expect(report.up).toBe(true)
     expect(report.peers.map((p: { name: string | null, address: string, saved: boolean }) => [p.name, p.address, p.saved])).toEqual([['alice', '10.8.0.2', true], [null, '10.8.0.50', false]])
+  })
+})
+
+describe('state lock', () => {
+  it('takes over a lock whose owner died, and waits for a live one', async () => {
+    const { lockState } = await import('../../src/server/bootstrap/state-lock.js')
+    const { spawnSync } = await import('node:child_process')
+    const dir = await mkdtemp(join(tmpdir(), 'wgnat-lock-'))
+    try {
+      const dead = spawnSync(process.execPath, ['-e', '0']).pid
+      await writeFile(join(dir, 'wg0.lock'), `${dead}\n`)
+      const lock = await lockState(dir, 'wg0', { waitMs: 2000 })
+      expect((await readFile(join(dir, 'wg0.lock'), 'utf8')).trim()).toBe(String(process.pid))
+      // Held by a live process (this one): a second taker waits, then gives up with exit 73.
+      const t0 = Date.now()
+      await expect(lockState(dir, 'wg0', { waitMs: 300 })).rejects.toMatchObject({ exitCode: 73 })
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(300)
+      await lock.release()
+      await (await lockState(dir, 'wg0', { waitMs: 300 })).release()
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -87,7 +87,7 @@ export class HubStore {
     try {
       return await this.wg.show(this.init.iface)
     } catch (err) {
-      if (err instanceof WgError && err.exitCode === 69 && /not found/.test(err.message)) return undefined
+      if (err instanceof WgError && err.exitCode === 69 && /^interface .* not found/.test(err.message)) return undefined
       throw err
     }
   }

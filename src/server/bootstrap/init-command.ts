@@ -2,7 +2,7 @@ import { access, rm } from 'node:fs/promises'
 import { Option } from 'commander'
 import { execa } from 'execa'
 import { runCommand, intArg, type RunIo } from '../../shared/cli.js'
-import { EXIT_CANTCREAT, WgnatError, quote } from '../../shared/errors.js'
+import { EXIT_CANTCREAT, UsageError, WgnatError, quote } from '../../shared/errors.js'
 import { wgCli, type WgControl } from '../../shared/wg.js'
 import { renderWgQuickConfig } from '../../shared/wg-quick-config.js'
 import { parseHubAddress } from './address-pool.js'
@@ -46,6 +46,8 @@ export async function runInit (argv: string[], io?: RunIo, components: Partial<I
     const opts = raw as unknown as InitOptions
     const stderr = io?.stderr ?? ((line: string) => process.stderr.write(line + '\n'))
     const hub = parseHubAddress(opts.address)
+    // The forwarding hooks (sysctl, iptables) and the spokes' full-tunnel route are IPv4.
+    if (hub.subnet.address.kind() !== 'ipv4') throw new UsageError(`--address ${quote(opts.address)}: the mesh subnet must be IPv4 (IPv6 is not supported by init yet)`)
     const endpoint = parseHubEndpoint(opts.endpoint, opts.listenPort)
     const iface = opts.interface
     const path = configPath(opts.configDir, iface)
