@@ -59,11 +59,11 @@ export async function runAddPeer (argv: string[], io?: RunIo, components: { wg?:
       const endpoint = parseHubEndpoint(endpointText, facts.listenPort === 0 ? 51820 : facts.listenPort)
 
       const names = await readPeerNames(opts.stateDir, iface)
-      const live = new Set(peersOf(config).map((p) => p.publicKey))
+      const saved = new Set(peersOf(config).map((p) => p.publicKey))
       for (const [key, taken] of names) {
-        if (taken === name && live.has(key)) throw new WgnatError(`name ${quote(name)} is taken by peer ${shortKey(key)}`, EXIT_DATAERR)
+        if (taken === name && saved.has(key)) throw new WgnatError(`name ${quote(name)} is taken by peer ${shortKey(key)}`, EXIT_DATAERR)
       }
-      if (opts.publicKey !== undefined && live.has(opts.publicKey)) throw new WgnatError(`--public-key ${quote(opts.publicKey)} is already a peer of ${iface}`, EXIT_DATAERR)
+      if (opts.publicKey !== undefined && saved.has(opts.publicKey)) throw new WgnatError(`--public-key ${quote(opts.publicKey)} is already a peer of ${iface}`, EXIT_DATAERR)
       const taken = [facts.address, ...takenAddresses(config)]
       const address = opts.address === undefined ? allocateAddress(facts.subnet, taken) : checkAddress(facts.subnet, opts.address, taken)
       const forwards = valuesOf(interfaceSection(config), 'PostUp').includes(FORWARD_UP)

@@ -150,7 +150,7 @@ export class HubStore {
     // 2. The saved config.
     const config = await loadConfig(configDir, iface)
     const inConfig = peersOf(config).find((p) => p.publicKey === intent.publicKey)
-    let hooksWereSaved = intent.hooks !== undefined && hasHook(config, 'PostUp', intent.hooks.up)
+    const hooksWereSaved = intent.hooks !== undefined && hasHook(config, 'PostUp', intent.hooks.up)
     let changed = false
     if (present && inConfig === undefined) {
       addPeerSection(config, makeSection('Peer', [['PublicKey', intent.publicKey], ['AllowedIPs', intent.allowedIps.join(', ')]]))
@@ -166,7 +166,6 @@ export class HubStore {
         removeInterfaceEntry(config, 'PostUp', intent.hooks.up)
         removeInterfaceEntry(config, 'PostDown', intent.hooks.down)
         changed = true
-        hooksWereSaved = true
       }
     }
     if (changed) await saveConfig(configDir, iface, config)
@@ -194,9 +193,4 @@ export class HubStore {
 export async function runHook (line: string, iface: string, notice: (line: string) => void): Promise<void> {
   const result = await execa('bash', ['-c', line.replaceAll('%i', iface)], { reject: false })
   if (result.exitCode !== 0) notice(`hook failed (exit ${String(result.exitCode)}): ${quote(line)}: ${quote(String(result.stderr).split('\n')[0] ?? '')}`)
-}
-
-/** Throw exit 65 when the config holds something the commands cannot work with. */
-export function assertUsable (ok: boolean, message: string): void {
-  if (!ok) throw new WgnatError(message, EXIT_DATAERR)
 }

@@ -4,7 +4,6 @@ import { execa } from 'execa'
 import { runCommand, intArg, type RunIo } from '../../shared/cli.js'
 import { EXIT_CANTCREAT, UsageError, WgnatError, quote } from '../../shared/errors.js'
 import { wgCli, type WgControl } from '../../shared/wg.js'
-import { renderWgQuickConfig } from '../../shared/wg-quick-config.js'
 import { parseHubAddress } from './address-pool.js'
 import { parseHubEndpoint } from './endpoint-arg.js'
 import { DEFAULT_HUB_ADDRESS, DEFAULT_LISTEN_PORT, hubConfig } from './hub-config.js'
@@ -73,7 +72,7 @@ export async function runInit (argv: string[], io?: RunIo, components: Partial<I
       }
       stderr(`wgnat-server init: hub ${iface} ${hub.address} in ${hub.subnet.text}, key ${keys.publicKey}, endpoint ${endpoint}${opts.up ? ', up' : ''}`)
       out([
-        `Hub ${iface} is ${opts.up ? 'up' : 'configured (not up)'}: ${renderWgQuickConfig(config).includes('PostUp') ? 'forwarding between spokes, ' : ''}public key ${keys.publicKey}`,
+        `Hub ${iface} is ${opts.up ? 'up' : 'configured (not up)'}: ${opts.forward ? 'forwarding between spokes, ' : ''}public key ${keys.publicKey}`,
         `Config: ${path} (plain wg-quick: \`wg-quick up ${iface}\`; at boot: \`systemctl enable wg-quick@${iface}\`)`,
         '',
         'Next:',
