@@ -69,6 +69,8 @@ async function main (): Promise<number> {
     console.log(indent((await server(['init', '-i', hubIf, '--endpoint', lab.hub.underlayIp, '--address', '100.64.0.1/24'])).stdout))
     const hubKey = (await lab.exec('hub', ['wg', 'show', hubIf, 'public-key'])).stdout.trim()
 
+    // add-peer runs one at a time on the hub (it locks); each spoke's wg-quick up runs meanwhile.
+    const ups: Array<Promise<unknown>> = []
     for (const s of SITES) {
       console.log(`\n[${clock()}] on the hub: wgnat-server add-peer -i ${hubIf} ${s.name}${s.name === 'alice' ? '   (prints the spoke\'s config)' : ''}`)
       const config = (await server(['add-peer', '-i', hubIf, s.name])).stdout
@@ -76,9 +78,10 @@ async function main (): Promise<number> {
       // wg-quick names the interface after the file: the lab's name for this spoke's interface.
       const path = join(dir, `${lab.clients[s.name]?.wgIf ?? s.name}.conf`)
       await writeFile(path, config, { mode: 0o600 })
-      await lab.exec(s.name, ['wg-quick', 'up', path], { env: WG_ENV, timeoutMs: 30_000 })
-      console.log(`    on ${s.name}: saved it as ${lab.clients[s.name]?.wgIf ?? ''}.conf, wg-quick up`)
+      console.log(`    on ${s.name}: save it as ${lab.clients[s.name]?.wgIf ?? ''}.conf, wg-quick up`)
+      ups.push(lab.exec(s.name, ['wg-quick', 'up', path], { env: WG_ENV, timeoutMs: 30_000 }))
     }
+    await Promise.all(ups)
     // The keys were made by init and add-peer: tell the lab's helpers which peer is which.
     lab.hub.publicKey = hubKey
     for (const s of SITES) {
@@ -132,6 +135,7 @@ async function main (): Promise<number> {
     }
     const direct = rows.filter((r) => r.path === 'direct').length
     console.log(`  ${direct} of ${rows.length} pairs direct; ${rows.filter((r) => r.path === 'none').length} unreachable.`)
+    // Set WGNAT_DEMO_LOGS=1 to see what the daemons logged.
     if (process.env.WGNAT_DEMO_LOGS === '1') console.log(`\nLogs (WGNAT_DEMO_LOGS=1):\n${mesh.logs()}`)
     return rows.some((r) => r.path === 'none') ? 1 : 0
   } finally {

@@ -189,3 +189,17 @@ describe('state lock', () => {
     }
   })
 })
+
+describe('add-peer --qr', () => {
+  it('renders the config as a terminal QR code that holds the whole config', async () => {
+    const { qrForTerminal } = await import('../../src/server/bootstrap/qr-terminal.js')
+    const QRCode = (await import('qrcode')).default
+    const text = '[Interface]\nPrivateKey = x\n'
+    const qr = await qrForTerminal(text)
+    expect(qr).toMatch(/[▀▄█]/)
+    expect(qr).not.toContain('PrivateKey')
+    // The code's size grows with the text: it encodes it, not a fixed picture.
+    expect((await qrForTerminal(text.repeat(8))).length).toBeGreaterThan(qr.length)
+    expect(QRCode.create(text, { errorCorrectionLevel: 'L' }).segments.map((s: { data: Uint8Array }) => Buffer.from(s.data).toString()).join('')).toBe(text)
+  })
+})
