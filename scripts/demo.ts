@@ -1,10 +1,17 @@
 /**
- * `npm run demo`: a hub and three spokes behind different NATs, in network namespaces on this machine.
- * Shows every pair's path (via hub / direct / none) and round-trip time as wgnat turns the star into a mesh,
- * then a summary, then removes everything. Needs root (namespaces, /dev/net/tun); no configuration.
+ * `npm run demo`: the whole user journey, from machines with no WireGuard at all to a mesh. In network namespaces on
+ * this machine: `wgnat-server init` makes the hub, `add-peer` prints each spoke's config, plain `wg-quick up` brings
+ * the spokes up, then the daemons turn the star into a mesh. Shows every pair's path (via hub / direct / none) and
+ * round-trip time, then a summary, then removes everything. Needs root (namespaces, /dev/net/tun); no configuration.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createLab, labSupport, type Lab } from './lab/lab.js'
-import { CLIENT_BIN, pathBetween, startMesh, waitFor, type MeshProcesses, type PathKind } from './lab/mesh.js'
+import { CLIENT_BIN, SERVER_BIN, pathBetween, startMesh, waitFor, type MeshProcesses, type PathKind } from './lab/mesh.js'
+
+/** wg-quick falls back to wireguard-go without a kernel module; wireguard-go wants this to run anyway. */
+const WG_ENV = { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' }
 
 const SITES = [
   { name: 'alice', kind: 'easy' as const, what: 'home router (NAT + stateful firewall)' },
@@ -40,16 +47,53 @@ async function main (): Promise<number> {
     console.error(`demo: cannot build the lab here: ${support.reason}`)
     return 1
   }
-  console.log('wgnat demo: a WireGuard hub and three spokes behind NATs, on a simulated internet in network namespaces.\n')
-  const lab = await createLab({ sites: SITES.map((s) => ({ name: s.name, kind: s.kind, clients: [s.name] })) })
+  console.log('wgnat demo: from nothing to a mesh. A hub and three spokes behind NATs, on a simulated internet in network')
+  console.log('namespaces, with no WireGuard configured anywhere yet.\n')
+  const lab = await createLab({ sites: SITES.map((s) => ({ name: s.name, kind: s.kind, clients: [s.name] })), bare: true })
+  const dir = await mkdtemp(join(tmpdir(), `wgnat-demo-${lab.id}-`))
   let mesh: MeshProcesses | undefined
   try {
-    console.log(`  hub    ${lab.hub.underlayIp} (public), tunnel ${lab.hub.tunnelIp}`)
-    for (const s of SITES) console.log(`  ${s.name.padEnd(6)} behind ${lab.routers[s.name]?.wanIp ?? '?'}, ${s.what}, tunnel ${lab.clients[s.name]?.tunnelIp ?? '?'}`)
-    for (const s of SITES) await lab.ping(s.name, lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
+    console.log(`  hub    ${lab.hub.underlayIp} (public)`)
+    for (const s of SITES) console.log(`  ${s.name.padEnd(6)} behind ${lab.routers[s.name]?.wanIp ?? '?'}, ${s.what}`)
 
-    console.log(`\n[${clock()}] starting wgnat-server --relay on the hub: the hub forwards between spokes`)
-    mesh = startMesh(lab, { serverArgs: ['--relay'], clients: [] })
+    const hubIf = lab.hub.wgIf
+    const dirs = ['--config-dir', join(dir, 'hub', 'etc'), '--state-dir', join(dir, 'hub', 'state')]
+    const server = async (args: string[]): Promise<{ stdout: string, stderr: string }> => {
+      const r = await lab.exec('hub', [process.execPath, SERVER_BIN, ...args, ...dirs], { env: WG_ENV, timeoutMs: 60_000, reject: false })
+      if (r.exitCode !== 0) throw new Error(`wgnat-server ${args.join(' ')}: ${r.stderr.trim()}`)
+      return r
+    }
+    const indent = (text: string): string => text.trimEnd().split('\n').map((l) => `    ${l}`).join('\n')
+
+    console.log(`\n[${clock()}] on the hub: wgnat-server init -i ${hubIf} --endpoint ${lab.hub.underlayIp} --address 100.64.0.1/24`)
+    console.log(indent((await server(['init', '-i', hubIf, '--endpoint', lab.hub.underlayIp, '--address', '100.64.0.1/24'])).stdout))
+    const hubKey = (await lab.exec('hub', ['wg', 'show', hubIf, 'public-key'])).stdout.trim()
+
+    // add-peer runs one at a time on the hub (it locks); each spoke's wg-quick up runs meanwhile.
+    const ups: Array<Promise<unknown>> = []
+    for (const s of SITES) {
+      console.log(`\n[${clock()}] on the hub: wgnat-server add-peer -i ${hubIf} ${s.name}${s.name === 'alice' ? '   (prints the spoke\'s config)' : ''}`)
+      const config = (await server(['add-peer', '-i', hubIf, s.name])).stdout
+      if (s.name === 'alice') console.log(indent(config.replace(/^PrivateKey = .*$/m, 'PrivateKey = (printed once, kept nowhere on the hub)')))
+      // wg-quick names the interface after the file: the lab's name for this spoke's interface.
+      const path = join(dir, `${lab.clients[s.name]?.wgIf ?? s.name}.conf`)
+      await writeFile(path, config, { mode: 0o600 })
+      console.log(`    on ${s.name}: save it as ${lab.clients[s.name]?.wgIf ?? ''}.conf, wg-quick up`)
+      ups.push(lab.exec(s.name, ['wg-quick', 'up', path], { env: WG_ENV, timeoutMs: 30_000 }))
+    }
+    await Promise.all(ups)
+    // The keys were made by init and add-peer: tell the lab's helpers which peer is which.
+    lab.hub.publicKey = hubKey
+    for (const s of SITES) {
+      const host = lab.clients[s.name]
+      if (host !== undefined) host.publicKey = (await lab.exec(s.name, ['wg', 'show', host.wgIf, 'public-key'])).stdout.trim()
+    }
+    for (const s of SITES) await lab.ping(s.name, lab.hub.tunnelIp, { count: 1, timeoutS: 2 })
+    console.log(`\n[${clock()}] on the hub: wgnat-server peers -i ${hubIf}`)
+    console.log(indent((await server(['peers', '-i', hubIf])).stdout))
+
+    console.log(`\n[${clock()}] starting wgnat-server -i ${hubIf} on the hub (no other flag: a hub made by init relays)`)
+    mesh = startMesh(lab, { registryKey: hubKey, serverArgs: dirs, clients: [] })
     await waitForRelay(lab)
     console.log(`\n[${clock()}] hub-and-spoke, before wgnat-client: every packet between spokes goes through the hub`)
     let rows = await snapshot(lab)
@@ -91,10 +135,13 @@ async function main (): Promise<number> {
     }
     const direct = rows.filter((r) => r.path === 'direct').length
     console.log(`  ${direct} of ${rows.length} pairs direct; ${rows.filter((r) => r.path === 'none').length} unreachable.`)
+    // Set WGNAT_DEMO_LOGS=1 to see what the daemons logged.
+    if (process.env.WGNAT_DEMO_LOGS === '1') console.log(`\nLogs (WGNAT_DEMO_LOGS=1):\n${mesh.logs()}`)
     return rows.some((r) => r.path === 'none') ? 1 : 0
   } finally {
     mesh?.cleanup()
     await lab.destroy()
+    await rm(dir, { recursive: true, force: true })
     console.log(`\n[${clock()}] lab removed`)
   }
 }

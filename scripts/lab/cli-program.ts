@@ -35,14 +35,15 @@ export async function run (argv: string[], io: CliIo = defaultIo): Promise<void>
     .option('--id <id>', 'lab id, 1-8 of [a-z0-9] (default: random)')
     .option('--hub-forwarding', 'let the hub route between clients (ip_forward=1)', false)
     .option('--hub-allowed-ips <scope>', "clients' AllowedIPs for the hub peer: host (100.64.0.1/32) or subnet (100.64.0.0/24)", 'subnet')
-    .action(async (opts: { sites: string, id?: string, hubForwarding: boolean, hubAllowedIps: string }) => {
+    .option('--bare', 'no WireGuard: namespaces, routers and addresses only (make the hub with wgnat-server init)', false)
+    .action(async (opts: { sites: string, id?: string, hubForwarding: boolean, hubAllowedIps: string, bare: boolean }) => {
       if (opts.id !== undefined && !isLabId(opts.id)) throw new UsageError(`--id '${opts.id}': expected 1-8 of [a-z0-9]`)
       if (opts.hubAllowedIps !== 'host' && opts.hubAllowedIps !== 'subnet') throw new UsageError(`--hub-allowed-ips '${opts.hubAllowedIps}': expected host or subnet`)
       const sites = parseSiteList(opts.sites)
       const support = await labSupport()
       if (!support.ok) throw new WgnatError(`cannot run a lab here: ${support.reason}`, EXIT_UNAVAILABLE)
       const started = Date.now()
-      const lab = await createLab({ id: opts.id, sites, hubForwarding: opts.hubForwarding, hubAllowedIps: opts.hubAllowedIps, persistent: true })
+      const lab = await createLab({ id: opts.id, sites, hubForwarding: opts.hubForwarding, hubAllowedIps: opts.hubAllowedIps, persistent: true, bare: opts.bare })
       io.stdout(describeLab(readState(lab.id), CLI_PATH) + '\n')
       io.stderr(`lab ${lab.id} up in ${Date.now() - started} ms\n`)
     })

@@ -124,7 +124,7 @@ async function build (plan: LabPlan, state: LabState, track: (pid: number | unde
 
   // Underlay links, then in parallel: addresses and routes, sysctls, router firewalls, keys, wireguard-go.
   await settleAll([...linkScripts(plan)].map(async ([ns, lines]) => await ipBatch(ns, lines)))
-  const wgHosts = [plan.hub, ...plan.clients]
+  const wgHosts = plan.bare ? [] : [plan.hub, ...plan.clients]
   const [keys] = await settleAll([
     settleAll(wgHosts.map(async () => await generateKeyPair())),
     ...[...configScripts(plan)].map(async ([ns, lines]) => await ipBatch(ns, lines)),
@@ -137,6 +137,20 @@ async function build (plan: LabPlan, state: LabState, track: (pid: number | unde
       track((await startWireguardGo(host.ns, host.wgIf, state.tmpDir)).pid)
     })
   ])
+  const hostOf = (h: HostPlan, key: KeyPair): LabHost => ({
+    name: h.name, ns: h.ns, wgIf: h.wgIf, tunnelIp: h.tunnelIp, underlayIp: h.underlayIp, publicKey: key.publicKey, listenPort: h.listenPort
+  })
+  const summaryOf = (hubKey: KeyPair, clientKeys: KeyPair[]): LabSummary => ({
+    hub: hostOf(plan.hub, hubKey),
+    clients: Object.fromEntries(plan.clients.map((c, i) => [c.name, hostOf(c, clientKeys[i] ?? hubKey)])),
+    routers: Object.fromEntries(plan.sites.map(s => [s.name, { ns: s.ns, wanIf: s.wanIf, lanIf: s.lanIf, wanIp: s.wanIp, kind: s.kind, lanSubnet: s.lanSubnet }])),
+    hubForwarding: plan.hubForwarding,
+    hubAllowedIps: plan.hubAllowedIps
+  })
+  if (plan.bare) {
+    const none = { privateKey: '', publicKey: '' }
+    return summaryOf(none, plan.clients.map(() => none))
+  }
   const keyOf = (i: number): KeyPair => {
     const key = keys[i]
     if (key === undefined) throw new LabError(`lab ${quote(plan.id)}: missing key ${i}`)
@@ -158,16 +172,7 @@ async function build (plan: LabPlan, state: LabState, track: (pid: number | unde
     ]))
   ])
 
-  const hostOf = (h: HostPlan, key: KeyPair): LabHost => ({
-    name: h.name, ns: h.ns, wgIf: h.wgIf, tunnelIp: h.tunnelIp, underlayIp: h.underlayIp, publicKey: key.publicKey, listenPort: h.listenPort
-  })
-  return {
-    hub: hostOf(plan.hub, hubKey),
-    clients: Object.fromEntries(plan.clients.map((c, i) => [c.name, hostOf(c, clientKeys[i] ?? hubKey)])),
-    routers: Object.fromEntries(plan.sites.map(s => [s.name, { ns: s.ns, wanIf: s.wanIf, lanIf: s.lanIf, wanIp: s.wanIp, kind: s.kind, lanSubnet: s.lanSubnet }])),
-    hubForwarding: plan.hubForwarding,
-    hubAllowedIps: plan.hubAllowedIps
-  }
+  return summaryOf(hubKey, clientKeys)
 }
 
 /**

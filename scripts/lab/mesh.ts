@@ -40,6 +40,8 @@ export interface MeshOptions {
   clients?: string[]
   /** Don't start the registry. */
   noServer?: boolean
+  /** The hub's public key for `-r` (default: the lab's; give it for a bare lab whose hub was made by init). */
+  registryKey?: string
 }
 
 export function startMesh (lab: Lab, opts: MeshOptions = {}): MeshProcesses {
@@ -59,7 +61,7 @@ export function startMesh (lab: Lab, opts: MeshOptions = {}): MeshProcesses {
   const startClient = (name: string, args: string[] = opts.clientArgs ?? []): SpawnedProcess => {
     const host = lab.clients[name]
     if (host === undefined) throw new Error(`no client ${name}`)
-    const proc = lab.spawn(name, [process.execPath, CLIENT_BIN, '-i', host.wgIf, '-r', lab.hub.publicKey, '-t', '1m',
+    const proc = lab.spawn(name, [process.execPath, CLIENT_BIN, '-i', host.wgIf, '-r', opts.registryKey ?? lab.hub.publicKey, '-t', '1m',
       '--state-dir', join(stateDir, name), '--log-level', 'debug', ...args])
     clients[name] = proc
     collect(proc)

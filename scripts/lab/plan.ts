@@ -69,6 +69,7 @@ export interface LabPlan {
   hubForwarding: boolean
   hubAllowedIps: 'host' | 'subnet'
   persistent: boolean
+  bare: boolean
 }
 
 export function randomLabId (): string {
@@ -177,7 +178,8 @@ export function planLab (spec: LabSpec, id: string): LabPlan {
     wgInterfaces: [hub.wgIf, ...clients.map(c => c.wgIf)],
     hubForwarding: spec.hubForwarding ?? false,
     hubAllowedIps,
-    persistent: spec.persistent ?? false
+    persistent: spec.persistent ?? false,
+    bare: spec.bare ?? false
   }
 }
 

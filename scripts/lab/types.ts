@@ -33,6 +33,12 @@ export interface LabSpec {
   /** AllowedIPs of the hub peer on each client: the hub's /32 or the whole tunnel /24. @default 'subnet' */
   hubAllowedIps?: 'host' | 'subnet'
   /**
+   * No WireGuard at all: namespaces, routers, addresses and routes only, for tests that build WireGuard themselves
+   * (`wgnat-server init`, `wg-quick up`). Hosts' `wgIf` names are still planned (use them: the lab removes their
+   * userspace sockets at teardown, and kills every process in its namespaces); `publicKey` is ''. @default false
+   */
+  bare?: boolean
+  /**
    * Keep the lab after this process exits (the CLI's `up`): no exit hooks, wireguard-go detached,
    * and `down --stale` leaves it alone. Remove it with `down --id` / `down --all`. @default false
    */

@@ -320,8 +320,10 @@ export class MeshClient {
     }
     for (const e of out.events) {
       const endpoint = out.tracks.get(e.publicKey)?.endpoint ?? undefined
-      this.log.info({ peer: shortKey(e.publicKey), endpoint }, `peer ${shortKey(e.publicKey)}: ${e.from} -> ${e.to} (${e.reason})`)
-      if (e.to === 'hub' && !this.registryState.relay) this.log.warn({ peer: shortKey(e.publicKey) }, `peer ${shortKey(e.publicKey)} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
+      // The hub's name for the peer when it serves one (vetted), else a key prefix.
+      const peer = this.desired?.get(e.publicKey)?.name ?? shortKey(e.publicKey)
+      this.log.info({ peer, endpoint }, `peer ${peer}: ${e.from} -> ${e.to} (${e.reason})`)
+      if (e.to === 'hub' && !this.registryState.relay) this.log.warn({ peer }, `peer ${peer} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
     }
   }
 

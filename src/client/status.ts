@@ -7,6 +7,8 @@ export type PathStatus = 'direct' | 'trying' | 'via hub' | 'unreachable'
 
 export interface PeerStatus {
   publicKey: string
+  /** Its name on the hub, when the registry serves one. */
+  name?: string
   path: PathStatus
   endpoint: string | null
   natClass: string
@@ -32,6 +34,7 @@ export function peerStatus (key: string, track: PeerTrack | undefined, want: Des
   const path: PathStatus = track === undefined ? fallback : track.phase === 'direct' ? 'direct' : track.phase === 'trying' || track.phase === 'arming' ? 'trying' : fallback
   return {
     publicKey: key,
+    ...(want?.name === undefined ? {} : { name: want.name }),
     path,
     endpoint: track?.endpoint ?? (want?.endpoint === null || want === undefined ? null : `${want.endpoint.address}:${want.endpoint.port}`),
     natClass: want?.natClass ?? 'unknown',
@@ -52,7 +55,7 @@ export function renderStatus (s: ClientStatus, nowS: number): string {
     ''
   ]
   const rows = [['PEER', 'PATH', 'ENDPOINT', 'NAT', 'HANDSHAKE', 'SINCE', 'WHY']]
-  for (const p of s.peers) rows.push([shortKey(p.publicKey), p.path, p.endpoint ?? '-', p.natClass, ago(p.latestHandshake), p.sinceS === 0 ? '-' : ago(p.sinceS), p.reason])
+  for (const p of s.peers) rows.push([p.name ?? shortKey(p.publicKey), p.path, p.endpoint ?? '-', p.natClass, ago(p.latestHandshake), p.sinceS === 0 ? '-' : ago(p.sinceS), p.reason])
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
   for (const r of rows) lines.push(r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  '))
   if (s.peers.length === 0) lines.push('(no other peers)')

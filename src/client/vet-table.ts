@@ -1,4 +1,5 @@
 import { parseEndpoint, parseIp, parsePrefix, prefixContains, prefixesOverlap, prefixHas, type Endpoint, type Prefix } from '../shared/ip.js'
+import { PEER_NAME_RE } from '../shared/peer-name.js'
 import type { TablePeer } from '../shared/protocol.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 
@@ -13,6 +14,8 @@ export interface DesiredPeer {
   natClass: string
   /** The peer has punched towards us and waits for our handshake (coordinated punching). */
   readyFor: boolean
+  /** Its name on the hub, when the registry sent a valid one (for logs and status only; never routes anything). */
+  name?: string
 }
 
 export interface VetContext {
@@ -47,8 +50,13 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
   const onDevice = new Set(ctx.device.peers.map((p) => p.publicKey))
 
   for (const peer of peers) {
-    const name = shortKey(peer.publicKey)
     if (peer.publicKey === ctx.selfKey || peer.publicKey === ctx.registryKey) continue
+    let peerName: string | undefined
+    if (peer.name !== undefined) {
+      if (PEER_NAME_RE.test(peer.name)) peerName = peer.name
+      else warnings.push(`peer ${shortKey(peer.publicKey)}: ignoring its name from the registry (not a valid peer name)`)
+    }
+    const name = peerName ?? shortKey(peer.publicKey)
     if (onDevice.has(peer.publicKey) && !ctx.managed.has(peer.publicKey)) {
       warnings.push(`peer ${name}: already configured on the interface by someone else; not touching it`)
       continue
@@ -74,7 +82,8 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
       online: peer.online,
       candidates: (peer.announce?.lanEndpoints ?? []).map(parseEndpoint),
       natClass: peer.announce?.natClass ?? 'unknown',
-      readyFor: peer.announce?.ready.includes(ctx.selfKey) ?? false
+      readyFor: peer.announce?.ready.includes(ctx.selfKey) ?? false,
+      ...(peerName === undefined ? {} : { name: peerName })
     })
   }
   return { desired, warnings }

@@ -5,6 +5,8 @@ import { interfaceAddresses } from '../shared/interface-addresses.js'
 import type { Logger } from '../shared/log.js'
 import { wgCli, type WgControl } from '../shared/wg.js'
 import { closeAll, listenOn, registryHandler } from './registry-http.js'
+import { readHubState } from './bootstrap/hub-state.js'
+import { watchPeerNames } from './inventory/peer-names-watch.js'
 import { RegistryService } from './registry-service.js'
 import { enableRelay, type RelayHandle } from './relay.js'
 import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
@@ -19,10 +21,13 @@ export interface ServerOptions {
   interface: string
   port?: number
   pollMs: number
-  relay: boolean
+  /** Undefined: what the hub's state says (`init` records that its config forwards), else off. */
+  relay?: boolean
   stun: boolean
   stunPort: number
+  /** Peer names (`<state-dir>/<interface>.names.json`) and the hub state of `init`. */
   stateDir: string
+  configDir: string
   expose: ExposeSpec[]
   exposeFile?: string
   exposePreserveSource: boolean
@@ -45,17 +50,23 @@ export function serverProgram (): Command {
     .addOption(new Option('--poll <duration>', 'how often the interface is read, Go syntax').argParser(durationArg(50)).default(1000, '1s').env('WGNAT_POLL'))
     .addOption(new Option('--stun-port <port>', 'UDP port of the STUN server on the hub\'s public addresses').argParser(intArg(1, 65535)).default(STUN_PORT).env('WGNAT_STUN_PORT'))
     .addOption(new Option('--no-stun', 'do not run the STUN server').env('WGNAT_NO_STUN'))
+    .addOption(new Option('--relay', 'forward between peers (IP forwarding and a FORWARD rule, undone on exit), so pairs without a direct path keep working through the hub; only traffic from the tunnel back into it (default: on for a hub made by `init`, whose config forwards)').env('WGNAT_RELAY'))
+    .addOption(new Option('--no-relay', 'do not announce or set up relaying, even on a hub made by `init`'))
     .addOption(new Option('--state-dir <dir>', 'where wgnat keeps its state (peer names, ...)').default('/var/lib/wgnat').env('WGNAT_STATE_DIR'))
+    .addOption(new Option('--config-dir <dir>', 'where the wg-quick configs live').default('/etc/wireguard').env('WGNAT_CONFIG_DIR'))
     .addOption(new Option('--expose <spec>', 'forward a public port of the hub to a peer\'s port through the tunnel, in the kernel: <public-port>[-<end>]/<tcp|udp>=<peer>:<port> (peer: name, public key or tunnel address); repeatable. PUBLIC: anyone who reaches the hub\'s address can use it, only on that port, only to that peer and port. Turns IP forwarding on if it is off (then nothing else crosses between the tunnel and other interfaces), undone on exit').argParser(exposeArg).default([], 'none').env('WGNAT_EXPOSE'))
     .addOption(new Option('--expose-file <path>', 'more --expose specs, one per line, # comments; read again on SIGHUP').env('WGNAT_EXPOSE_FILE'))
     .addOption(new Option('--expose-preserve-source', 'exposed services see the client\'s real address instead of the hub\'s tunnel address; the spoke must then route its replies through the tunnel (see docs/expose.md)').default(false).env('WGNAT_EXPOSE_PRESERVE_SOURCE'))
-    .addOption(new Option('--relay', 'forward between peers (IP forwarding and a FORWARD rule, undone on exit), so pairs without a direct path keep working through the hub').default(false).env('WGNAT_RELAY'))
   return addCommonOptions(program)
 }
 
 /** Start the registry: read the interface, then serve on its tunnel addresses. */
 export async function startServer (opts: ServerOptions, logger: Logger, wg: WgControl = wgCli()): Promise<Daemon> {
-  const service = new RegistryService({ iface: opts.interface, pollMs: opts.pollMs }, { wg, logger })
+  const hubState = opts.stateDir === undefined ? undefined : await readHubState(opts.stateDir, opts.interface)
+  const relayOn = opts.relay ?? hubState?.relay ?? false
+  if (opts.relay === undefined && relayOn) logger.info(`relaying: ${opts.interface} was made by \`wgnat-server init\`, whose config forwards (--no-relay to turn off)`)
+  const names = opts.stateDir === undefined ? undefined : watchPeerNames(opts.stateDir, opts.interface, logger)
+  const service = new RegistryService({ iface: opts.interface, pollMs: opts.pollMs }, { wg, logger, names })
   await service.start()
   const addresses = interfaceAddresses(opts.interface).map((a) => a.address)
   if (addresses.length === 0) {
@@ -104,8 +115,8 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
       stun = createStunServer({ port: opts.stunPort }, { logger })
       await stun.start()
     }
-    if (opts.relay) relay = await enableRelay(opts.interface, logger)
-    servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: opts.relay }))
+    if (relayOn) relay = await enableRelay(opts.interface, logger)
+    servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: relayOn }))
   } catch (err) {
     service.stop()
     await relay?.stop()
@@ -137,6 +148,10 @@ export type Subcommand = (argv: string[], io?: RunIo) => Promise<number>
  */
 export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   exposes: async () => (await import('./expose/exposes-command.js')).runExposes,
+  init: async () => (await import('./bootstrap/init-command.js')).runInit,
+  'add-peer': async () => (await import('./bootstrap/add-peer-command.js')).runAddPeer,
+  'remove-peer': async () => (await import('./bootstrap/remove-peer-command.js')).runRemovePeer,
+  peers: async () => (await import('./bootstrap/peers-command.js')).runPeers
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {

@@ -21,6 +21,8 @@ export interface RegistryServiceComponents {
   logger: Logger
   /** Unix seconds. @default wall clock */
   nowS?: () => number
+  /** The hub's peer names (public key -> name), asked once per poll. @default none */
+  names?: () => Promise<ReadonlyMap<string, string>>
 }
 
 /**
@@ -34,6 +36,7 @@ export class RegistryService {
   private readonly wg: WgControl
   private readonly log: Logger
   private readonly nowS: () => number
+  private readonly names: () => Promise<ReadonlyMap<string, string>>
   private timer: NodeJS.Timeout | undefined
   private waiters = new Set<Waiter>()
   private sweeper: NodeJS.Timeout | undefined
@@ -49,6 +52,7 @@ export class RegistryService {
     this.wg = components.wg
     this.log = components.logger
     this.nowS = components.nowS ?? (() => Math.floor(Date.now() / 1000))
+    this.names = components.names ?? (async () => new Map())
   }
 
   /** The device as last read: listen port and own key (its peers are in `table`). */
@@ -59,7 +63,7 @@ export class RegistryService {
 
   /** Read the interface once (errors here are fatal: interface missing, `wg` absent), then keep polling. */
   async start (): Promise<void> {
-    this.apply(await this.wg.show(this.iface))
+    this.apply(await this.wg.show(this.iface), await this.names())
     this.log.info({ peers: this.table.size, version: this.table.version }, `serving ${this.table.size} peers of ${this.iface}`)
     this.schedule()
     this.sweeper = setInterval(() => this.sweep(), WAITER_SWEEP_MS)
@@ -116,7 +120,8 @@ export class RegistryService {
   /** One poll; never throws: a failed read keeps the last good snapshot. */
   private async poll (): Promise<void> {
     try {
-      this.apply(await this.wg.show(this.iface))
+      const device = await this.wg.show(this.iface)
+      this.apply(device, await this.names())
       if (this.failing) this.log.info(`reading ${this.iface} works again`)
       this.failing = false
     } catch (err) {
@@ -126,17 +131,17 @@ export class RegistryService {
     if (this.timer !== undefined) this.schedule()
   }
 
-  private apply (device: WgDevice): void {
+  private apply (device: WgDevice, names: ReadonlyMap<string, string>): void {
     const first = this._device === undefined
     // Keep the interface's own facts only; the peers live on in the table.
     this._device = { publicKey: device.publicKey, listenPort: device.listenPort, peers: [] }
-    const changed = this.table.update(device, this.nowS())
+    const changed = this.table.update(device, this.nowS(), names)
     if (changed.length === 0) return
     if (!first && changed.length <= 32) {
       for (const key of changed) {
         const peer = this.table.get(key)
         if (peer === undefined) this.log.info({ peer: shortKey(key) }, 'peer removed')
-        else this.log.info({ peer: shortKey(key), endpoint: peer.endpoint, online: peer.online }, 'peer changed')
+        else this.log.info({ peer: peer.name ?? shortKey(key), endpoint: peer.endpoint, online: peer.online }, 'peer changed')
       }
     } else if (!first) {
       this.log.info({ changed: changed.length, version: this.table.version }, 'table changed')

@@ -6,6 +6,8 @@ import type { WgDevice, WgPeer } from '../shared/wg-dump.js'
 /** A handshake older than this (WireGuard's REJECT_AFTER_TIME) means the peer is offline. */
 export const ONLINE_AFTER_HANDSHAKE_S = 180
 
+const NO_NAMES: ReadonlyMap<string, string> = new Map()
+
 /** How many versions of change history the table keeps for delta answers; older clients get the full table. */
 export const DEFAULT_HISTORY_VERSIONS = 1024
 
@@ -59,14 +61,17 @@ export class RegistryTable {
   get now (): number { return this._now }
   get size (): number { return this.entries.size }
 
-  /** Take in a fresh read of the device. Returns the keys whose change bumped the version (none: unchanged). */
-  update (device: WgDevice, nowS: number): string[] {
+  /**
+   * Take in a fresh read of the device, and the hub's peer names (public key -> name; peers without one are served
+   * without a name). Returns the keys whose change bumped the version (none: unchanged).
+   */
+  update (device: WgDevice, nowS: number, names: ReadonlyMap<string, string> = NO_NAMES): string[] {
     this._now = nowS
     const changed: string[] = []
     const seen = new Set<string>()
     for (const wgPeer of device.peers) {
       seen.add(wgPeer.publicKey)
-      if (this.put(wgPeer, nowS)) changed.push(wgPeer.publicKey)
+      if (this.put(wgPeer, nowS, names.get(wgPeer.publicKey))) changed.push(wgPeer.publicKey)
     }
     for (const key of this.entries.keys()) {
       if (!seen.has(key)) {
@@ -148,20 +153,21 @@ export class RegistryTable {
       : [buf.subarray(0, span.start), buf.subarray(span.end + 1)]
   }
 
-  private put (wgPeer: WgPeer, nowS: number): boolean {
+  private put (wgPeer: WgPeer, nowS: number, name: string | undefined): boolean {
     const old = this.entries.get(wgPeer.publicKey)
     const endpoint = wgPeer.endpoint === null ? null : formatEndpoint(wgPeer.endpoint)
     const online = wgPeer.latestHandshake > 0 && nowS - wgPeer.latestHandshake < ONLINE_AFTER_HANDSHAKE_S
     // The common case, every poll for every peer: nothing changed. Compare fields before building anything.
     if (old !== undefined && old.peer.latestHandshake === wgPeer.latestHandshake && old.peer.online === online &&
-        old.peer.endpoint === endpoint && sameList(old.peer.allowedIps, wgPeer.allowedIps)) return false
+        old.peer.endpoint === endpoint && old.peer.name === name && sameList(old.peer.allowedIps, wgPeer.allowedIps)) return false
     const peer: TablePeer = {
       publicKey: wgPeer.publicKey,
       endpoint,
       allowedIps: wgPeer.allowedIps,
       latestHandshake: wgPeer.latestHandshake,
       online,
-      announce: this.announces.get(wgPeer.publicKey) ?? null
+      announce: this.announces.get(wgPeer.publicKey) ?? null,
+      ...(name === undefined ? {} : { name })
     }
     const signature = signatureOf(peer)
     this.entries.set(peer.publicKey, { peer, json: JSON.stringify(peer), signature })
@@ -182,7 +188,7 @@ export class RegistryTable {
 }
 
 function signatureOf (peer: TablePeer): string {
-  return JSON.stringify([peer.endpoint, peer.allowedIps, peer.online, peer.announce])
+  return JSON.stringify([peer.endpoint, peer.allowedIps, peer.online, peer.announce, peer.name ?? null])
 }
 
 function sameList (a: string[], b: string[]): boolean {

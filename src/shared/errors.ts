@@ -2,6 +2,10 @@
 export const EXIT_USAGE = 64
 /** Exit code for a missing or unusable dependency at start-up (sysexits EX_UNAVAILABLE). */
 export const EXIT_UNAVAILABLE = 69
+/** Exit code for input data that is well-formed but unusable (sysexits EX_DATAERR): a taken address, a broken config. */
+export const EXIT_DATAERR = 65
+/** Exit code for a file or interface that cannot be created, e.g. because it already exists (sysexits EX_CANTCREAT). */
+export const EXIT_CANTCREAT = 73
 /** Exit code for permission problems (sysexits EX_NOPERM). */
 export const EXIT_NOPERM = 77
 

@@ -54,7 +54,12 @@ export const tablePeerSchema = z.object({
   /** Handshake with the hub within the last 180 s. */
   online: z.boolean(),
   /** What the peer announced, if anything. */
-  announce: announceSchema.nullable().default(null)
+  announce: announceSchema.nullable().default(null),
+  /**
+   * The peer's name on the hub (`wgnat-server add-peer`), absent for peers added by hand and from older registries.
+   * Loosely bounded here so one bad name cannot reject a whole table; clients vet it against PEER_NAME_RE.
+   */
+  name: z.string().max(64).optional()
 })
 export type TablePeer = z.infer<typeof tablePeerSchema>
 

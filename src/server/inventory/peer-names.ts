@@ -4,8 +4,9 @@ import { z } from 'zod'
 import { WgnatError, messageOf, quote } from '../../shared/errors.js'
 import { wgKeySchema } from '../../shared/protocol.js'
 
-/** A peer's name: a lowercase letter, then up to 31 of `[a-z0-9-]`, not ending in `-` (usable as a hostname label). */
-export const PEER_NAME_RE = /^[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?$/
+import { PEER_NAME_RE } from '../../shared/peer-name.js'
+
+export { PEER_NAME_RE }
 
 export const peerNameSchema = z.string().regex(PEER_NAME_RE)
 

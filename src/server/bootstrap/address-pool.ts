@@ -1,0 +1,94 @@
+import ipaddr from 'ipaddr.js'
+import { EXIT_DATAERR, UsageError, WgnatError, quote } from '../../shared/errors.js'
+import { parsePrefix, type Prefix } from '../../shared/ip.js'
+
+/** How many addresses of an IPv6 subnet are scanned for a free one (a /64 has 2^64). */
+const IPV6_SCAN_LIMIT = 65_536
+
+/** The hub's interface address as given to `init --address`: the hub's own address and the mesh subnet around it. */
+export interface HubAddress {
+  /** The hub's own address, e.g. `10.8.0.1`. */
+  address: string
+  /** The mesh, e.g. `10.8.0.0/24`. */
+  subnet: Prefix
+}
+
+/**
+ * Parse `10.8.0.1/24`: a host address with the subnet's length. The subnet must leave room for spokes (IPv4 /30 or
+ * shorter, IPv6 /126 or shorter) and the address must be a usable host of it.
+ */
+export function parseHubAddress (text: string): HubAddress {
+  const slash = text.indexOf('/')
+  if (slash < 0) throw new UsageError(`--address ${quote(text)}: give the hub's address with the subnet length, e.g. 10.8.0.1/24`)
+  let subnet: Prefix
+  try {
+    if (!isStrictIp(text.slice(0, slash))) throw new Error('not an address')
+    subnet = parsePrefix(text)
+  } catch { throw new UsageError(`--address ${quote(text)}: not an address with a prefix length`) }
+  const address = ipaddr.parse(text.slice(0, slash)).toString()
+  const max = subnet.address.kind() === 'ipv4' ? 32 : 128
+  if (subnet.bits > max - 2) throw new UsageError(`--address ${quote(text)}: subnet too small for any spoke`)
+  if (!isHost(subnet, address)) throw new UsageError(`--address ${quote(text)}: the network or broadcast address is not a host`)
+  return { address, subnet }
+}
+
+/** Is `ip` a host address of `subnet` (inside it, not its network address, not the IPv4 broadcast address)? */
+export function isHost (subnet: Prefix, ip: string): boolean {
+  const addr = ipaddr.parse(ip)
+  if (addr.kind() !== subnet.address.kind() || !addr.match(subnet.address, subnet.bits)) return false
+  const bytes = addr.toByteArray()
+  const hostBits = bytes.length * 8 - subnet.bits
+  const host = hostPart(bytes, hostBits)
+  if (host === 0n) return false
+  if (addr.kind() === 'ipv4' && host === (1n << BigInt(hostBits)) - 1n) return false
+  return true
+}
+
+/** The next free host address of `subnet`, lowest first, skipping `taken`. Throws exit 65 when the subnet is full. */
+export function allocateAddress (subnet: Prefix, taken: Iterable<string>): string {
+  const used = new Set([...taken].map((t) => ipaddr.parse(t).toString()))
+  const bytes = subnet.address.toByteArray()
+  const hostBits = bytes.length * 8 - subnet.bits
+  const size = 1n << BigInt(hostBits)
+  const v4 = subnet.address.kind() === 'ipv4'
+  const last = v4 ? size - 2n : size - 1n
+  const limit = v4 ? last : (last < BigInt(IPV6_SCAN_LIMIT) ? last : BigInt(IPV6_SCAN_LIMIT))
+  const base = toBigInt(bytes)
+  for (let i = 1n; i <= limit; i++) {
+    const candidate = ipaddr.fromByteArray(fromBigInt(base + i, bytes.length)).toString()
+    if (!used.has(candidate)) return candidate
+  }
+  throw new WgnatError(`no free address left in ${quote(subnet.text)} (${used.size} taken)`, EXIT_DATAERR)
+}
+
+/** Check a requested spoke address: a host of the subnet and not taken. */
+export function checkAddress (subnet: Prefix, requested: string, taken: Iterable<string>): string {
+  if (!isStrictIp(requested)) throw new UsageError(`--address ${quote(requested)}: not an IP address`)
+  const ip = ipaddr.parse(requested).toString()
+  if (!isHost(subnet, ip)) throw new UsageError(`--address ${quote(requested)}: not a host address inside the mesh ${quote(subnet.text)}`)
+  for (const t of taken) {
+    if (ipaddr.parse(t).toString() === ip) throw new WgnatError(`--address ${quote(requested)}: already taken`, EXIT_DATAERR)
+  }
+  return ip
+}
+
+function hostPart (bytes: number[], hostBits: number): bigint {
+  return toBigInt(bytes) & ((1n << BigInt(hostBits)) - 1n)
+}
+
+function toBigInt (bytes: number[]): bigint {
+  let n = 0n
+  for (const b of bytes) n = (n << 8n) | BigInt(b)
+  return n
+}
+
+function fromBigInt (n: bigint, length: number): number[] {
+  const out = new Array<number>(length)
+  for (let i = length - 1; i >= 0; i--) { out[i] = Number(n & 0xffn); n >>= 8n }
+  return out
+}
+
+/** A dotted-quad IPv4 address or an IPv6 address (not the short forms `10.8.1` that inet_aton takes). */
+export function isStrictIp (text: string): boolean {
+  return ipaddr.IPv4.isValidFourPartDecimal(text) || (text.includes(':') && ipaddr.IPv6.isValid(text))
+}
