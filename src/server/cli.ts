@@ -8,6 +8,10 @@ import { closeAll, listenOn, registryHandler } from './registry-http.js'
 import { RegistryService } from './registry-service.js'
 import { enableRelay, type RelayHandle } from './relay.js'
 import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
+import { loadPolicy } from './policy/load-policy.js'
+import { nftCli } from './policy/nft.js'
+import { PolicyReloader } from './policy/policy-reloader.js'
+import { RelayFilter } from './policy/relay-filter.js'
 
 export interface ServerOptions {
   interface: string
@@ -16,6 +20,9 @@ export interface ServerOptions {
   relay: boolean
   stun: boolean
   stunPort: number
+  /** Access policy file (docs/policy.md); none: everyone reaches everyone. */
+  policy?: string
+  stateDir: string
 }
 
 export function serverProgram (): Command {
@@ -27,21 +34,51 @@ export function serverProgram (): Command {
     .addOption(new Option('--stun-port <port>', 'UDP port of the STUN server on the hub\'s public addresses').argParser(intArg(1, 65535)).default(STUN_PORT).env('WGNAT_STUN_PORT'))
     .addOption(new Option('--no-stun', 'do not run the STUN server').env('WGNAT_NO_STUN'))
     .addOption(new Option('--relay', 'forward between peers (IP forwarding and a FORWARD rule, undone on exit), so pairs without a direct path keep working through the hub').default(false).env('WGNAT_RELAY'))
+    .addOption(new Option('--policy <file>', 'access policy (JSON, docs/policy.md): who may reach whom; enforced by the registry, by an nftables forward filter on the interface (relayed traffic, whatever the spokes run) and by the clients. Reloaded on SIGHUP and when the file changes').env('WGNAT_POLICY'))
+    .addOption(new Option('--state-dir <dir>', 'where wgnat keeps its state (peer names, ...)').default('/var/lib/wgnat').env('WGNAT_STATE_DIR'))
   return addCommonOptions(program)
 }
 
 /** Start the registry: read the interface, then serve on its tunnel addresses. */
 export async function startServer (opts: ServerOptions, logger: Logger, wg: WgControl = wgCli()): Promise<Daemon> {
-  const service = new RegistryService({ iface: opts.interface, pollMs: opts.pollMs }, { wg, logger })
+  // A bad policy file stops the start (exit 64) before anything is set up.
+  const policy = opts.policy === undefined ? undefined : await loadPolicy(opts.policy, opts.stateDir, opts.interface)
+  let filter: RelayFilter | undefined
+  const service = new RegistryService({ iface: opts.interface, pollMs: opts.pollMs }, {
+    wg,
+    logger,
+    onPolicy: (evaluation, peers) => filter?.update(evaluation, peers)
+  })
+  if (policy !== undefined) service.setPolicy(policy)
   await service.start()
+  let reloader: PolicyReloader | undefined
+  if (policy !== undefined && opts.policy !== undefined) {
+    const relayFilter = new RelayFilter({ iface: opts.interface }, { nft: nftCli(), logger })
+    try {
+      await relayFilter.start(service.policyEvaluation!, [...service.table.peers()])
+    } catch (err) {
+      service.stop()
+      throw err
+    }
+    filter = relayFilter
+    reloader = new PolicyReloader({ file: opts.policy, stateDir: opts.stateDir, iface: opts.interface }, policy, { logger, apply: (next) => service.setPolicy(next) })
+    reloader.start()
+    logger.info({ rules: policy.policy.rules.length }, `access policy ${opts.policy} in force: ${policy.policy.rules.length} rules`)
+  }
+  const stopPolicy = async (): Promise<void> => {
+    await reloader?.stop()
+    await filter?.stop()
+  }
   const addresses = interfaceAddresses(opts.interface).map((a) => a.address)
   if (addresses.length === 0) {
     service.stop()
+    await stopPolicy()
     throw new WgnatError(`interface ${quote(opts.interface)} has no IP address: the registry serves only on tunnel addresses`, 69)
   }
   const port = opts.port ?? service.device.listenPort
   if (port === 0) {
     service.stop()
+    await stopPolicy()
     throw new WgnatError(`interface ${quote(opts.interface)} has no listen port: set one or pass --port`, 64)
   }
   let relay: RelayHandle | undefined
@@ -58,6 +95,7 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     service.stop()
     await relay?.stop()
     await stun?.stop()
+    await stopPolicy()
     if (err instanceof WgnatError) throw err
     throw new WgnatError(`cannot listen on ${addresses.join(', ')} port ${port}: ${(err as Error).message}`)
   }
@@ -68,6 +106,7 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
       await closeAll(servers)
       await relay?.stop()
       await stun?.stop()
+      await stopPolicy()
     }
   }
 }
@@ -80,6 +119,7 @@ export type Subcommand = (argv: string[], io?: RunIo) => Promise<number>
  * Without one, `wgnat-server` runs the registry daemon.
  */
 export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
+  policy: async () => (await import('./policy/policy-command.js')).runPolicy,
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {

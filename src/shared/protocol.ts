@@ -54,7 +54,12 @@ export const tablePeerSchema = z.object({
   /** Handshake with the hub within the last 180 s. */
   online: z.boolean(),
   /** What the peer announced, if anything. */
-  announce: announceSchema.nullable().default(null)
+  announce: announceSchema.nullable().default(null),
+  /**
+   * Only under an access policy (`wgnat-server --policy`): may this peer open connections to the caller? False: the
+   * caller may open connections to it and gets the replies, but must drop new connections from it. Absent: yes.
+   */
+  mayInitiate: z.boolean().optional()
 })
 export type TablePeer = z.infer<typeof tablePeerSchema>
 
@@ -66,6 +71,8 @@ export const tableResponseSchema = z.object({
   now: z.number().int().nonnegative(),
   /** The hub forwards between peers (`wgnat-server --relay`): a pair without a direct path still works through it. */
   relay: z.boolean().default(false),
+  /** An access policy is in force (`wgnat-server --policy`): `peers` holds only the peers the caller may reach. */
+  policy: z.boolean().default(false),
   /** True: `peers` is the whole table. False: only what changed since the requested version. */
   full: z.boolean(),
   self: tablePeerSchema,
