@@ -13,6 +13,8 @@ export interface DesiredPeer {
   natClass: string
   /** The peer has punched towards us and waits for our handshake (coordinated punching). */
   readyFor: boolean
+  /** The hub's access policy lets the peer open connections to us (false: only we to it; see policy-filter.ts). */
+  mayInitiate: boolean
 }
 
 export interface VetContext {
@@ -74,7 +76,8 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
       online: peer.online,
       candidates: (peer.announce?.lanEndpoints ?? []).map(parseEndpoint),
       natClass: peer.announce?.natClass ?? 'unknown',
-      readyFor: peer.announce?.ready.includes(ctx.selfKey) ?? false
+      readyFor: peer.announce?.ready.includes(ctx.selfKey) ?? false,
+      mayInitiate: peer.mayInitiate ?? true
     })
   }
   return { desired, warnings }

@@ -9,7 +9,7 @@ import { RegistryService } from './registry-service.js'
 import { enableRelay, type RelayHandle } from './relay.js'
 import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
 import { loadPolicy } from './policy/load-policy.js'
-import { nftCli } from './policy/nft.js'
+import { nftCli } from '../shared/nft.js'
 import { PolicyReloader } from './policy/policy-reloader.js'
 import { RelayFilter } from './policy/relay-filter.js'
 

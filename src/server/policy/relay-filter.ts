@@ -1,7 +1,7 @@
 import type { Logger } from '../../shared/log.js'
 import { messageOf } from '../../shared/errors.js'
 import type { PolicyEvaluation, PolicyPeer } from './evaluate-policy.js'
-import type { NftControl } from './nft.js'
+import type { NftControl } from '../../shared/nft.js'
 import { DENIED_COUNTER, relayRuleset, relayTableName } from './relay-ruleset.js'
 
 export interface Counter { packets: number, bytes: number }

@@ -1,5 +1,5 @@
 import { execa } from 'execa'
-import { WgnatError, quote } from '../../shared/errors.js'
+import { WgnatError, quote } from './errors.js'
 
 /** The `nft` command: apply a script atomically (`nft -f -`), list as JSON. */
 export interface NftControl {
