@@ -44,6 +44,8 @@ export class PolicyFilter {
   }
 
   private async drain (): Promise<void> {
+    // Yield first: `running` must be set before the loop can end and clear it.
+    await Promise.resolve()
     try {
       while (this.wanted !== this.applied) {
         const wanted = this.wanted

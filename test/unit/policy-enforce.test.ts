@@ -1,6 +1,7 @@
 import { request, type Server } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
 import { clientFilterRuleset } from '../../src/client/policy-filter-ruleset.js'
+import { PolicyFilter } from '../../src/client/policy-filter.js'
 import { closeAll, listenOn, registryHandler } from '../../src/server/registry-http.js'
 import { RegistryService } from '../../src/server/registry-service.js'
 import { evaluatePolicy, type PolicyPeer } from '../../src/server/policy/evaluate-policy.js'
@@ -139,6 +140,36 @@ describe('clientFilterRuleset: the spoke\'s one-way filter', () => {
   it('is nothing at all when every peer may open connections (no policy, or two-way rules only)', () => {
     expect(clientFilterRuleset('wg0', [{ allowedIps: ['100.64.0.3/32'], mayInitiate: true }])).toBeUndefined()
     expect(clientFilterRuleset('wg0', [])).toBeUndefined()
+  })
+})
+
+describe('PolicyFilter: keeps the spoke\'s table in step', () => {
+  it('applies on the first one-way peer, replaces on change, removes when none is left and on stop', async () => {
+    const scripts: string[] = []
+    const nft = { apply: async (s: string) => { scripts.push(s) }, listJson: async () => undefined }
+    const f = new PolicyFilter({ iface: 'wg0' }, { nft, logger: silentLogger() })
+    const settle = async (): Promise<void> => { for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve)) }
+    f.update([{ allowedIps: ['100.64.0.3/32'], mayInitiate: true }])
+    await settle()
+    expect(scripts).toEqual([])
+    f.update([{ allowedIps: ['100.64.0.3/32'], mayInitiate: false }])
+    await settle()
+    expect(scripts).toHaveLength(1)
+    expect(scripts[0]).toContain('100.64.0.3')
+    f.update([{ allowedIps: ['100.64.0.3/32'], mayInitiate: false }])
+    await settle()
+    expect(scripts).toHaveLength(1)
+    f.update([{ allowedIps: ['100.64.0.3/32'], mayInitiate: false }, { allowedIps: ['100.64.0.4/32'], mayInitiate: false }])
+    await settle()
+    expect(scripts).toHaveLength(2)
+    f.update([])
+    await settle()
+    expect(scripts.at(-1)).toBe('table inet wgnat_client_wg0 {}\ndelete table inet wgnat_client_wg0\n')
+    f.update([{ allowedIps: ['100.64.0.3/32'], mayInitiate: false }])
+    await settle()
+    await f.stop()
+    expect(scripts).toHaveLength(5)
+    expect(scripts.at(-1)).toContain('delete table inet wgnat_client_wg0')
   })
 })
 

@@ -81,6 +81,7 @@ describe('parsePolicy: refused files, one line naming the file, the place and th
   const src = '/etc/wgnat/policy.json'
   it.each([
     { what: 'unknown group or member in a rule', text: { groups: { servers: ['db'] }, rules: [{ between: ['laptop'] }, { from: ['laptop'], to: ['srvers'] }] }, message: 'policy /etc/wgnat/policy.json: rules[1].to[0]: unknown group or member "srvers"' },
+    { what: 'unknown second side of between', text: { groups: { admins: ['laptop'] }, rules: [{ between: ['admins', 'devcies'] }] }, message: 'policy /etc/wgnat/policy.json: rules[0].between[1]: unknown group or member "devcies"' },
     { what: 'unknown member in a group', text: { groups: { devices: ['nas', 'nsa'] }, rules: [] }, message: 'policy /etc/wgnat/policy.json: groups.devices[1]: unknown member "nsa" (not a known peer name, a public key or a tunnel address)' },
     { what: 'a peer without a name is not a name', text: { rules: [{ between: ['cam'] }] }, message: 'rules[0].between[0]: unknown group or member "cam"' },
     { what: 'a rule naming nothing: empty side', text: { rules: [{ between: [] }] }, message: 'rules[0].between: names nothing: give at least one group or member (found [])' },

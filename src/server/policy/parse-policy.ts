@@ -77,9 +77,10 @@ export function parsePolicy (text: string, source: string, peerNames: ReadonlyMa
     groups.set(group, refs.map((ref, i) => member(ref) ?? fail(`groups.${group}[${i}]`, `unknown member ${JSON.stringify(ref)} (not a known peer name, a public key or a tunnel address)`)))
   }
 
-  const side = (refs: string[], place: string): PolicySide => {
+  const side = (refs: string[], place: string, first = 0): PolicySide => {
     const members: MemberRef[] = []
-    refs.forEach((ref, i) => {
+    refs.forEach((ref, j) => {
+      const i = first + j
       const group = groups.get(ref)
       if (group !== undefined) {
         if (group.length === 0) fail(`${place}[${i}]`, `group ${JSON.stringify(ref)} has no members: the rule names nothing`)
@@ -96,7 +97,7 @@ export function parsePolicy (text: string, source: string, peerNames: ReadonlyMa
     if (rule.between !== undefined) {
       if (rule.from !== undefined || rule.to !== undefined) fail(place, '"between" cannot be combined with "from" or "to": write two rules')
       const a = side(rule.between.slice(0, 1), `${place}.between`)
-      const b = rule.between.length === 2 ? side(rule.between.slice(1), `${place}.between`) : a
+      const b = rule.between.length === 2 ? side(rule.between.slice(1), `${place}.between`, 1) : a
       if (rule.between.length === 2) b.label = rule.between[1] ?? ''
       return { index, kind: 'between', a, b }
     }

@@ -8,7 +8,7 @@ import { loadPolicy, type LoadedPolicy } from './load-policy.js'
  * How often the policy file and the peer names file are checked for changes (stat). A change takes effect within
  * this plus one `nft -f`: under the 2 s the issue asks for. SIGHUP reloads at once.
  */
-export const POLICY_CHECK_MS = 1000
+export const POLICY_CHECK_MS = 500
 
 export interface PolicyReloaderInit {
   file: string

@@ -60,6 +60,8 @@ export class RelayFilter {
   }
 
   private async drain (): Promise<void> {
+    // Yield first: `running` must be set before the loop can end and clear it.
+    await Promise.resolve()
     try {
       while (this.pending !== undefined) {
         const { evaluation, peers } = this.pending
