@@ -53,6 +53,8 @@ export class RegistryService {
   private policy: LoadedPolicy | undefined
   private evaluation: PolicyEvaluation | undefined
   private readonly onPolicy: RegistryServiceComponents['onPolicy']
+  /** Allowed IPs of each peer as last evaluated against the policy. */
+  private readonly lastAllowedIps = new Map<string, string>()
 
   constructor (init: RegistryServiceInit, components: RegistryServiceComponents) {
     this.iface = init.iface
@@ -81,6 +83,19 @@ export class RegistryService {
   /** What `caller` may see under the policy; undefined without one (everything). */
   view (caller: string): TableView | undefined {
     return this.evaluation?.view(caller)
+  }
+
+  /** Did any of `changed` come, leave or change its allowed IPs since the last call? */
+  private membershipChanged (changed: string[]): boolean {
+    let moved = false
+    for (const key of changed) {
+      const ips = this.table.get(key)?.allowedIps.join(',')
+      if (ips === this.lastAllowedIps.get(key)) continue
+      moved = true
+      if (ips === undefined) this.lastAllowedIps.delete(key)
+      else this.lastAllowedIps.set(key, ips)
+    }
+    return moved
   }
 
   /** Evaluate the policy against the table; returns whether who-may-reach-whom changed. */
@@ -178,8 +193,9 @@ export class RegistryService {
     this._device = { publicKey: device.publicKey, listenPort: device.listenPort, peers: [] }
     const changed = this.table.update(device, this.nowS())
     if (changed.length === 0) return
-    // A peer that came, left or moved may change who reaches whom: then every caller's view is sent again.
-    if (this.policy !== undefined && this.evaluate() && !first) this.table.touchAll()
+    // A peer that came, left or got other allowed IPs may change who reaches whom (an endpoint change cannot):
+    // then every caller's view is sent again.
+    if (this.policy !== undefined && this.membershipChanged(changed) && this.evaluate() && !first) this.table.touchAll()
     if (!first && changed.length <= 32) {
       for (const key of changed) {
         const peer = this.table.get(key)

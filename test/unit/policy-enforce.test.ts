@@ -68,6 +68,19 @@ describe('registry under a policy', () => {
     expect(keysOf(admin.peers).map((p) => p.mayInitiate)).toEqual([false, false, false])
   })
 
+  it('a peer whose own address moves into a rule gets the peers it may now reach, though they did not change', async () => {
+    const wg = hub()
+    service = new RegistryService({ iface: 'wg0', pollMs: 20 }, { wg, logger: silentLogger() })
+    service.setPolicy(loaded({ rules: [{ between: ['admin', '127.0.0.9'] }] }))
+    await service.start()
+    const v = service.table.version
+    expect(keysOf(service.table.since(0, D2, service.view(D2)).peers)).toEqual([])
+    wg.devices.get('wg0')!.peers.find((p) => p.publicKey === D2)!.allowedIps = ['127.0.0.9/32']
+    await service.changedSince(v, 2000)
+    const delta = service.table.since(v, D2, service.view(D2))
+    expect(keysOf(delta.peers).map((p) => p.publicKey)).toEqual([ADMIN])
+  })
+
   it('over HTTP: says a policy is in force, and the wg-nat compatibility answer is filtered too', async () => {
     const port = 20000 + Math.floor(Math.random() * 20000)
     service = new RegistryService({ iface: 'wg0', pollMs: 1000 }, { wg: hub(), logger: silentLogger() })

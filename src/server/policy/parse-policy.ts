@@ -66,9 +66,9 @@ export function parsePolicy (text: string, source: string, peerNames: ReadonlyMa
   const member = (ref: string): MemberRef | undefined => {
     if (ref === '*') return { kind: 'all' }
     if (isWgKey(ref)) return { kind: 'key', key: ref }
-    try { return { kind: 'address', address: parseIp(ref).toString() } } catch {}
-    if (PEER_NAME_RE.test(ref) && names.has(ref)) return { kind: 'name', name: ref }
-    return undefined
+    // A name starts with a letter and has no `.` or `:`, so it is never an address: test it first (cheap).
+    if (PEER_NAME_RE.test(ref)) return names.has(ref) ? { kind: 'name', name: ref } : undefined
+    try { return { kind: 'address', address: parseIp(ref).toString() } } catch { return undefined }
   }
 
   const groups = new Map<string, MemberRef[]>()
