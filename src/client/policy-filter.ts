@@ -21,6 +21,7 @@ export class PolicyFilter {
   private running: Promise<void> | undefined
   private failing = false
   private stopped = false
+  private staleChecked = false
 
   constructor (init: PolicyFilterInit, components: PolicyFilterComponents) {
     this.iface = init.iface
@@ -47,6 +48,11 @@ export class PolicyFilter {
     // Yield first: `running` must be set before the loop can end and clear it.
     await Promise.resolve()
     try {
+      if (!this.staleChecked) {
+        // A table of ours from a run that was killed would go on dropping: remove it before anything else.
+        this.staleChecked = true
+        if (this.wanted === undefined && await this.nft.removeStale('inet', clientTableName(this.iface))) this.log.info(`removed a stale policy filter (table inet ${clientTableName(this.iface)})`)
+      }
       while (this.wanted !== this.applied) {
         const wanted = this.wanted
         try {

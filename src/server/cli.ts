@@ -12,6 +12,7 @@ import { loadPolicy } from './policy/load-policy.js'
 import { nftCli } from '../shared/nft.js'
 import { PolicyReloader } from './policy/policy-reloader.js'
 import { RelayFilter } from './policy/relay-filter.js'
+import { relayTableName } from './policy/relay-ruleset.js'
 
 export interface ServerOptions {
   interface: string
@@ -50,6 +51,10 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     onPolicy: (evaluation, peers) => filter?.update(evaluation, peers)
   })
   if (policy !== undefined) service.setPolicy(policy)
+  else if (await nftCli().removeStale('inet', relayTableName(opts.interface))) {
+    // A policy table left by a run that was killed would go on filtering without a policy: everyone reaches everyone.
+    logger.info(`removed a stale relay policy filter (table inet ${relayTableName(opts.interface)})`)
+  }
   await service.start()
   let reloader: PolicyReloader | undefined
   if (policy !== undefined && opts.policy !== undefined) {

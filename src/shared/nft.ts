@@ -6,6 +6,11 @@ export interface NftControl {
   apply (script: string, signal?: AbortSignal): Promise<void>
   /** `nft -j <args>` parsed; undefined when nft says the object does not exist. */
   listJson (args: string[], signal?: AbortSignal): Promise<unknown>
+  /**
+   * Remove a table left behind (a run killed before it could clean up). Never throws: true when one was removed,
+   * false when there was none or nft is missing or refused.
+   */
+  removeStale (family: string, table: string): Promise<boolean>
 }
 
 /** The real `nft`: missing binary exit 69, refused (not root) exit 77, anything else exit 1, one line each. */
@@ -29,6 +34,9 @@ export function nftCli (): NftControl {
         throw new WgnatError(`nft ${args.join(' ')}: ${quote(firstError(r.stderr))}`)
       }
       return JSON.parse(r.stdout) as unknown
+    },
+    async removeStale (family, table) {
+      try { return (await run(['delete', 'table', family, table], undefined)).ok } catch { return false }
     }
   }
 }

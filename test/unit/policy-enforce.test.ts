@@ -159,12 +159,14 @@ describe('clientFilterRuleset: the spoke\'s one-way filter', () => {
 describe('PolicyFilter: keeps the spoke\'s table in step', () => {
   it('applies on the first one-way peer, replaces on change, removes when none is left and on stop', async () => {
     const scripts: string[] = []
-    const nft = { apply: async (s: string) => { scripts.push(s) }, listJson: async () => undefined }
+    const stale: string[] = []
+    const nft = { apply: async (s: string) => { scripts.push(s) }, listJson: async () => undefined, removeStale: async (f: string, t: string) => { stale.push(`${f} ${t}`); return true } }
     const f = new PolicyFilter({ iface: 'wg0' }, { nft, logger: silentLogger() })
     const settle = async (): Promise<void> => { for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve)) }
     f.update([{ allowedIps: ['100.64.0.3/32'], mayInitiate: true }])
     await settle()
     expect(scripts).toEqual([])
+    expect(stale).toEqual(['inet wgnat_client_wg0'])
     f.update([{ allowedIps: ['100.64.0.3/32'], mayInitiate: false }])
     await settle()
     expect(scripts).toHaveLength(1)

@@ -112,3 +112,26 @@ describe('parsePolicy: refused files, one line naming the file, the place and th
     expect(p.rules[2]?.a.members).toEqual([{ kind: 'name', name: 'db' }])
   })
 })
+
+describe('reachReport: `wgnat-server policy check` before deploying', () => {
+  it('without the interface, shows who may open connections to whom among the members the file names', async () => {
+    const { reachReport, renderReach } = await import('../../src/server/policy/reach-report.js')
+    const policy = parsePolicy(JSON.stringify({ groups: { admins: ['laptop'], devices: ['nas', '10.8.0.4', KEYS.tv] }, rules: [{ from: ['admins'], to: ['devices'] }, { between: ['laptop', 'db'] }] }), 'p.json', NAMES)
+    const report = reachReport(policy, NAMES)
+    expect(report.peersFrom).toBe('file')
+    const label = new Map(report.peers.map((p) => [p.id, p.label]))
+    expect(report.allowed.map(([a, b]) => `${label.get(a)}>${label.get(b)}`).sort()).toEqual(['10.8.0.4', 'db', 'nas', 'tv'].map((t) => `laptop>${t}`).concat('db>laptop').sort())
+    const text = renderReach(report)
+    expect(text).toContain('rule 1: from admins to devices (one way)')
+    expect(text).toMatch(/^ {2}laptop +\S+ +yes/m)
+  })
+
+  it('with the interface\'s peers, labels them by name or short key and address', async () => {
+    const { reachReport } = await import('../../src/server/policy/reach-report.js')
+    const policy = parsePolicy(JSON.stringify({ rules: [{ between: ['laptop', ADDR.cam] }] }), 'p.json', NAMES)
+    const report = reachReport(policy, NAMES, PEERS)
+    expect(report.peersFrom).toBe('interface')
+    expect(report.peers.map((p) => p.label)).toContain(`${KEYS.cam.slice(0, 8)} (10.8.0.4/32)`)
+    expect(report.allowed).toHaveLength(2)
+  })
+})

@@ -36,7 +36,7 @@ export function reachReport (policy: Policy, names: ReadonlyMap<string, string>,
       const id = m.kind === 'key' ? m.key : `${m.kind}:${m.kind === 'name' ? m.name : m.address}`
       if (stand.has(id)) return
       stand.set(id, { publicKey: id, allowedIps: m.kind === 'address' ? [`${m.address}/${m.address.includes(':') ? 128 : 32}`] : [] })
-      if (m.kind === 'name') { for (const [k, n] of extra) if (n === m.name) extra.delete(k); extra.set(id, m.name) }
+      if (m.kind === 'name') extra.set(id, m.name)
       labels.set(id, m.kind === 'key' ? names.get(m.key) ?? shortKey(m.key) : m.kind === 'name' ? m.name : m.address)
     }
     for (const members of policy.groups.values()) members.forEach(add)
