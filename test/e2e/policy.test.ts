@@ -116,6 +116,7 @@ describe.skipIf(!support.ok)('access policy: one admin, three devices, hub relay
     const ms = await waitFor(async () => { sentAt = Date.now(); return !(await reaches('d1', 'admin', 1)) }, 10_000)
     console.log(`[e2e] one-way policy in force on d1 -> admin: first unanswered ping sent ${ms === undefined ? 'never' : sentAt - t0} ms after the file was written`)
     expect(ms, mesh.logs()).toBeDefined()
+    console.log(`[e2e] file written at ${new Date(t0).toISOString().slice(11, 23)}; then:\n${mesh.logs().split('\n').filter((l) => /reloaded|relay policy filter|policy filter installed/.test(l)).join('\n')}`)
     expect(sentAt - t0).toBeLessThan(8000)
     for (const d of DEVICES) {
       expect(await reaches('admin', d), `admin -> ${d}\n${mesh.logs()}`).toBe(true)
