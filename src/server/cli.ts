@@ -51,9 +51,12 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     onPolicy: (evaluation, peers) => filter?.update(evaluation, peers)
   })
   if (policy !== undefined) service.setPolicy(policy)
-  else if (await nftCli().removeStale('inet', relayTableName(opts.interface))) {
-    // A policy table left by a run that was killed would go on filtering without a policy: everyone reaches everyone.
-    logger.info(`removed a stale relay policy filter (table inet ${relayTableName(opts.interface)})`)
+  else {
+    // A policy table left by a run that was killed would go on filtering without a policy: everyone reaches
+    // everyone. Removed in the background, off the start-up path (one `nft` call; nothing when nft is missing).
+    void nftCli().removeStale('inet', relayTableName(opts.interface)).then((removed) => {
+      if (removed) logger.info(`removed a stale relay policy filter (table inet ${relayTableName(opts.interface)})`)
+    })
   }
   await service.start()
   let reloader: PolicyReloader | undefined
