@@ -15,6 +15,8 @@ import { StateStore } from './state-store.js'
 import { peerStatus, type ClientStatus } from './status.js'
 import { serveStatus } from './status-socket.js'
 import { vetTable, type DesiredPeer } from './vet-table.js'
+import { PolicyFilter } from './policy-filter.js'
+import { nftCli, type NftControl } from '../shared/nft.js'
 
 export interface MeshClientInit {
   iface: string
@@ -50,6 +52,8 @@ export interface MeshClientComponents {
   wg: WgControl
   logger: Logger
   nowMs?: () => number
+  /** @default nftCli() */
+  nft?: NftControl
 }
 
 /**
@@ -114,6 +118,7 @@ export class MeshClient {
   private listenPort = 0
   private retryNow = false
   private natStarted = false
+  private readonly policyFilter: PolicyFilter
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
@@ -121,6 +126,7 @@ export class MeshClient {
     this.nowMs = components.nowMs ?? Date.now
     this.timing = { ...defaultTiming(init.keepaliveS ?? 25), ...init.timing }
     this.store = new StateStore(init.stateDir, init.iface)
+    this.policyFilter = new PolicyFilter({ iface: init.iface }, { nft: components.nft ?? nftCli(), logger: this.log })
   }
 
   /** Check the interface and the registry peer (errors here are fatal), then sync at once and keep syncing. */
@@ -186,6 +192,7 @@ export class MeshClient {
     this.wakeup.wake()
     await Promise.all([...this.loops, this.natStarted ? this.nat?.stop() : undefined])
     await this.statusServer?.close()
+    await this.policyFilter.stop()
   }
 
   /** Everything `wgnat-client status` shows. */
@@ -290,6 +297,8 @@ export class MeshClient {
       this.tableChanged = false
       this.foreignSignature = foreign
       this.desired = this.vet(device)
+      // One-way policy rules: drop new connections from managed peers that may not open them (none: no table).
+      this.policyFilter.update(this.desired.values())
     }
     if (this.retryNow) {
       // The network changed: every peer waiting on the hub gets a fresh attempt now.

@@ -17,6 +17,8 @@ export interface PeerStatus {
   /** Unix seconds when the peer entered this path. */
   sinceS: number
   reason: string
+  /** The hub's access policy lets the peer open connections to us; false: only we to it (filtered here). */
+  mayInitiate: boolean
 }
 
 /** What the running client knows, served as JSON on its status socket; the table view is rendered from it. */
@@ -40,6 +42,7 @@ export function peerStatus (key: string, track: PeerTrack | undefined, want: Des
     natClass: want?.natClass ?? 'unknown',
     latestHandshake: handshake,
     sinceS: Math.floor((track?.sinceMs ?? 0) / 1000),
+    mayInitiate: want?.mayInitiate ?? true,
     reason: track?.reason ?? (want?.endpoint == null
       ? 'no endpoint known to the hub'
       : selfClass === 'hard' && want.natClass === 'hard' ? 'both behind symmetric NATs: no direct path possible' : 'not tried yet')
@@ -54,8 +57,8 @@ export function renderStatus (s: ClientStatus, nowS: number): string {
     `registry ${s.registry.url}  ${s.registry.reachable ? 'reachable' : 'UNREACHABLE'}  version ${s.registry.version}  last sync ${ago(s.registry.lastSyncS)}  hub ${s.registry.relay ? 'relays' : 'does not relay'}`,
     ''
   ]
-  const rows = [['PEER', 'PATH', 'ENDPOINT', 'NAT', 'HANDSHAKE', 'SINCE', 'WHY']]
-  for (const p of s.peers) rows.push([p.name ?? shortKey(p.publicKey), p.path, p.endpoint ?? '-', p.natClass, ago(p.latestHandshake), p.sinceS === 0 ? '-' : ago(p.sinceS), p.reason])
+  const rows = [['PEER', 'PATH', 'ENDPOINT', 'NAT', 'HANDSHAKE', 'SINCE', 'OPENS TO US', 'WHY']]
+  for (const p of s.peers) rows.push([p.name ?? shortKey(p.publicKey), p.path, p.endpoint ?? '-', p.natClass, ago(p.latestHandshake), p.sinceS === 0 ? '-' : ago(p.sinceS), p.mayInitiate === false ? 'no (policy)' : 'yes', p.reason])
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
   for (const r of rows) lines.push(r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  '))
   if (s.peers.length === 0) lines.push('(no other peers)')

@@ -16,6 +16,8 @@ export interface DesiredPeer {
   readyFor: boolean
   /** Its name on the hub, when the registry sent a valid one (for logs and status only; never routes anything). */
   name?: string
+  /** The hub's access policy lets the peer open connections to us (false: only we to it; see policy-filter.ts). */
+  mayInitiate: boolean
 }
 
 export interface VetContext {
@@ -83,6 +85,7 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
       candidates: (peer.announce?.lanEndpoints ?? []).map(parseEndpoint),
       natClass: peer.announce?.natClass ?? 'unknown',
       readyFor: peer.announce?.ready.includes(ctx.selfKey) ?? false,
+      mayInitiate: peer.mayInitiate ?? true,
       ...(peerName === undefined ? {} : { name: peerName })
     })
   }

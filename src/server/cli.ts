@@ -14,8 +14,13 @@ import { createExposeService, type ExposeService } from './expose/expose-service
 import { parseExposeSpec, type ExposeSpec } from './expose/expose-spec.js'
 import { procForwarding } from './expose/ip-forwarding.js'
 import { readListeningSockets, shadowedPorts } from './expose/listening-ports.js'
-import { nftCli } from './expose/nft.js'
 import { readPeerNames } from './inventory/peer-names.js'
+import { loadPolicy } from './policy/load-policy.js'
+import { nftCli } from '../shared/nft.js'
+import { PolicyReloader } from './policy/policy-reloader.js'
+import { RelayFilter } from './policy/relay-filter.js'
+import { relayTableName } from './policy/relay-ruleset.js'
+
 
 export interface ServerOptions {
   interface: string
@@ -28,6 +33,8 @@ export interface ServerOptions {
   /** Peer names (`<state-dir>/<interface>.names.json`) and the hub state of `init`. */
   stateDir: string
   configDir: string
+  /** Access policy file (docs/policy.md); none: everyone reaches everyone. */
+  policy?: string
   expose: ExposeSpec[]
   exposeFile?: string
   exposePreserveSource: boolean
@@ -54,89 +61,128 @@ export function serverProgram (): Command {
     .addOption(new Option('--no-relay', 'do not announce or set up relaying, even on a hub made by `init`'))
     .addOption(new Option('--state-dir <dir>', 'where wgnat keeps its state (peer names, ...)').default('/var/lib/wgnat').env('WGNAT_STATE_DIR'))
     .addOption(new Option('--config-dir <dir>', 'where the wg-quick configs live').default('/etc/wireguard').env('WGNAT_CONFIG_DIR'))
+    .addOption(new Option('--policy <file>', 'access policy (JSON, docs/policy.md): who may reach whom; enforced by the registry, by an nftables forward filter on the interface (relayed traffic, whatever the spokes run) and by the clients. Reloaded on SIGHUP and when the file changes').env('WGNAT_POLICY'))
     .addOption(new Option('--expose <spec>', 'forward a public port of the hub to a peer\'s port through the tunnel, in the kernel: <public-port>[-<end>]/<tcp|udp>=<peer>:<port> (peer: name, public key or tunnel address); repeatable. PUBLIC: anyone who reaches the hub\'s address can use it, only on that port, only to that peer and port. Turns IP forwarding on if it is off (then nothing else crosses between the tunnel and other interfaces), undone on exit').argParser(exposeArg).default([], 'none').env('WGNAT_EXPOSE'))
     .addOption(new Option('--expose-file <path>', 'more --expose specs, one per line, # comments; read again on SIGHUP').env('WGNAT_EXPOSE_FILE'))
     .addOption(new Option('--expose-preserve-source', 'exposed services see the client\'s real address instead of the hub\'s tunnel address; the spoke must then route its replies through the tunnel (see docs/expose.md)').default(false).env('WGNAT_EXPOSE_PRESERVE_SOURCE'))
   return addCommonOptions(program)
 }
 
+/** What start-up set up, undone in reverse order on stop or when a later step fails. */
+class Teardown {
+  private readonly steps: Array<() => Promise<void> | void> = []
+  constructor (private readonly logger: Logger) {}
+  add (step: () => Promise<void> | void): void { this.steps.push(step) }
+  async run (): Promise<void> {
+    for (const step of this.steps.splice(0).reverse()) {
+      try { await step() } catch (err) { this.logger.warn(`clean-up: ${(err as Error).message}`) }
+    }
+  }
+}
+
 /** Start the registry: read the interface, then serve on its tunnel addresses. */
 export async function startServer (opts: ServerOptions, logger: Logger, wg: WgControl = wgCli()): Promise<Daemon> {
-  const hubState = opts.stateDir === undefined ? undefined : await readHubState(opts.stateDir, opts.interface)
+  // A bad policy file stops the start (exit 64) before anything is set up.
+  const policy = opts.policy === undefined ? undefined : await loadPolicy(opts.policy, opts.stateDir, opts.interface)
+  const hubState = await readHubState(opts.stateDir, opts.interface)
   const relayOn = opts.relay ?? hubState?.relay ?? false
   if (opts.relay === undefined && relayOn) logger.info(`relaying: ${opts.interface} was made by \`wgnat-server init\`, whose config forwards (--no-relay to turn off)`)
-  const names = opts.stateDir === undefined ? undefined : watchPeerNames(opts.stateDir, opts.interface, logger)
-  const service = new RegistryService({ iface: opts.interface, pollMs: opts.pollMs }, { wg, logger, names })
+  let filter: RelayFilter | undefined
+  const service = new RegistryService({ iface: opts.interface, pollMs: opts.pollMs }, {
+    wg,
+    logger,
+    names: watchPeerNames(opts.stateDir, opts.interface, logger),
+    onPolicy: (evaluation, peers) => filter?.update(evaluation, peers)
+  })
+  const nft = nftCli()
+  if (policy !== undefined) service.setPolicy(policy)
+  else {
+    // A policy table left by a run that was killed would go on filtering without a policy: everyone reaches
+    // everyone. Removed in the background, off the start-up path (one `nft` call; nothing when nft is missing).
+    void nft.removeStale('inet', relayTableName(opts.interface)).then((removed) => {
+      if (removed) logger.info(`removed a stale relay policy filter (table inet ${relayTableName(opts.interface)})`)
+    })
+  }
   await service.start()
-  const addresses = interfaceAddresses(opts.interface).map((a) => a.address)
-  if (addresses.length === 0) {
+  const teardown = new Teardown(logger)
+  // The registry stops polling first, so nothing (the policy filter's updates) re-applies what is being undone.
+  const stop = async (): Promise<void> => {
     service.stop()
-    throw new WgnatError(`interface ${quote(opts.interface)} has no IP address: the registry serves only on tunnel addresses`, 69)
+    await teardown.run()
   }
-  const port = opts.port ?? service.device.listenPort
-  if (port === 0) {
-    service.stop()
-    throw new WgnatError(`interface ${quote(opts.interface)} has no listen port: set one or pass --port`, 64)
-  }
-  let relay: RelayHandle | undefined
-  let stun: StunServer | undefined
-  let exposes: ExposeService | undefined
-  let onHangup: (() => void) | undefined
-  let servers
   try {
+    if (policy !== undefined && opts.policy !== undefined) {
+      const relayFilter = new RelayFilter({ iface: opts.interface }, { nft, logger })
+      await relayFilter.start(service.policyEvaluation!, [...service.table.peers()])
+      filter = relayFilter
+      teardown.add(async () => await relayFilter.stop())
+      const reloader = new PolicyReloader({ file: opts.policy, stateDir: opts.stateDir, iface: opts.interface }, policy, { logger, apply: (next) => service.setPolicy(next) })
+      reloader.start()
+      teardown.add(async () => await reloader.stop())
+      logger.info({ rules: policy.policy.rules.length }, `access policy ${opts.policy} in force: ${policy.policy.rules.length} rules`)
+    }
+    const addresses = interfaceAddresses(opts.interface).map((a) => a.address)
+    if (addresses.length === 0) throw new WgnatError(`interface ${quote(opts.interface)} has no IP address: the registry serves only on tunnel addresses`, 69)
+    const port = opts.port ?? service.device.listenPort
+    if (port === 0) throw new WgnatError(`interface ${quote(opts.interface)} has no listen port: set one or pass --port`, 64)
     if (opts.expose.length > 0 || opts.exposeFile !== undefined) {
       // Before --relay, so it sees whether forwarding was off (then only the exposes may cross to other interfaces).
-      exposes = createExposeService({
-        iface: opts.interface,
-        specs: opts.expose,
-        file: opts.exposeFile,
-        preserveSource: opts.exposePreserveSource,
-        reserved: [
-          { port: service.device.listenPort, proto: 'udp', what: 'WireGuard\'s listen port' },
-          { port, proto: 'tcp', what: 'the registry\'s port' },
-          ...(opts.stun ? [{ port: opts.stunPort, proto: 'udp' as const, what: 'the STUN server\'s port' }] : [])
-        ]
-      }, {
-        logger,
-        nft: nftCli(),
-        forwarding: procForwarding(),
-        peers: () => service.table.peers(),
-        names: async () => await readPeerNames(opts.stateDir, opts.interface),
-        busyPorts: async () => shadowedPorts(await readListeningSockets(), addresses)
-      })
-      const ex = exposes
-      // Caught from before start (Node's default for SIGHUP is to exit, which would leave the rules in);
-      // reloads wait for start and for each other.
-      onHangup = () => { logger.info('SIGHUP: reloading exposes'); void ex.reload() }
-      process.on('SIGHUP', onHangup)
-      await exposes.start()
+      await startExposes(opts, port, addresses, service, logger, teardown)
     }
     if (opts.stun) {
-      stun = createStunServer({ port: opts.stunPort }, { logger })
+      const stun: StunServer = createStunServer({ port: opts.stunPort }, { logger })
       await stun.start()
+      teardown.add(async () => await stun.stop())
     }
-    if (relayOn) relay = await enableRelay(opts.interface, logger)
-    servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: relayOn }))
+    if (relayOn) {
+      const relay: RelayHandle = await enableRelay(opts.interface, logger)
+      teardown.add(async () => await relay.stop())
+    }
+    let servers
+    try {
+      servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: relayOn }))
+    } catch (err) {
+      if (err instanceof WgnatError) throw err
+      throw new WgnatError(`cannot listen on ${addresses.join(', ')} port ${port}: ${(err as Error).message}`)
+    }
+    teardown.add(async () => await closeAll(servers))
+    logger.info({ addresses, port }, `registry listening on ${addresses.map((a) => `${a.includes(':') ? `[${a}]` : a}:${port}`).join(', ')}`)
   } catch (err) {
-    service.stop()
-    await relay?.stop()
-    await stun?.stop()
-    if (onHangup !== undefined) process.off('SIGHUP', onHangup)
-    await exposes?.stop()
-    if (err instanceof WgnatError) throw err
-    throw new WgnatError(`cannot listen on ${addresses.join(', ')} port ${port}: ${(err as Error).message}`)
+    await stop()
+    throw err
   }
-  logger.info({ addresses, port }, `registry listening on ${addresses.map((a) => `${a.includes(':') ? `[${a}]` : a}:${port}`).join(', ')}`)
-  return {
-    async stop () {
-      service.stop()
-      await closeAll(servers)
-      await relay?.stop()
-      await stun?.stop()
-      if (onHangup !== undefined) process.off('SIGHUP', onHangup)
-      await exposes?.stop()
-    }
-  }
+  return { stop }
+}
+
+/** `--expose`: the kernel forwards public ports into the tunnel; SIGHUP reloads `--expose-file`. */
+async function startExposes (opts: ServerOptions, port: number, addresses: string[], service: RegistryService, logger: Logger, teardown: Teardown): Promise<void> {
+  const exposes: ExposeService = createExposeService({
+    iface: opts.interface,
+    specs: opts.expose,
+    file: opts.exposeFile,
+    preserveSource: opts.exposePreserveSource,
+    reserved: [
+      { port: service.device.listenPort, proto: 'udp', what: 'WireGuard\'s listen port' },
+      { port, proto: 'tcp', what: 'the registry\'s port' },
+      ...(opts.stun ? [{ port: opts.stunPort, proto: 'udp' as const, what: 'the STUN server\'s port' }] : [])
+    ]
+  }, {
+    logger,
+    nft: nftCli(),
+    forwarding: procForwarding(),
+    peers: () => service.table.peers(),
+    names: async () => await readPeerNames(opts.stateDir, opts.interface),
+    busyPorts: async () => shadowedPorts(await readListeningSockets(), addresses)
+  })
+  // Caught from before start (Node's default for SIGHUP is to exit, which would leave the rules in);
+  // reloads wait for start and for each other.
+  const onHangup = (): void => { logger.info('SIGHUP: reloading exposes'); void exposes.reload() }
+  process.on('SIGHUP', onHangup)
+  teardown.add(async () => {
+    process.off('SIGHUP', onHangup)
+    await exposes.stop()
+  })
+  await exposes.start()
 }
 
 /** A `wgnat-server <name> ...` subcommand: its own module, loaded only when called. */
@@ -147,11 +193,12 @@ export type Subcommand = (argv: string[], io?: RunIo) => Promise<number>
  * Without one, `wgnat-server` runs the registry daemon.
  */
 export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
-  exposes: async () => (await import('./expose/exposes-command.js')).runExposes,
   init: async () => (await import('./bootstrap/init-command.js')).runInit,
   'add-peer': async () => (await import('./bootstrap/add-peer-command.js')).runAddPeer,
   'remove-peer': async () => (await import('./bootstrap/remove-peer-command.js')).runRemovePeer,
-  peers: async () => (await import('./bootstrap/peers-command.js')).runPeers
+  peers: async () => (await import('./bootstrap/peers-command.js')).runPeers,
+  policy: async () => (await import('./policy/policy-command.js')).runPolicy,
+  exposes: async () => (await import('./expose/exposes-command.js')).runExposes
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {

@@ -59,8 +59,10 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     const t = service.table
     const self = t.get(caller)
     if (self === undefined) throw new HttpError(403, 'caller is no longer a peer of this hub')
-    const delta = t.since(since, caller)
-    const head = Buffer.from(`{"epoch":"${t.epoch}","version":${delta.version},"now":${t.now},"relay":${relay},"full":${String(delta.full)},"self":${JSON.stringify(self)},"peers":[`)
+    const view = service.view(caller)
+    const delta = t.since(since, caller, view)
+    const policy = view === undefined ? '' : '"policy":true,'
+    const head = Buffer.from(`{"epoch":"${t.epoch}","version":${delta.version},"now":${t.now},"relay":${relay},${policy}"full":${String(delta.full)},"self":${JSON.stringify(self)},"peers":[`)
     const tail = Buffer.from(`],"removed":${JSON.stringify(delta.removed)}}`)
     const chunks = [head, ...delta.peers, tail]
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': chunks.reduce((n, c) => n + c.length, 0), 'cache-control': 'no-store' })
@@ -85,7 +87,9 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     // wg-nat answered a key that matches no peer with 400 and a JSON null; its clients expect that.
     if (!isWgKey(pubkey) || service.table.get(pubkey) === undefined) throw new HttpError(400, 'unknown key', 'null')
     if (pubkey !== caller) throw new HttpError(403, 'pubkey is not the key of the calling peer')
-    send(res, 200, JSON.stringify(wgnatKeepaliveResponse(service.table.peers(), caller)))
+    const view = service.view(caller)
+    const peers = [...service.table.peers()].filter((p) => view === undefined || view.visible.has(p.publicKey))
+    send(res, 200, JSON.stringify(wgnatKeepaliveResponse(peers, caller)))
   }
 }
 

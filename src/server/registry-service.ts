@@ -3,7 +3,10 @@ import { messageOf } from '../shared/errors.js'
 import { parseIp, parsePrefix, prefixHas, type Prefix } from '../shared/ip.js'
 import type { WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
-import { RegistryTable } from './registry-table.js'
+import type { TablePeer } from '../shared/protocol.js'
+import { RegistryTable, type TableView } from './registry-table.js'
+import { evaluatePolicy, type PolicyEvaluation } from './policy/evaluate-policy.js'
+import type { LoadedPolicy } from './policy/load-policy.js'
 
 /** How often expired long-polls are answered; a long-poll lasts its wait plus at most this. */
 const WAITER_SWEEP_MS = 1000
@@ -23,6 +26,11 @@ export interface RegistryServiceComponents {
   nowS?: () => number
   /** The hub's peer names (public key -> name), asked once per poll. @default none */
   names?: () => Promise<ReadonlyMap<string, string>>
+  /**
+   * Called with the policy's evaluation whenever the policy or the table changed under a policy (the relay's
+   * filter follows it); undefined when the policy is dropped.
+   */
+  onPolicy?: (evaluation: PolicyEvaluation | undefined, peers: readonly TablePeer[]) => void
 }
 
 /**
@@ -45,6 +53,11 @@ export class RegistryService {
   private nets: Array<{ prefix: Prefix, key: string }> = []
   private failing = false
   private _device: WgDevice | undefined
+  private policy: LoadedPolicy | undefined
+  private evaluation: PolicyEvaluation | undefined
+  private readonly onPolicy: RegistryServiceComponents['onPolicy']
+  /** Allowed IPs of each peer as last evaluated against the policy. */
+  private readonly lastAllowedIps = new Map<string, string>()
 
   constructor (init: RegistryServiceInit, components: RegistryServiceComponents) {
     this.iface = init.iface
@@ -53,6 +66,54 @@ export class RegistryService {
     this.log = components.logger
     this.nowS = components.nowS ?? (() => Math.floor(Date.now() / 1000))
     this.names = components.names ?? (async () => new Map())
+    this.onPolicy = components.onPolicy
+  }
+
+  /**
+   * Put an access policy in force (undefined: everyone reaches everyone). Every caller's view is recomputed and
+   * every long-poll woken with a delta listing each peer, as an entry or as removed.
+   */
+  setPolicy (policy: LoadedPolicy | undefined): void {
+    this.policy = policy
+    this.evaluation = undefined
+    this.evaluate()
+    this.table.touchAll()
+    this.wake()
+  }
+
+  /** The access policy's evaluation in force, if any. */
+  get policyEvaluation (): PolicyEvaluation | undefined { return this.evaluation }
+
+  /** What `caller` may see under the policy; undefined without one (everything). */
+  view (caller: string): TableView | undefined {
+    return this.evaluation?.view(caller)
+  }
+
+  /** Did any of `changed` come, leave or change its allowed IPs since the last call? */
+  private membershipChanged (changed: string[]): boolean {
+    let moved = false
+    for (const key of changed) {
+      const ips = this.table.get(key)?.allowedIps.join(',')
+      if (ips === this.lastAllowedIps.get(key)) continue
+      moved = true
+      if (ips === undefined) this.lastAllowedIps.delete(key)
+      else this.lastAllowedIps.set(key, ips)
+    }
+    return moved
+  }
+
+  /** Evaluate the policy against the table; returns whether who-may-reach-whom changed. */
+  private evaluate (): boolean {
+    if (this.policy === undefined) {
+      this.onPolicy?.(undefined, [])
+      return false
+    }
+    const peers = [...this.table.peers()]
+    const next = evaluatePolicy(this.policy.policy, peers, this.policy.names)
+    const changed = next.signature !== this.evaluation?.signature
+    this.evaluation = next
+    this.onPolicy?.(next, peers)
+    return changed
   }
 
   /** The device as last read: listen port and own key (its peers are in `table`). */
@@ -137,6 +198,9 @@ export class RegistryService {
     this._device = { publicKey: device.publicKey, listenPort: device.listenPort, peers: [] }
     const changed = this.table.update(device, this.nowS(), names)
     if (changed.length === 0) return
+    // A peer that came, left or got other allowed IPs may change who reaches whom (an endpoint change cannot):
+    // then every caller's view is sent again.
+    if (this.policy !== undefined && this.membershipChanged(changed) && this.evaluate() && !first) this.table.touchAll()
     if (!first && changed.length <= 32) {
       for (const key of changed) {
         const peer = this.table.get(key)

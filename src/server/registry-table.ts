@@ -19,6 +19,14 @@ interface Entry {
   signature: string
 }
 
+/** What one caller may see under an access policy (see src/server/policy): undefined means everything. */
+export interface TableView {
+  /** Peers the caller may reach in either direction. */
+  visible: ReadonlySet<string>
+  /** Of those, the ones that may open connections to the caller. */
+  inbound: ReadonlySet<string>
+}
+
 export interface TableDelta {
   version: number
   full: boolean
@@ -106,12 +114,28 @@ export class RegistryTable {
   }
 
   /**
-   * What a client at version `since` needs, without the caller's own entry. A `since` of 0, in the future
-   * (registry restarted) or older than the kept history gets the full table.
+   * Count every peer as changed (one new version): the access policy changed, so each caller's view may have.
+   * Every delta after it lists every peer, as an entry or as removed.
    */
-  since (since: number, caller: string): TableDelta {
-    if (since <= 0 || since > this._version || since < this.firstHistoryVersion - 1) {
+  touchAll (): void {
+    this.record([...this.entries.keys()])
+  }
+
+  /**
+   * What a client at version `since` needs, without the caller's own entry. A `since` of 0, in the future
+   * (registry restarted) or older than the kept history gets the full table. With a `view` (an access policy),
+   * only the peers it makes visible, each with `mayInitiate`; a changed peer the caller may not see is listed
+   * as removed, so a client drops a peer the moment the policy forbids it.
+   */
+  since (since: number, caller: string, view?: TableView): TableDelta {
+    const full = since <= 0 || since > this._version || since < this.firstHistoryVersion - 1
+    if (full && view === undefined) {
       return { version: this._version, full: true, peers: this.fullWithout(caller), removed: [] }
+    }
+    if (full) {
+      const peersJson: string[] = []
+      for (const [key, e] of this.entries) if (key !== caller && view?.visible.has(key) === true) peersJson.push(withInitiate(e.json, view.inbound.has(key)))
+      return { version: this._version, full: true, peers: [Buffer.from(peersJson.join(','))], removed: [] }
     }
     const keys = new Set<string>()
     for (let v = since + 1; v <= this._version; v++) {
@@ -122,8 +146,8 @@ export class RegistryTable {
     for (const key of keys) {
       if (key === caller) continue
       const e = this.entries.get(key)
-      if (e === undefined) removed.push(key)
-      else peersJson.push(e.json)
+      if (e === undefined || (view !== undefined && !view.visible.has(key))) removed.push(key)
+      else peersJson.push(view === undefined ? e.json : withInitiate(e.json, view.inbound.has(key)))
     }
     return { version: this._version, full: false, peers: [Buffer.from(peersJson.join(','))], removed }
   }
@@ -185,6 +209,11 @@ export class RegistryTable {
     }
     return true
   }
+}
+
+/** A peer's cached JSON with the per-caller `mayInitiate` flag added (the JSON ends in `}`). */
+function withInitiate (json: string, mayInitiate: boolean): string {
+  return `${json.slice(0, -1)},"mayInitiate":${String(mayInitiate)}}`
 }
 
 function signatureOf (peer: TablePeer): string {

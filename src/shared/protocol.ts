@@ -59,7 +59,12 @@ export const tablePeerSchema = z.object({
    * The peer's name on the hub (`wgnat-server add-peer`), absent for peers added by hand and from older registries.
    * Loosely bounded here so one bad name cannot reject a whole table; clients vet it against PEER_NAME_RE.
    */
-  name: z.string().max(64).optional()
+  name: z.string().max(64).optional(),
+  /**
+   * Only under an access policy (`wgnat-server --policy`): may this peer open connections to the caller? False: the
+   * caller may open connections to it and gets the replies, but must drop new connections from it. Absent: yes.
+   */
+  mayInitiate: z.boolean().optional()
 })
 export type TablePeer = z.infer<typeof tablePeerSchema>
 
@@ -71,6 +76,8 @@ export const tableResponseSchema = z.object({
   now: z.number().int().nonnegative(),
   /** The hub forwards between peers (`wgnat-server --relay`): a pair without a direct path still works through it. */
   relay: z.boolean().default(false),
+  /** An access policy is in force (`wgnat-server --policy`): `peers` holds only the peers the caller may reach. */
+  policy: z.boolean().default(false),
   /** True: `peers` is the whole table. False: only what changed since the requested version. */
   full: z.boolean(),
   self: tablePeerSchema,

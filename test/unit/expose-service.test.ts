@@ -4,7 +4,7 @@ import { createExposeService, type ExposeServiceInit } from '../../src/server/ex
 import type { Family } from '../../src/server/expose/expose-ruleset.js'
 import { parseExposeSpec } from '../../src/server/expose/expose-spec.js'
 import type { ForwardingControl } from '../../src/server/expose/ip-forwarding.js'
-import type { NftControl } from '../../src/server/expose/nft.js'
+import type { NftControl } from '../../src/shared/nft.js'
 import { testKey } from '../helpers/keys.js'
 
 const NAS = testKey('nas')

@@ -6,7 +6,7 @@ import { guardedFamilies } from './expose-counters.js'
 import { exposeTableName, renderDeleteTable, renderExposeRuleset, type Family } from './expose-ruleset.js'
 import { ExposeSpecError, parseExposeFile, type ExposeSpec } from './expose-spec.js'
 import type { ForwardingControl } from './ip-forwarding.js'
-import type { NftControl } from './nft.js'
+import type { NftControl } from '../../shared/nft.js'
 
 export interface ExposeServiceInit {
   iface: string

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander'
 import { runCommand, type RunIo } from '../../shared/cli.js'
 import { exposeCounters, renderExposeStatus } from './expose-counters.js'
 import { exposeTableName } from './expose-ruleset.js'
-import { nftCli } from './nft.js'
+import { nftCli } from '../../shared/nft.js'
 
 /** `wgnat-server exposes -i wg0 [--json]`: each expose with its connection and byte counters, read from the kernel. */
 export async function runExposes (argv: string[], io?: RunIo): Promise<number> {

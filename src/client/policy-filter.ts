@@ -1,0 +1,82 @@
+import { messageOf } from '../shared/errors.js'
+import type { Logger } from '../shared/log.js'
+import type { NftControl } from '../shared/nft.js'
+import { clientFilterRuleset, clientTableName, type FilterPeer } from './policy-filter-ruleset.js'
+
+export interface PolicyFilterInit { iface: string }
+export interface PolicyFilterComponents { nft: NftControl, logger: Logger }
+
+/**
+ * Keeps the spoke's one-way filter (clientFilterRuleset) in step with the vetted table: fed the peers this client
+ * manages after each vetting, it applies a changed ruleset with one `nft -f` (atomic), removes the table when no
+ * peer needs it, and on stop(). Peers wgnat did not add are never in it. nft missing or refused: one warning, and
+ * the hub's filter still stops relayed traffic.
+ */
+export class PolicyFilter {
+  private readonly iface: string
+  private readonly nft: NftControl
+  private readonly log: Logger
+  private applied: string | undefined
+  private wanted: string | undefined
+  private running: Promise<void> | undefined
+  private failing = false
+  private stopped = false
+  private staleChecked = false
+
+  constructor (init: PolicyFilterInit, components: PolicyFilterComponents) {
+    this.iface = init.iface
+    this.nft = components.nft
+    this.log = components.logger
+  }
+
+  /** The managed peers as last vetted. Never throws; applies in the background, newest wins. */
+  update (peers: Iterable<FilterPeer>): void {
+    if (this.stopped) return
+    this.wanted = clientFilterRuleset(this.iface, peers)
+    this.running ??= this.drain()
+  }
+
+  /** Remove the filter (if we installed one) and stop following. */
+  async stop (): Promise<void> {
+    this.stopped = true
+    this.wanted = undefined
+    while (this.running !== undefined) await this.running
+    if (this.applied !== undefined) await this.put(undefined).catch((err: unknown) => this.log.warn(`cannot remove the policy filter: ${messageOf(err)}`))
+  }
+
+  private async drain (): Promise<void> {
+    // Yield first: `running` must be set before the loop can end and clear it.
+    await Promise.resolve()
+    try {
+      if (!this.staleChecked) {
+        // A table of ours from a run that was killed would go on dropping: remove it before anything else.
+        this.staleChecked = true
+        if (this.wanted === undefined && await this.nft.removeStale('inet', clientTableName(this.iface))) this.log.info(`removed a stale policy filter (table inet ${clientTableName(this.iface)})`)
+      }
+      while (this.wanted !== this.applied) {
+        const wanted = this.wanted
+        try {
+          await this.put(wanted)
+          if (this.failing) this.log.info('policy filter applied again')
+          this.failing = false
+        } catch (err) {
+          if (!this.failing) this.log.warn(`cannot apply the policy filter (one-way rules not enforced on this spoke; the hub still filters what it relays): ${messageOf(err)}`)
+          this.failing = true
+          break
+        }
+      }
+    } finally {
+      this.running = undefined
+    }
+  }
+
+  private async put (script: string | undefined): Promise<void> {
+    const table = clientTableName(this.iface)
+    await this.nft.apply(script ?? `table inet ${table} {}\ndelete table inet ${table}\n`)
+    const was = this.applied
+    this.applied = script
+    if (script === undefined) this.log.info(`policy filter removed (table inet ${table})`)
+    else if (was === undefined) this.log.info(`policy filter installed: new connections from peers that may not open them are dropped (table inet ${table})`)
+    else this.log.debug('policy filter updated')
+  }
+}
