@@ -133,3 +133,19 @@ describe('PCP codec (RFC 6887), MAP opcode', () => {
     }))
   })
 })
+
+describe('default gateway (ip -j route)', async () => {
+  const { parseDefaultRoutes } = await import('../../src/client/portmap/default-gateway.js')
+  it.each([
+    ['one default route', '[{"dst":"default","gateway":"198.19.2.1","dev":"eth0","flags":[]}]', '198.19.2.1'],
+    ['the lowest metric wins', '[{"dst":"default","gateway":"10.0.0.1","metric":600},{"dst":"default","gateway":"192.168.1.1","metric":100}]', '192.168.1.1'],
+    ['a point-to-point default route has no gateway', '[{"dst":"default","dev":"wg0","flags":[]}]', null],
+    ['no default route', '[]', null]
+  ])('%s', (_name, json, expected) => {
+    expect(parseDefaultRoutes(json)).toBe(expected)
+  })
+  it('rejects text that is not a JSON list', () => {
+    expect(() => parseDefaultRoutes('default via 10.0.0.1')).toThrow(ParseError)
+    expect(() => parseDefaultRoutes('{}')).toThrow(ParseError)
+  })
+})
