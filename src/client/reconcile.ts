@@ -3,6 +3,7 @@ import { formatEndpoint, parseEndpoint, type Endpoint } from '../shared/ip.js'
 import type { PeerChange } from '../shared/wg.js'
 import type { WgDevice, WgPeer } from '../shared/wg-dump.js'
 import type { DesiredPeer } from './vet-table.js'
+import { candidateKind, candidateReason } from './candidate-kind.js'
 
 /**
  * Where a managed peer's traffic goes.
@@ -154,7 +155,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
       // New to us, or gone from the interface behind our back: start an attempt if there is somewhere to go.
       const first = pick(0)
       if (first === undefined || hopeless(selfClass, want, candidates)) continue
-      begin(first, 0, first === want.endpoint ? 'endpoint from the registry' : 'LAN endpoint (same public address)')
+      begin(first, 0, candidateReason(candidateKind(want, formatEndpoint(first))))
       continue
     }
 
@@ -236,13 +237,16 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
 /**
  * Where to try a peer, best first: behind the same public address as us, its LAN endpoints first (most home
- * routers do not hairpin); then the endpoint the hub sees.
+ * routers do not hairpin); elsewhere, the port mapping its router granted (it works even behind a symmetric NAT);
+ * then the endpoint the hub sees.
  */
 export function candidatesOf (want: DesiredPeer, selfPublicAddress: string | null): Endpoint[] {
   if (want.endpoint === null) return []
   if (selfPublicAddress !== null && want.endpoint.address === selfPublicAddress && want.candidates.length > 0) {
     return [...want.candidates, want.endpoint]
   }
+  const mapped = want.mapped ?? null
+  if (mapped !== null && selfPublicAddress !== mapped.address && formatEndpoint(mapped) !== formatEndpoint(want.endpoint)) return [mapped, want.endpoint]
   return [want.endpoint]
 }
 

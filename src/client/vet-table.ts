@@ -13,6 +13,8 @@ export interface DesiredPeer {
   natClass: string
   /** The peer has punched towards us and waits for our handshake (coordinated punching). */
   readyFor: boolean
+  /** The endpoint the peer's router maps to its WireGuard port (PCP / NAT-PMP / UPnP), if it announced one. */
+  mapped?: Endpoint | null
 }
 
 export interface VetContext {
@@ -74,7 +76,8 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
       online: peer.online,
       candidates: (peer.announce?.lanEndpoints ?? []).map(parseEndpoint),
       natClass: peer.announce?.natClass ?? 'unknown',
-      readyFor: peer.announce?.ready.includes(ctx.selfKey) ?? false
+      readyFor: peer.announce?.ready.includes(ctx.selfKey) ?? false,
+      mapped: peer.announce?.portMapping == null ? null : parseEndpoint(peer.announce.portMapping)
     })
   }
   return { desired, warnings }
