@@ -6,7 +6,7 @@ import { udpExchange } from './udp-exchange.js'
 export const NAT_PMP_FIRST_RETRY_MS = 250
 
 async function ask (req: MapRequest, request: Buffer, match: (r: NatPmpResponse) => boolean): Promise<NatPmpResponse | null> {
-  const { answer } = await udpExchange({
+  const { answer, refused } = await udpExchange({
     host: req.gateway,
     port: NAT_PMP_PORT,
     request,
@@ -15,6 +15,7 @@ async function ask (req: MapRequest, request: Buffer, match: (r: NatPmpResponse)
     timeoutMs: req.timeoutMs,
     signal: req.signal
   })
+  if (answer === null && refused) throw new PortMapError(`NAT-PMP: nothing listens on ${req.gateway}:${NAT_PMP_PORT}`)
   return answer
 }
 

@@ -15,7 +15,7 @@ export async function pcpMap (req: MapRequest): Promise<PortMapping> {
   return await mapWith(req, randomBytes(PCP_NONCE_LENGTH), req.internalPort, undefined)
 }
 
-async function exchange (req: MapRequest, nonce: Buffer, lifetimeS: number, suggestedPort: number, suggestedAddress: string | undefined, clientAddress: string | undefined): Promise<{ answer: PcpResponse | null, localAddress: string }> {
+async function exchange (req: MapRequest, nonce: Buffer, lifetimeS: number, suggestedPort: number, suggestedAddress: string | undefined, clientAddress: string | undefined): Promise<{ answer: PcpResponse | null, localAddress: string, refused: boolean }> {
   // The client-address field must be our source address towards the gateway (else ADDRESS_MISMATCH).
   const build = (addr: string): Buffer => encodePcpMapRequest({ nonce, protocol: 'udp', internalPort: req.internalPort, suggestedExternalPort: suggestedPort, suggestedExternalAddress: suggestedAddress, lifetimeS, clientAddress: addr })
   const addr = clientAddress ?? await localAddressTowards(req.gateway, PCP_PORT)
@@ -36,8 +36,8 @@ async function exchange (req: MapRequest, nonce: Buffer, lifetimeS: number, sugg
 
 async function mapWith (req: MapRequest, nonce: Buffer, suggestedPort: number, suggestedAddress: string | undefined): Promise<PortMapping> {
   const clientAddress = await localAddressTowards(req.gateway, PCP_PORT)
-  const { answer } = await exchange(req, nonce, req.lifetimeS, suggestedPort, suggestedAddress, clientAddress)
-  if (answer === null) throw new PortMapError(`PCP: no answer from ${req.gateway}:${PCP_PORT} within ${req.timeoutMs} ms`)
+  const { answer, refused } = await exchange(req, nonce, req.lifetimeS, suggestedPort, suggestedAddress, clientAddress)
+  if (answer === null) throw new PortMapError(refused ? `PCP: nothing listens on ${req.gateway}:${PCP_PORT}` : `PCP: no answer from ${req.gateway}:${PCP_PORT} within ${req.timeoutMs} ms`)
   if (answer.kind === 'nat-pmp' || answer.resultCode === PcpResult.UNSUPP_VERSION) throw new PcpUnsupported(`PCP: ${req.gateway} speaks NAT-PMP only`)
   if (answer.kind !== 'map') throw new PortMapError(`PCP: ${req.gateway} answered opcode ${answer.opcode} with ${pcpResultName(answer.resultCode)}`)
   if (answer.resultCode !== PcpResult.SUCCESS) throw new PortMapError(`PCP: ${req.gateway} refused the mapping: ${pcpResultName(answer.resultCode)}`)

@@ -20,9 +20,10 @@ export interface UdpExchangeInit<T> {
  * answer from that address and port that `accept` takes; null on timeout or abort. Also returns our own address on
  * the path to the gateway (what PCP's client-address field and UPnP's NewInternalClient need).
  */
-export async function udpExchange<T> (init: UdpExchangeInit<T>): Promise<{ answer: T | null, localAddress: string }> {
+export async function udpExchange<T> (init: UdpExchangeInit<T>): Promise<{ answer: T | null, localAddress: string, refused: boolean }> {
   const socket = createSocket('udp4')
   let localAddress = ''
+  let refused = false
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject)
@@ -44,7 +45,8 @@ export async function udpExchange<T> (init: UdpExchangeInit<T>): Promise<{ answe
         wait *= 2
       }
       const deadline = setTimeout(() => finish(null), init.timeoutMs)
-      socket.on('error', () => {})
+      // ICMP port unreachable (nothing listens on the gateway): no answer will come, so stop waiting now.
+      socket.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'ECONNREFUSED') { refused = true; finish(null) } })
       // A connected socket only receives from the gateway's address and port.
       socket.on('message', (msg) => {
         let value: T | undefined
@@ -56,9 +58,9 @@ export async function udpExchange<T> (init: UdpExchangeInit<T>): Promise<{ answe
       init.signal?.addEventListener('abort', onAbort)
       send()
     })
-    return { answer, localAddress }
+    return { answer, localAddress, refused }
   } catch {
-    return { answer: null, localAddress }
+    return { answer: null, localAddress, refused }
   } finally {
     socket.close()
   }
