@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
@@ -112,17 +112,30 @@ async function waitForUdpListener (ns: string, port: number, exited: () => strin
   }
 }
 
+/** The built stun-responder (dist/scripts/lab/stun-responder.js), also when this module runs from source (vitest). */
+function stunResponderScript (): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir)
+    if (up === dir) throw new LabError('wgnat repository root not found')
+    dir = up
+  }
+  const script = join(dir, 'dist/scripts/lab/stun-responder.js')
+  if (!existsSync(script)) throw new LabError(`${quote(script)} missing: run npm run build`)
+  return script
+}
+
 /**
  * A STUN server on `host`:LAB_STUN_PORT in namespace `ns` (see stun-responder.ts for why not coturn); resolves once
  * it listens.
  */
 export async function startStunServer (ns: string, host: string, dir: string): Promise<ChildProcess> {
   const logPath = join(dir, 'stun.log')
-  const script = join(dirname(fileURLToPath(import.meta.url)), 'stun-responder.js')
+  const script = stunResponderScript()
   const child = spawnDaemon(inNs(ns, [process.execPath, script, host, String(LAB_STUN_PORT)]), logPath, {})
   let exited: string | undefined
   child.once('exit', (code, signal) => { exited = signal ?? `exit code ${code}` })
   child.once('error', err => { exited = err.message })
-  await waitForUdpListener(ns, LAB_STUN_PORT, () => exited, `STUN server (coturn) in ${quote(ns)} (log: ${logPath})`, () => child.kill('SIGKILL'))
+  await waitForUdpListener(ns, LAB_STUN_PORT, () => exited, `STUN server in ${quote(ns)} (log: ${logPath})`, () => child.kill('SIGKILL'))
   return child
 }
