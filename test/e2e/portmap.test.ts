@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
 import { run } from '../../scripts/lab/command.js'
+import { miniupnpdConfig, portMappingRouterRules } from '../../scripts/lab/miniupnpd.js'
+import { planLab } from '../../scripts/lab/plan.js'
+import { parseSiteList } from '../../scripts/lab/site-list.js'
 import { CLIENT_BIN, clientStatus, type MeshProcesses, pathBetween, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
 
 const support = await labSupport()
@@ -13,6 +16,40 @@ async function dnatRules (lab: Lab, site: string): Promise<string[]> {
   const out = await lab.exec(`router:${site}`, ['nft', 'list', 'chain', 'inet', 'filter', 'prerouting_miniupnpd'])
   return out.stdout.split('\n').filter((l) => l.includes('dnat'))
 }
+
+describe('port-mapping lab routers (pure)', () => {
+  it('parses kind+upnp in --sites and accepts it only for easy and hard routers', () => {
+    expect(parseSiteList('e:easy,h:hard+upnp:h1+h2')).toEqual([
+      { name: 'e', kind: 'easy', clients: [{ name: 'e' }] },
+      { name: 'h', kind: 'hard', clients: [{ name: 'h1' }, { name: 'h2' }], portMapping: true }
+    ])
+    expect(() => planLab({ sites: parseSiteList('p:public+upnp') }, 'x')).toThrow(/easy or hard router, not 'public'/)
+    expect(() => parseSiteList('p:cone+upnp')).toThrow(/unknown router kind 'cone'/)
+    expect(planLab({ sites: [{ name: 'h', kind: 'hard', clients: ['h'], portMapping: true }] }, 'x').sites[0]?.portMapping).toBe(true)
+    expect(() => planLab({ sites: [{ name: 'c', kind: 'clash', clients: ['c'], portMapping: true }] }, 'x')).toThrow(/easy or hard router, not 'clash'/)
+  })
+
+  it('router rules: miniupnpd\'s chains in inet filter, NEW inbound only when DNATed, LAN-only masquerade', () => {
+    const rules = portMappingRouterRules({ kind: 'hard', wanIf: 'wan0', lanSubnet: '198.19.2.0/24' })
+    expect(rules).toMatch(/^table inet filter \{/)
+    for (const chain of ['miniupnpd', 'prerouting_miniupnpd', 'postrouting_miniupnpd']) expect(rules).toContain(`chain ${chain} {`)
+    expect(rules).toContain('iifname "wan0" jump miniupnpd')
+    expect(rules).toContain('iifname "wan0" ct state new ct status dnat accept\n    iifname "wan0" drop')
+    // The router's own traffic (miniupnpd's STUN check) keeps its address and port.
+    expect(rules).toContain('oifname "wan0" ip saddr 198.19.2.0/24 masquerade fully-random')
+    expect(portMappingRouterRules({ kind: 'easy', wanIf: 'wan0', lanSubnet: '198.19.1.0/24' })).toMatch(/ip saddr 198\.19\.1\.0\/24 masquerade\n/)
+    expect(() => portMappingRouterRules({ kind: 'public', wanIf: 'wan0', lanSubnet: '198.19.1.0/24' })).toThrow(/'public'/)
+  })
+
+  it('miniupnpd config: all three protocols, STUN check, LAN-only mappings of unprivileged ports', () => {
+    const conf = miniupnpdConfig({ wanIf: 'wan0', lanIf: 'lan0', lanSubnet: '198.19.2.0/24' }, { host: '198.18.1.1', port: 3478 }, 'u')
+    expect(conf.split('\n')).toEqual(expect.arrayContaining([
+      'ext_ifname=wan0', 'listening_ip=lan0', 'enable_natpmp=yes', 'enable_upnp=yes', 'ext_perform_stun=yes',
+      'ext_stun_host=198.18.1.1', 'ext_stun_port=3478', 'secure_mode=yes', 'uuid=u',
+      'allow 1024-65535 198.19.2.0/24 1024-65535', 'deny 0-65535 0.0.0.0/0 0-65535'
+    ]))
+  })
+})
 
 /** The sites of both tests: `e` behind an easy NAT, `h` behind a symmetric NAT whose router runs miniupnpd. */
 const SITES = [

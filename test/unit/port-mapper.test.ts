@@ -76,7 +76,7 @@ describe('PortMapper', () => {
   it('costs one short timeout in the background when the gateway answers nothing, then waits for the retry interval', async () => {
     const calls: number[] = []
     const pcp: MapFunction = async (req) => { calls.push(Date.now()); return await silent('pcp')(req) }
-    const mapper = new PortMapper({ internalPort: 51820, timeoutMs: 300, retryMs: 60_000 }, { logger: silentLogger(), gateway, protocols: { pcp, natPmp: silent('nat-pmp'), upnp: silent('upnp') } })
+    const mapper = new PortMapper({ internalPort: 51820, timeoutMs: 300, retryBaseMs: 60_000 }, { logger: silentLogger(), gateway, protocols: { pcp, natPmp: silent('nat-pmp'), upnp: silent('upnp') } })
     const t0 = Date.now()
     mapper.start()
     expect(Date.now() - t0).toBeLessThan(50)
@@ -91,7 +91,7 @@ describe('PortMapper', () => {
   it('asks again on a network change, but not more often than minRetryMs', async () => {
     let n = 0
     const pcp: MapFunction = async () => { n++; throw new PortMapError('refused') }
-    const mapper = new PortMapper({ internalPort: 51820, retryMs: 60_000, minRetryMs: 200 }, { logger: silentLogger(), gateway, protocols: { pcp, natPmp: fake('nat-pmp', { fail: 'no' }).fn, upnp: fake('upnp', { fail: 'no' }).fn } })
+    const mapper = new PortMapper({ internalPort: 51820, retryBaseMs: 60_000, minRetryMs: 200 }, { logger: silentLogger(), gateway, protocols: { pcp, natPmp: fake('nat-pmp', { fail: 'no' }).fn, upnp: fake('upnp', { fail: 'no' }).fn } })
     mapper.start()
     await until(() => n === 1)
     mapper.recheck()
@@ -137,6 +137,28 @@ describe('PortMapper', () => {
     mapper.start()
     await until(() => upnp.log.removals === 1)
     expect(mapper.status()?.endpoint).toBe('198.18.12.2:51820')
+    await mapper.stop()
+  })
+
+  it('asks again after failed rounds with a doubling wait, and keeps the mapping once a round succeeds', async () => {
+    const at: number[] = []
+    let n = 0
+    const pcp: MapFunction = async (req) => {
+      at.push(Date.now())
+      if (++n < 4) throw new PortMapError('busy')
+      return { protocol: 'pcp', external: { address: '198.18.12.2', port: 51820 }, internalPort: req.internalPort, lifetimeS: 7200, renew: async () => { throw new Error('not yet') }, remove: async () => {} }
+    }
+    const mapper = new PortMapper({ internalPort: 51820, retryBaseMs: 100, retryMaxMs: 250 }, { logger: silentLogger(), gateway, protocols: { pcp, natPmp: fake('nat-pmp', { fail: 'no' }).fn, upnp: fake('upnp', { fail: 'no' }).fn } })
+    mapper.start()
+    await until(() => mapper.current !== null, 3000)
+    const gaps = at.slice(1).map((t, i) => t - at[i]!)
+    // 100, 200, then capped at 250 ms (timers may run late on a busy machine, never early).
+    expect(gaps[0]).toBeGreaterThanOrEqual(95)
+    expect(gaps[1]).toBeGreaterThanOrEqual(195)
+    expect(gaps[2]).toBeGreaterThanOrEqual(245)
+    expect(gaps[2]).toBeLessThan(400 + 1000)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(at).toHaveLength(4)
     await mapper.stop()
   })
 

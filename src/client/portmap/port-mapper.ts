@@ -17,8 +17,13 @@ export const PORT_MAPPER_DEFAULTS = {
    * nothing in this long speaks none of the protocols. Runs in the background; nothing waits for it.
    */
   timeoutMs: 2000,
-  /** After a round where every protocol failed: ask again this much later (or on a network change). */
-  retryMs: 300_000,
+  /**
+   * After a round where every protocol failed: ask again this much later, doubling per failed round up to
+   * retryMaxMs (or at once on a network change). A busy gateway that missed one round is asked again soon; one
+   * that speaks none of the protocols costs a 2 s round a few times an hour, in the background.
+   */
+  retryBaseMs: 10_000,
+  retryMaxMs: 300_000,
   /** A network change asks again at once, but never more often than this after a failed round. */
   minRetryMs: 10_000,
   /** Renew a permanent (UPnP lease 0) mapping this often anyway: it notices a router that lost its table. */
@@ -32,7 +37,8 @@ export interface PortMapperInit {
   internalPort: number
   lifetimeS?: number
   timeoutMs?: number
-  retryMs?: number
+  retryBaseMs?: number
+  retryMaxMs?: number
   minRetryMs?: number
 }
 
@@ -75,6 +81,8 @@ export class PortMapper {
   private cleanups = new Set<Promise<void>>()
   private lastAttemptMs = Number.NEGATIVE_INFINITY
   private lastError = ''
+  /** Failed rounds in a row (for the backoff). */
+  private failedRounds = 0
   private rechecking = false
 
   constructor (init: PortMapperInit, private readonly c: PortMapperComponents) {
@@ -124,7 +132,7 @@ export class PortMapper {
       }
       const waitMs = this.mapping !== null
         ? Math.max(0, this.mapping.renewAtMs - this.nowMs())
-        : Math.max(0, this.lastAttemptMs + this.cfg.retryMs - this.nowMs())
+        : Math.max(0, this.nextAttemptMs() - this.nowMs())
       await this.wakeup.wait(waitMs, signal)
     }
   }
@@ -165,8 +173,13 @@ export class PortMapper {
     }
     // No mapping: ask on schedule, or on a network change unless we asked very recently.
     if (recheck && this.nowMs() - this.lastAttemptMs < this.cfg.minRetryMs) return
-    if (!recheck && this.nowMs() < this.lastAttemptMs + this.cfg.retryMs) return
+    if (!recheck && this.nowMs() < this.nextAttemptMs()) return
     await this.acquire(signal)
+  }
+
+  private nextAttemptMs (): number {
+    if (this.failedRounds === 0) return this.lastAttemptMs
+    return this.lastAttemptMs + Math.min(this.cfg.retryMaxMs, this.cfg.retryBaseMs * 2 ** (this.failedRounds - 1))
   }
 
   private keep (m: PortMapping, gateway: string): void {
@@ -188,8 +201,15 @@ export class PortMapper {
   /** One round: all protocols at once, the first success wins. */
   private async acquire (signal: AbortSignal): Promise<void> {
     this.lastAttemptMs = this.nowMs()
-    const gateway = await (this.c.gateway ?? defaultGateway)(signal)
+    let gateway: string | null
+    try {
+      gateway = await (this.c.gateway ?? defaultGateway)(signal)
+    } catch (err) {
+      this.failedRounds++
+      throw err
+    }
     if (gateway === null) {
+      this.failedRounds++
       this.note('no IPv4 default gateway to ask for a port mapping')
       return
     }
@@ -234,7 +254,8 @@ export class PortMapper {
         if (m !== winner && (winner === null || formatEndpoint(m.external) !== formatEndpoint(winner.external))) return m.remove(PORT_MAPPER_DEFAULTS.removeTimeoutMs).catch(() => {})
       }, () => {}))
     }
-    if (winner === null) return
+    if (winner === null) { this.failedRounds++; return }
+    this.failedRounds = 0
     if (signal.aborted) { this.background(winner.remove(PORT_MAPPER_DEFAULTS.removeTimeoutMs).catch(() => {})); return }
     this.keep(winner, gateway)
     this.lastError = ''
