@@ -19,7 +19,7 @@ const RUNS = Number(values.runs)
 const PARTNERS = ['e', 'p', 'h'] as const
 const TIMEOUT_MS = 60_000
 
-interface Run { mappingMs?: number, protocol?: string, pairs: Record<string, { ms?: number, candidate?: string | null, pinged?: boolean }> }
+interface Run { mappingMs?: number, protocol?: string, notes?: string[], pairs: Record<string, { ms?: number, candidate?: string | null, pinged?: boolean }> }
 
 async function once (): Promise<Run> {
   const lab = await createLab({
@@ -42,6 +42,7 @@ async function once (): Promise<Run> {
       mesh.startClient(name).all?.on('data', (chunk: Buffer) => { for (const line of String(chunk).split('\n')) onLine(line) })
     }
     watch('hm', (line) => {
+      if (/port mapping/.test(line)) (run.notes ??= []).push(`${Date.now() - t0} ms: ${line.replace(/^\S+ /, '').slice(0, 300)}`)
       const m = /port mapping \S+ -> :\d+ by (\S+)/.exec(line)
       if (m !== null && run.mappingMs === undefined) { run.mappingMs = Date.now() - t0; run.protocol = m[1] }
     })

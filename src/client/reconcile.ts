@@ -78,8 +78,11 @@ export interface ReconcileInput {
   desired: ReadonlyMap<string, DesiredPeer> | null
   tracks: ReadonlyMap<string, PeerTrack>
   timing: PathTiming
-  /** This client's NAT class and public address as the hub sees it (unknown/null before the first discovery). */
-  self?: { natClass: string, publicAddress: string | null }
+  /**
+   * This client's NAT class and public address as the hub sees it (unknown/null before the first discovery), and
+   * whether its router granted it a port mapping (peers can then reach it even when both NATs are hard).
+   */
+  self?: { natClass: string, publicAddress: string | null, portMapped?: boolean }
   /** Punch before each attempt and coordinate with the peer (phase `arming`). @default false */
   punching?: boolean
 }
@@ -154,7 +157,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     if (old === undefined || onDevice === undefined) {
       // New to us, or gone from the interface behind our back: start an attempt if there is somewhere to go.
       const first = pick(0)
-      if (first === undefined || hopeless(selfClass, want, candidates)) continue
+      if (first === undefined || hopeless(selfClass, want, candidates, input.self?.portMapped === true)) continue
       begin(first, 0, candidateReason(candidateKind(want, formatEndpoint(first))))
       continue
     }
@@ -221,7 +224,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
           // The other side's attempt got through while we waited (handshake times are whole seconds).
           changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
           move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
-        } else if (next !== undefined && !hopeless(selfClass, want, candidates) && (endpointMoved || classesChanged || nowMs >= track.retryAtMs)) {
+        } else if (next !== undefined && !hopeless(selfClass, want, candidates, input.self?.portMapped === true) && (endpointMoved || classesChanged || nowMs >= track.retryAtMs)) {
           const fresher = endpointMoved || classesChanged
           begin(next, fresher ? 0 : track.failures,
             endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : `retry ${track.failures + 1}`)
@@ -254,8 +257,9 @@ export function candidatesOf (want: DesiredPeer, selfPublicAddress: string | nul
  * Both sides behind symmetric NATs and only the public path to try: neither can guess the other's port, so no
  * attempt is made. Behind the same router the LAN path crosses no NAT and is always worth a try.
  */
-function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[]): boolean {
-  return selfClass === 'hard' && want.natClass === 'hard' && candidates.length <= 1
+function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[], selfMapped: boolean): boolean {
+  // With a port mapping of our own the peer can reach us: it must be on our interface for its handshake to count.
+  return selfClass === 'hard' && want.natClass === 'hard' && candidates.length <= 1 && !selfMapped
 }
 
 /**

@@ -186,12 +186,12 @@ class Sim {
   readonly wg = new FakeWg()
   tracks = new Map<string, PeerTrack>()
   nowMs = T0
-  self: { natClass: string, publicAddress: string | null }
+  self: { natClass: string, publicAddress: string | null, portMapped?: boolean }
   desired: DesiredPeer[] | null
 
-  constructor (desired: DesiredPeer[] | null, self: { natClass?: string, publicAddress?: string | null } = {}) {
+  constructor (desired: DesiredPeer[] | null, self: { natClass?: string, publicAddress?: string | null, portMapped?: boolean } = {}) {
     this.desired = desired
-    this.self = { natClass: self.natClass ?? 'unknown', publicAddress: self.publicAddress ?? null }
+    this.self = { natClass: self.natClass ?? 'unknown', publicAddress: self.publicAddress ?? null, ...(self.portMapped === undefined ? {} : { portMapped: self.portMapped }) }
     this.wg.addDevice(IFACE, { publicKey: SELF, listenPort: 51820, peers: [newPeer(HUB, { allowedIps: ['100.64.0.0/24'], endpoint: ep('198.18.0.1:51820'), persistentKeepalive: 25 })] })
   }
 
@@ -346,6 +346,12 @@ describe('reconcile: both sides behind hard NATs', () => {
     await sim.timeOut()
     const retry = await sim.step(sim.track().retryAtMs)
     expect(retry.changes).toEqual([attemptOf(P)])
+  })
+
+  it('a hard client with a port mapping of its own adds a hard peer, so the peer\'s handshake through the mapping counts', async () => {
+    const sim = new Sim([want({ natClass: 'hard' })], { natClass: 'hard', publicAddress: OTHER, portMapped: true })
+    const out = await sim.step()
+    expect(out.changes).toEqual([attemptOf(P)])
   })
 
   it('never starts an attempt for a hard/hard pair, however long it waits', async () => {
