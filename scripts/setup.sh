@@ -4,15 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the lab needs: userspace WireGuard, wg, namespaces, NAT, ping, traffic shaping, iperf3.
-need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver conntrack)
-pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn conntrack)
+# Debian packages the lab needs: userspace WireGuard, wg, namespaces, NAT, ping, traffic shaping, iperf3, and
+# miniupnpd (UPnP IGD / NAT-PMP / PCP on the port-mapping routers) with miniupnpc's upnpc to look at it.
+need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver conntrack miniupnpd upnpc)
+pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn conntrack miniupnpd-nftables miniupnpc)
 missing=()
 for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian packages (missing: ${missing[*]})" >&2
     export DEBIAN_FRONTEND=noninteractive
+    # miniupnpd asks whether to start its service at boot: no, the lab runs its own per router namespace.
+    echo "miniupnpd miniupnpd/start_daemon boolean false" | debconf-set-selections
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
   else

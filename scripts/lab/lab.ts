@@ -6,7 +6,8 @@ import { configScripts, linkScripts, sysctls, wgLines } from './ip-script.js'
 import { LabError } from './lab-error.js'
 import { applyNetem } from './netem.js'
 import { parsePing, pingArgv, pingDurationMs } from './ping.js'
-import { HUB_UNDERLAY_IP, PERSISTENT_KEEPALIVE_S, hubAllowedIpsOf, planLab, randomLabId, type HostPlan, type LabPlan } from './plan.js'
+import { LAB_STUN_PORT, startMiniupnpd, startStunServer } from './miniupnpd.js'
+import { HUB_GATEWAY_IP, HUB_UNDERLAY_IP, PERSISTENT_KEEPALIVE_S, hubAllowedIpsOf, planLab, randomLabId, type HostPlan, type LabPlan } from './plan.js'
 import { processStartTime } from './process-info.js'
 import { routerRules } from './router-rules.js'
 import { labTmpDir, writeState, type LabState, type LabSummary } from './state-file.js'
@@ -130,6 +131,7 @@ async function build (plan: LabPlan, state: LabState, track: (pid: number | unde
     ...[...configScripts(plan)].map(async ([ns, lines]) => await ipBatch(ns, lines)),
     ...[...sysctls(plan)].map(async ([ns, assignments]) => await run(inNs(ns, ['sysctl', '-q', '-e', '-w', ...assignments]))),
     ...plan.sites.map(async site => {
+      if (site.portMapping) return // nftables rules, loaded with miniupnpd below
       const rules = routerRules(site.kind, { wanIf: site.wanIf, lanIf: site.lanIf, hubIp: HUB_UNDERLAY_IP })
       if (rules !== '') await run(inNs(site.ns, ['iptables-restore', '-w']), { input: rules })
     }),
@@ -155,6 +157,12 @@ async function build (plan: LabPlan, state: LabState, track: (pid: number | unde
     const key = keys[i]
     if (key === undefined) throw new LabError(`lab ${quote(plan.id)}: missing key ${i}`)
     return key
+  }
+  // Port-mapping routers: a STUN server on the internet side for miniupnpd's check, then miniupnpd itself.
+  const mappers = plan.sites.filter(s => s.portMapping)
+  if (mappers.length > 0) {
+    track((await startStunServer(plan.inetNs, HUB_GATEWAY_IP, state.tmpDir)).pid)
+    await settleAll(mappers.map(async site => { track((await startMiniupnpd(site, { host: HUB_GATEWAY_IP, port: LAB_STUN_PORT }, state.tmpDir)).pid) }))
   }
   const hubKey = keyOf(0)
   const clientKeys = plan.clients.map((_, i) => keyOf(i + 1))

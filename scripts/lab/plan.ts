@@ -54,6 +54,8 @@ export interface SitePlan {
   lanSubnet: string
   /** Not exactly one client: lanIf is a bridge with one veth port per client (one client: a plain veth). */
   bridged: boolean
+  /** The router runs miniupnpd (see SiteSpec.portMapping). */
+  portMapping: boolean
   clients: Array<HostPlan & { routerPort: string }>
 }
 
@@ -121,6 +123,9 @@ export function planLab (spec: LabSpec, id: string): LabPlan {
     if (!ROUTER_KINDS.includes(site.kind)) {
       throw new LabSpecError(`site ${quote(site.name)}: unknown router kind ${quote(site.kind)}, expected one of ${ROUTER_KINDS.join(', ')}`)
     }
+    if (site.portMapping === true && site.kind !== 'easy' && site.kind !== 'hard') {
+      throw new LabSpecError(`site ${quote(site.name)}: port mapping (miniupnpd) needs an easy or hard router, not ${quote(site.kind)}`)
+    }
     if (site.clients.length > MAX_CLIENTS_PER_SITE) {
       throw new LabSpecError(`site ${quote(site.name)}: at most ${MAX_CLIENTS_PER_SITE} clients, got ${site.clients.length}`)
     }
@@ -138,6 +143,7 @@ export function planLab (spec: LabSpec, id: string): LabPlan {
       lanIp: `198.19.${k}.1`,
       lanSubnet: `198.19.${k}.0/24`,
       bridged: site.clients.length !== 1,
+      portMapping: site.portMapping === true,
       clients: []
     }
     site.clients.forEach((entry, j) => {

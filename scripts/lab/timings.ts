@@ -22,3 +22,6 @@ export const PING_DEFAULT_TIMEOUT_S = 1
 
 /** Extra time on top of the expected ping duration before the ping process itself is killed. */
 export const PING_SLACK_MS = 5_000
+
+/** How long miniupnpd (port-mapping routers) may take to listen on UDP 5351 (it runs its STUN check first). */
+export const MINIUPNPD_START_TIMEOUT_MS = 10_000

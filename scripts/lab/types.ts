@@ -22,6 +22,11 @@ export interface SiteSpec {
   name: string
   kind: RouterKind
   clients: Array<string | ClientSpec>
+  /**
+   * The router grants port mappings: miniupnpd (UPnP IGD, NAT-PMP, PCP) on its LAN side, nftables rules instead of
+   * iptables, inbound NEW dropped unless miniupnpd mapped it. `easy` and `hard` only. @default false
+   */
+  portMapping?: boolean
 }
 
 export interface LabSpec {

@@ -26,6 +26,7 @@ export interface ClientOptions {
   raw: boolean
   punchTtl?: number
   natCheck: number
+  portMapping: boolean
 }
 
 function keyArg (value: string): string {
@@ -77,6 +78,7 @@ export function clientProgram (): Command {
     .addOption(new Option('--punch-ttl <hops>', 'punch from the WireGuard port with this TTL before each attempt: enough hops to open our own NAT, too few to reach the far one (for routers that clash on simultaneous open)').argParser(intArg(1, 255)).env('WGNAT_PUNCH_TTL'))
     .addOption(new Option('--nat-check <duration>', 'check the NAT mapping (STUN from the WireGuard port) this often; a rebooted router is noticed within it').argParser(durationArg(500)).default(5000, '5s').env('WGNAT_NAT_CHECK'))
     .addOption(new Option('--no-raw', 'no raw sockets: no STUN from the WireGuard port, no punching').env('WGNAT_NO_RAW'))
+    .addOption(new Option('--no-port-mapping', 'do not ask the router to map the WireGuard port (PCP, NAT-PMP, UPnP IGD); a mapping lets anyone on the internet send to that port, as WireGuard\'s own listen port on a public address does').env('WGNAT_NO_PORT_MAPPING'))
     .addHelpText('after', '\nStatus of a running client: wgnat-client status -i <interface> [--json]')
   return addCommonOptions(program)
 }
@@ -105,6 +107,7 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg: WgCo
     raw: opts.raw,
     punchTtl: opts.punchTtl,
     natCheckMs: opts.natCheck,
+    portMapping: opts.portMapping,
     timing: { directTimeoutMs: opts.directTimeout }
   }, { wg, logger })
   await client.start()

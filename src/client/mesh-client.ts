@@ -1,5 +1,5 @@
 import { WgnatError, messageOf, quote } from '../shared/errors.js'
-import { firstHost, parseEndpoint, parsePrefix, type Endpoint, type Prefix } from '../shared/ip.js'
+import { firstHost, formatEndpoint, parseEndpoint, parsePrefix, type Endpoint, type Prefix } from '../shared/ip.js'
 import { interfaceAddresses } from '../shared/interface-addresses.js'
 import type { Logger } from '../shared/log.js'
 import type { TablePeer, TableResponse } from '../shared/protocol.js'
@@ -10,6 +10,7 @@ import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
 import { NatMonitor } from './nat-monitor.js'
 import { punch } from './puncher.js'
+import { PortMapper } from './portmap/port-mapper.js'
 import { RegistryClient } from './registry-client.js'
 import { StateStore } from './state-store.js'
 import { peerStatus, type ClientStatus } from './status.js'
@@ -46,6 +47,8 @@ export interface MeshClientInit {
   punchTtl?: number
   /** How often the NAT mapping is checked (STUN). @default NAT_RECHECK_MS */
   natCheckMs?: number
+  /** Ask the router for a mapping of the WireGuard port (PCP, NAT-PMP, UPnP IGD) and announce it. @default true */
+  portMapping?: boolean
 }
 
 export interface MeshClientComponents {
@@ -119,6 +122,7 @@ export class MeshClient {
   private retryNow = false
   private natStarted = false
   private readonly policyFilter: PolicyFilter
+  private portMapper: PortMapper | undefined
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
@@ -169,6 +173,14 @@ export class MeshClient {
     // NAT discovery starts once the first table says how the hub sees us: it needs that, and the first sync and the
     // first attempts should not wait behind it.
     this.nat = this.natMonitor()
+    if (this.init.portMapping !== false) {
+      // In the background from the start: the mapping reaches the registry with the next announcement.
+      this.portMapper = new PortMapper({ internalPort: this.listenPort }, {
+        logger: this.log,
+        onChange: () => { this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`)) }
+      })
+      this.portMapper.start()
+    }
     this.loops = [this.syncLoop(), this.tickLoop()]
   }
 
@@ -182,7 +194,8 @@ export class MeshClient {
         return this.hubEndpoint === null || mapped == null ? null : { hub: this.hubEndpoint, mapped: parseEndpoint(mapped) }
       },
       announce: async (a, signal) => { await this.registry.announce(a, signal) },
-      onNetworkChange: () => { this.retryNow = true; this.wakeup.wake() },
+      onNetworkChange: () => { this.retryNow = true; this.wakeup.wake(); this.portMapper?.recheck() },
+      portMapping: () => { const m = this.portMapper?.current; return m == null ? null : formatEndpoint(m.external) },
       ready: () => [...this.tracks].filter(([, t]) => t.phase === 'arming' || t.phase === 'trying').map(([key]) => key).sort()
     })
   }
@@ -190,7 +203,8 @@ export class MeshClient {
   async stop (): Promise<void> {
     this.abort.abort()
     this.wakeup.wake()
-    await Promise.all([...this.loops, this.natStarted ? this.nat?.stop() : undefined])
+    // The port mapping is deleted on the router here (at most a second).
+    await Promise.all([...this.loops, this.natStarted ? this.nat?.stop() : undefined, this.portMapper?.stop()])
     await this.statusServer?.close()
     await this.policyFilter.stop()
   }
@@ -203,7 +217,7 @@ export class MeshClient {
       interface: this.init.iface,
       publicKey: this.selfKey,
       registry: { url: this.registry.url, ...this.registryState },
-      self: { endpoint: this.selfEntry?.endpoint ?? null, natClass: this.nat?.current?.announce.natClass ?? 'unknown', mappedEndpoint: this.nat?.current?.announce.mappedEndpoint ?? null },
+      self: { endpoint: this.selfEntry?.endpoint ?? null, natClass: this.nat?.current?.announce.natClass ?? 'unknown', mappedEndpoint: this.nat?.current?.announce.mappedEndpoint ?? null, portMapping: this.portMapper?.status() ?? null },
       peers: [...keys].sort().map((key) => peerStatus(key, this.tracks.get(key), this.desired?.get(key), handshakes.get(key) ?? 0, this.registryState.relay, this.nat?.current?.announce.natClass))
     }
   }
@@ -305,7 +319,7 @@ export class MeshClient {
       this.retryNow = false
       for (const [key, t] of this.tracks) if (t.phase === 'hub') this.tracks.set(key, { ...t, failures: 0, retryAtMs: 0, classes: undefined })
     }
-    const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address }
+    const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address, portMapped: this.portMapper?.current != null }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
     const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching })
     // Defence in depth: the hub peer and our own key are never changed, whatever the machine above decided.

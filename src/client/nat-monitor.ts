@@ -40,6 +40,8 @@ export interface NatMonitorComponents {
   addresses?: typeof listAddresses
   /** Peers we have punched towards and are about to handshake with (carried in the announcement). */
   ready?: () => string[]
+  /** The endpoint our router maps to the WireGuard port (PCP / NAT-PMP / UPnP), carried in the announcement. */
+  portMapping?: () => string | null
 }
 
 /**
@@ -84,7 +86,7 @@ export class NatMonitor {
   }
 
   private async send (found: Announce, signal: AbortSignal): Promise<void> {
-    const announce = { ...found, ready: (this.c.ready?.() ?? []).slice(0, PROTOCOL_LIMITS.maxReady) }
+    const announce = { ...found, ready: (this.c.ready?.() ?? []).slice(0, PROTOCOL_LIMITS.maxReady), ...(this.c.portMapping === undefined ? {} : { portMapping: this.c.portMapping() }) }
     const text = JSON.stringify(announce)
     if (text === this.announced) return
     this.announced = text

@@ -3,6 +3,7 @@ import { formatEndpoint, parseEndpoint, type Endpoint } from '../shared/ip.js'
 import type { PeerChange } from '../shared/wg.js'
 import type { WgDevice, WgPeer } from '../shared/wg-dump.js'
 import type { DesiredPeer } from './vet-table.js'
+import { candidateKind, candidateReason } from './candidate-kind.js'
 
 /**
  * Where a managed peer's traffic goes.
@@ -77,8 +78,11 @@ export interface ReconcileInput {
   desired: ReadonlyMap<string, DesiredPeer> | null
   tracks: ReadonlyMap<string, PeerTrack>
   timing: PathTiming
-  /** This client's NAT class and public address as the hub sees it (unknown/null before the first discovery). */
-  self?: { natClass: string, publicAddress: string | null }
+  /**
+   * This client's NAT class and public address as the hub sees it (unknown/null before the first discovery), and
+   * whether its router granted it a port mapping (peers can then reach it even when both NATs are hard).
+   */
+  self?: { natClass: string, publicAddress: string | null, portMapped?: boolean }
   /** Punch before each attempt and coordinate with the peer (phase `arming`). @default false */
   punching?: boolean
 }
@@ -153,8 +157,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     if (old === undefined || onDevice === undefined) {
       // New to us, or gone from the interface behind our back: start an attempt if there is somewhere to go.
       const first = pick(0)
-      if (first === undefined || hopeless(selfClass, want, candidates)) continue
-      begin(first, 0, first === want.endpoint ? 'endpoint from the registry' : 'LAN endpoint (same public address)')
+      if (first === undefined || hopeless(selfClass, want, candidates, input.self?.portMapped === true)) continue
+      begin(first, 0, candidateReason(candidateKind(want, formatEndpoint(first))))
       continue
     }
 
@@ -220,7 +224,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
           // The other side's attempt got through while we waited (handshake times are whole seconds).
           changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
           move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
-        } else if (next !== undefined && !hopeless(selfClass, want, candidates) && (endpointMoved || classesChanged || nowMs >= track.retryAtMs)) {
+        } else if (next !== undefined && !hopeless(selfClass, want, candidates, input.self?.portMapped === true) && (endpointMoved || classesChanged || nowMs >= track.retryAtMs)) {
           const fresher = endpointMoved || classesChanged
           begin(next, fresher ? 0 : track.failures,
             endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : `retry ${track.failures + 1}`)
@@ -236,13 +240,16 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
 /**
  * Where to try a peer, best first: behind the same public address as us, its LAN endpoints first (most home
- * routers do not hairpin); then the endpoint the hub sees.
+ * routers do not hairpin); elsewhere, the port mapping its router granted (it works even behind a symmetric NAT);
+ * then the endpoint the hub sees.
  */
 export function candidatesOf (want: DesiredPeer, selfPublicAddress: string | null): Endpoint[] {
   if (want.endpoint === null) return []
   if (selfPublicAddress !== null && want.endpoint.address === selfPublicAddress && want.candidates.length > 0) {
     return [...want.candidates, want.endpoint]
   }
+  const mapped = want.mapped ?? null
+  if (mapped !== null && selfPublicAddress !== mapped.address && formatEndpoint(mapped) !== formatEndpoint(want.endpoint)) return [mapped, want.endpoint]
   return [want.endpoint]
 }
 
@@ -250,8 +257,9 @@ export function candidatesOf (want: DesiredPeer, selfPublicAddress: string | nul
  * Both sides behind symmetric NATs and only the public path to try: neither can guess the other's port, so no
  * attempt is made. Behind the same router the LAN path crosses no NAT and is always worth a try.
  */
-function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[]): boolean {
-  return selfClass === 'hard' && want.natClass === 'hard' && candidates.length <= 1
+function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[], selfMapped: boolean): boolean {
+  // With a port mapping of our own the peer can reach us: it must be on our interface for its handshake to count.
+  return selfClass === 'hard' && want.natClass === 'hard' && candidates.length <= 1 && !selfMapped
 }
 
 /**

@@ -1,6 +1,8 @@
 import type { PeerTrack } from './reconcile.js'
 import type { DesiredPeer } from './vet-table.js'
 import { shortKey } from '../shared/wg-dump.js'
+import { candidateKind, type CandidateKind } from './candidate-kind.js'
+import type { PortMappingStatus } from './portmap/port-mapper.js'
 
 /** How a peer's traffic flows, as `wgnat-client status` shows it. */
 export type PathStatus = 'direct' | 'trying' | 'via hub' | 'unreachable'
@@ -19,6 +21,8 @@ export interface PeerStatus {
   reason: string
   /** The hub's access policy lets the peer open connections to us; false: only we to it (filtered here). */
   mayInitiate: boolean
+  /** Which of the peer's candidates the endpoint is (direct or trying): `mapped`, `lan` or `ipv4`; null otherwise. */
+  candidate?: CandidateKind | null
 }
 
 /** What the running client knows, served as JSON on its status socket; the table view is rendered from it. */
@@ -26,7 +30,7 @@ export interface ClientStatus {
   interface: string
   publicKey: string
   registry: { url: string, reachable: boolean, version: number, relay: boolean, lastSyncS: number }
-  self: { endpoint: string | null, natClass: string, mappedEndpoint: string | null }
+  self: { endpoint: string | null, natClass: string, mappedEndpoint: string | null, portMapping?: PortMappingStatus | null }
   peers: PeerStatus[]
 }
 
@@ -43,6 +47,7 @@ export function peerStatus (key: string, track: PeerTrack | undefined, want: Des
     latestHandshake: handshake,
     sinceS: Math.floor((track?.sinceMs ?? 0) / 1000),
     mayInitiate: want?.mayInitiate ?? true,
+    candidate: path === 'direct' || path === 'trying' ? candidateKind(want, track?.endpoint ?? null) : null,
     reason: track?.reason ?? (want?.endpoint == null
       ? 'no endpoint known to the hub'
       : selfClass === 'hard' && want.natClass === 'hard' ? 'both behind symmetric NATs: no direct path possible' : 'not tried yet')
@@ -53,12 +58,13 @@ export function peerStatus (key: string, track: PeerTrack | undefined, want: Des
 export function renderStatus (s: ClientStatus, nowS: number): string {
   const ago = (t: number): string => t === 0 ? 'never' : `${Math.max(0, nowS - t)}s ago`
   const lines = [
-    `interface ${s.interface}  key ${shortKey(s.publicKey)}  public ${s.self.endpoint ?? '?'}  NAT ${s.self.natClass}${s.self.mappedEndpoint === null ? '' : ` (STUN ${s.self.mappedEndpoint})`}`,
+    `interface ${s.interface}  key ${shortKey(s.publicKey)}  public ${s.self.endpoint ?? '?'}  NAT ${s.self.natClass}${s.self.mappedEndpoint === null ? '' : ` (STUN ${s.self.mappedEndpoint})`}` +
+      (s.self.portMapping == null ? '' : `  port mapping ${s.self.portMapping.endpoint} (${s.self.portMapping.protocol})`),
     `registry ${s.registry.url}  ${s.registry.reachable ? 'reachable' : 'UNREACHABLE'}  version ${s.registry.version}  last sync ${ago(s.registry.lastSyncS)}  hub ${s.registry.relay ? 'relays' : 'does not relay'}`,
     ''
   ]
-  const rows = [['PEER', 'PATH', 'ENDPOINT', 'NAT', 'HANDSHAKE', 'SINCE', 'OPENS TO US', 'WHY']]
-  for (const p of s.peers) rows.push([p.name ?? shortKey(p.publicKey), p.path, p.endpoint ?? '-', p.natClass, ago(p.latestHandshake), p.sinceS === 0 ? '-' : ago(p.sinceS), p.mayInitiate === false ? 'no (policy)' : 'yes', p.reason])
+  const rows = [['PEER', 'PATH', 'ENDPOINT', 'NAT', 'HANDSHAKE', 'SINCE', 'OPENS TO US', 'VIA', 'WHY']]
+  for (const p of s.peers) rows.push([p.name ?? shortKey(p.publicKey), p.path, p.endpoint ?? '-', p.natClass, ago(p.latestHandshake), p.sinceS === 0 ? '-' : ago(p.sinceS), p.mayInitiate === false ? 'no (policy)' : 'yes', p.candidate ?? '-', p.reason])
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
   for (const r of rows) lines.push(r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)).join('  '))
   if (s.peers.length === 0) lines.push('(no other peers)')

@@ -18,6 +18,8 @@ export interface DesiredPeer {
   name?: string
   /** The hub's access policy lets the peer open connections to us (false: only we to it; see policy-filter.ts). */
   mayInitiate: boolean
+  /** The endpoint the peer's router maps to its WireGuard port (PCP / NAT-PMP / UPnP), if it announced one. */
+  mapped?: Endpoint | null
 }
 
 export interface VetContext {
@@ -86,6 +88,7 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
       natClass: peer.announce?.natClass ?? 'unknown',
       readyFor: peer.announce?.ready.includes(ctx.selfKey) ?? false,
       mayInitiate: peer.mayInitiate ?? true,
+      mapped: peer.announce?.portMapping == null ? null : parseEndpoint(peer.announce.portMapping),
       ...(peerName === undefined ? {} : { name: peerName })
     })
   }

@@ -40,7 +40,12 @@ export const announceSchema = z.object({
    * Peers this client has just punched towards (low-TTL datagrams from its WireGuard port) and is about to
    * handshake with: a peer that sees its own key here knows the far NAT is open for it.
    */
-  ready: z.array(wgKeySchema).max(PROTOCOL_LIMITS.maxReady).default([])
+  ready: z.array(wgKeySchema).max(PROTOCOL_LIMITS.maxReady).default([]),
+  /**
+   * The endpoint the client's router maps to its WireGuard port on request (PCP, NAT-PMP or UPnP IGD), or null.
+   * Reachable from anywhere, like a public endpoint, even behind a symmetric NAT. Optional: older clients omit it.
+   */
+  portMapping: endpointSchema.nullable().optional()
 })
 export type Announce = z.infer<typeof announceSchema>
 

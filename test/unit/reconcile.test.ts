@@ -173,6 +173,8 @@ const P = ep('198.18.12.2:51820'); const P_MOVED = ep('198.18.12.2:60001')
 const L1 = ep('192.168.1.20:51820'); const L2 = ep('10.0.0.20:51820')
 /** Our public address when we sit behind B's router, and when we do not. */
 const SAME = P.address; const OTHER = '203.0.113.9'
+/** A port mapping the peer's router granted. */
+const M = ep('198.18.12.2:40001')
 
 /** The change that starts an attempt: endpoint and keepalive, no allowed IPs. */
 function attemptOf (endpoint: Endpoint, key = B): PeerChange {
@@ -184,12 +186,12 @@ class Sim {
   readonly wg = new FakeWg()
   tracks = new Map<string, PeerTrack>()
   nowMs = T0
-  self: { natClass: string, publicAddress: string | null }
+  self: { natClass: string, publicAddress: string | null, portMapped?: boolean }
   desired: DesiredPeer[] | null
 
-  constructor (desired: DesiredPeer[] | null, self: { natClass?: string, publicAddress?: string | null } = {}) {
+  constructor (desired: DesiredPeer[] | null, self: { natClass?: string, publicAddress?: string | null, portMapped?: boolean } = {}) {
     this.desired = desired
-    this.self = { natClass: self.natClass ?? 'unknown', publicAddress: self.publicAddress ?? null }
+    this.self = { natClass: self.natClass ?? 'unknown', publicAddress: self.publicAddress ?? null, ...(self.portMapped === undefined ? {} : { portMapped: self.portMapped }) }
     this.wg.addDevice(IFACE, { publicKey: SELF, listenPort: 51820, peers: [newPeer(HUB, { allowedIps: ['100.64.0.0/24'], endpoint: ep('198.18.0.1:51820'), persistentKeepalive: 25 })] })
   }
 
@@ -334,6 +336,22 @@ describe('reconcile: both sides behind hard NATs', () => {
     expect(out.tracks.has(B)).toBe(attempts)
     expect(out.events.length).toBe(attempts ? 1 : 0)
     expect(sim.wg.peer(IFACE, B) !== undefined).toBe(attempts)
+  })
+
+  it('a hard peer with a router port mapping is tried at the mapping first, even from behind a hard NAT', async () => {
+    const sim = new Sim([want({ natClass: 'hard', mapped: M })], { natClass: 'hard', publicAddress: OTHER })
+    const out = await sim.step()
+    expect(out.changes).toEqual([attemptOf(M)])
+    expect(out.events[0]?.reason).toMatch(/mapped endpoint/)
+    await sim.timeOut()
+    const retry = await sim.step(sim.track().retryAtMs)
+    expect(retry.changes).toEqual([attemptOf(P)])
+  })
+
+  it('a hard client with a port mapping of its own adds a hard peer, so the peer\'s handshake through the mapping counts', async () => {
+    const sim = new Sim([want({ natClass: 'hard' })], { natClass: 'hard', publicAddress: OTHER, portMapped: true })
+    const out = await sim.step()
+    expect(out.changes).toEqual([attemptOf(P)])
   })
 
   it('never starts an attempt for a hard/hard pair, however long it waits', async () => {
@@ -556,7 +574,11 @@ describe('candidatesOf', () => {
     { name: 'same public address, no LAN candidates', peer: want(), selfPublic: SAME, expected: [P] },
     { name: 'same address, other port (the address is what counts)', peer: want({ endpoint: P_MOVED, candidates: [L1] }), selfPublic: SAME, expected: [L1, P_MOVED] },
     { name: 'IPv6: same public address', peer: want({ endpoint: V6P, candidates: [V6L] }), selfPublic: '2001:db8::7', expected: [V6L, V6P] },
-    { name: 'IPv6: other public address', peer: want({ endpoint: V6P, candidates: [V6L] }), selfPublic: '2001:db8::8', expected: [V6P] }
+    { name: 'IPv6: other public address', peer: want({ endpoint: V6P, candidates: [V6L] }), selfPublic: '2001:db8::8', expected: [V6P] },
+    { name: 'a router port mapping first, then the public endpoint', peer: want({ mapped: M }), selfPublic: OTHER, expected: [M, P] },
+    { name: 'a mapping, our public address unknown', peer: want({ mapped: M, candidates: [L1] }), selfPublic: null, expected: [M, P] },
+    { name: 'a mapping behind the same router: LAN, not the mapping (no hairpin)', peer: want({ mapped: M, candidates: [L1] }), selfPublic: SAME, expected: [L1, P] },
+    { name: 'a mapping equal to the public endpoint is tried once', peer: want({ mapped: P }), selfPublic: OTHER, expected: [P] }
   ]
 
   it.each(cases)('$name', ({ peer, selfPublic, expected }) => {

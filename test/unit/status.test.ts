@@ -37,6 +37,27 @@ describe('status', () => {
     expect(text).toContain('registry http://100.64.0.1:51820  reachable  version 7')
     expect(text).toMatch(new RegExp(`${B.slice(0, 8)}\\s+direct\\s+198\\.18\\.12\\.2:51820\\s+easy\\s+10s ago`))
     expect(text).not.toContain(B) // only the short key
+    expect(text).toMatch(/\bago\s+yes\s+ipv4\s+because/)
+  })
+
+  it('names the candidate a direct or trying peer uses: mapped, lan or ipv4', () => {
+    const w = { ...want, natClass: 'hard', mapped: ep('198.18.12.2:40001'), candidates: [ep('198.19.2.2:51820')] }
+    const on = (endpoint: string, phase: 'trying' | 'direct' | 'hub' = 'direct') => peerStatus(B, { ...track(phase), endpoint }, w, 0, true).candidate
+    expect(on('198.18.12.2:40001')).toBe('mapped')
+    expect(on('198.19.2.2:51820', 'trying')).toBe('lan')
+    expect(on('198.18.12.2:51820')).toBe('ipv4')
+    expect(on('198.18.12.2:40001', 'hub')).toBeNull()
+    expect(on('203.0.113.9:1')).toBeNull()
+  })
+
+  it('shows the port mapping on the first line', () => {
+    const s: ClientStatus = {
+      interface: 'wg0', publicKey: testKey('self'),
+      registry: { url: 'http://100.64.0.1:51820', reachable: true, version: 7, relay: true, lastSyncS: 0 },
+      self: { endpoint: '198.18.12.2:1024', natClass: 'hard', mappedEndpoint: null, portMapping: { protocol: 'pcp', endpoint: '198.18.12.2:51820', gateway: '198.19.2.1', lifetimeS: 7200, renewAtS: 0 } },
+      peers: []
+    }
+    expect(renderStatus(s, 0).split('\n')[0]).toContain('port mapping 198.18.12.2:51820 (pcp)')
   })
 })
 

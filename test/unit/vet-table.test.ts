@@ -31,6 +31,14 @@ describe('vetTable: the registry is untrusted', () => {
     expect(desired.get(B)).toMatchObject({ allowedIps: ['100.64.0.3/32'], endpoint: { address: '198.18.12.2', port: 51820 } })
   })
 
+  it('carries a peer\'s router port mapping as a candidate, and none when it announced none', () => {
+    const withMapping = { ...peer(B, ['100.64.0.3/32']), announce: { natClass: 'hard' as const, mappedEndpoint: null, lanEndpoints: [], ready: [], portMapping: '198.18.12.2:40001' } }
+    const without = { ...peer(C, ['100.64.0.4/32']), announce: { natClass: 'easy' as const, mappedEndpoint: null, lanEndpoints: [], ready: [] } }
+    const { desired } = vetTable([withMapping, without], ctx())
+    expect(desired.get(B)?.mapped).toEqual({ address: '198.18.12.2', port: 40001 })
+    expect(desired.get(C)?.mapped).toBeNull()
+  })
+
   it.each([
     ['outside the mesh (a LAN)', '192.168.1.0/24', /outside the mesh/],
     ['the default route', '0.0.0.0/0', /outside the mesh/],

@@ -1,0 +1,26 @@
+import { formatEndpoint } from '../shared/ip.js'
+import type { DesiredPeer } from './vet-table.js'
+
+/**
+ * Which of a peer's candidates an endpoint is: `mapped` (its router's port mapping: PCP, NAT-PMP or UPnP), `lan`
+ * (an address on its own network, for peers behind the same router), `ipv4` (the public endpoint the hub and STUN
+ * see). Null when the endpoint is none of them (WireGuard roamed, or the table moved on).
+ */
+export type CandidateKind = 'mapped' | 'lan' | 'ipv4'
+
+export function candidateKind (want: Pick<DesiredPeer, 'endpoint' | 'candidates' | 'mapped'> | undefined, endpoint: string | null): CandidateKind | null {
+  if (want === undefined || endpoint === null) return null
+  if (want.mapped != null && formatEndpoint(want.mapped) === endpoint) return 'mapped'
+  if (want.candidates.some((c) => formatEndpoint(c) === endpoint)) return 'lan'
+  if (want.endpoint !== null && formatEndpoint(want.endpoint) === endpoint) return 'ipv4'
+  return null
+}
+
+/** Words for the log and status line of an attempt on this kind of candidate. */
+export function candidateReason (kind: CandidateKind | null): string {
+  switch (kind) {
+    case 'mapped': return 'mapped endpoint (the peer\'s router port mapping)'
+    case 'lan': return 'LAN endpoint (same public address)'
+    default: return 'endpoint from the registry'
+  }
+}
