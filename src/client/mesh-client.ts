@@ -163,6 +163,7 @@ export class MeshClient {
     // NAT discovery starts once the first table says how the hub sees us: it needs that, and the first sync and the
     // first attempts should not wait behind it.
     this.nat = this.natMonitor()
+    this.nat.preflight()
     this.loops = [this.syncLoop(), this.tickLoop()]
   }
 
@@ -196,7 +197,7 @@ export class MeshClient {
       interface: this.init.iface,
       publicKey: this.selfKey,
       registry: { url: this.registry.url, ...this.registryState },
-      self: { endpoint: this.selfEntry?.endpoint ?? null, natClass: this.nat?.current?.announce.natClass ?? 'unknown', mappedEndpoint: this.nat?.current?.announce.mappedEndpoint ?? null },
+      self: { endpoint: this.selfEntry?.endpoint ?? null, natClass: this.nat?.current?.announce.natClass ?? 'unknown', mappedEndpoint: this.nat?.current?.announce.mappedEndpoint ?? null, natReason: this.nat?.current?.reason ?? 'not checked yet (waiting for the first answer from the registry)', rawProblem: this.nat?.rawProblem ?? null },
       peers: [...keys].sort().map((key) => peerStatus(key, this.tracks.get(key), this.desired?.get(key), handshakes.get(key) ?? 0, this.registryState.relay, this.nat?.current?.announce.natClass))
     }
   }

@@ -22,7 +22,15 @@ export interface ClientStatus {
   interface: string
   publicKey: string
   registry: { url: string, reachable: boolean, version: number, relay: boolean, lastSyncS: number }
-  self: { endpoint: string | null, natClass: string, mappedEndpoint: string | null }
+  self: {
+    endpoint: string | null
+    natClass: string
+    mappedEndpoint: string | null
+    /** Why this NAT class (the classifier's reason), or why it is not known yet. */
+    natReason?: string
+    /** Why raw-socket features (STUN from the WireGuard port, punching) are off, with the command that fixes it. */
+    rawProblem?: string | null
+  }
   peers: PeerStatus[]
 }
 
@@ -48,6 +56,9 @@ export function renderStatus (s: ClientStatus, nowS: number): string {
   const ago = (t: number): string => t === 0 ? 'never' : `${Math.max(0, nowS - t)}s ago`
   const lines = [
     `interface ${s.interface}  key ${shortKey(s.publicKey)}  public ${s.self.endpoint ?? '?'}  NAT ${s.self.natClass}${s.self.mappedEndpoint === null ? '' : ` (STUN ${s.self.mappedEndpoint})`}`,
+    ...(s.self.rawProblem != null
+      ? [`NAT ${s.self.natClass} because ${s.self.rawProblem}`]
+      : s.self.natClass === 'unknown' && s.self.natReason !== undefined ? [`NAT unknown: ${s.self.natReason}`] : []),
     `registry ${s.registry.url}  ${s.registry.reachable ? 'reachable' : 'UNREACHABLE'}  version ${s.registry.version}  last sync ${ago(s.registry.lastSyncS)}  hub ${s.registry.relay ? 'relays' : 'does not relay'}`,
     ''
   ]
