@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the lab needs: userspace WireGuard, wg, namespaces, NAT, ping, traffic shaping, iperf3.
-need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver conntrack)
-pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn conntrack)
+# Debian packages the lab needs: userspace WireGuard, wg, namespaces, NAT, ping, traffic shaping, iperf3; and
+# systemd-analyze, which checks the shipped units.
+need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver conntrack systemd-analyze)
+pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn conntrack systemd)
 missing=()
 for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -77,7 +77,7 @@ export function clientProgram (): Command {
     .addOption(new Option('--punch-ttl <hops>', 'punch from the WireGuard port with this TTL before each attempt: enough hops to open our own NAT, too few to reach the far one (for routers that clash on simultaneous open)').argParser(intArg(1, 255)).env('WGNAT_PUNCH_TTL'))
     .addOption(new Option('--nat-check <duration>', 'check the NAT mapping (STUN from the WireGuard port) this often; a rebooted router is noticed within it').argParser(durationArg(500)).default(5000, '5s').env('WGNAT_NAT_CHECK'))
     .addOption(new Option('--no-raw', 'no raw sockets: no STUN from the WireGuard port, no punching').env('WGNAT_NO_RAW'))
-    .addHelpText('after', '\nStatus of a running client: wgnat-client status -i <interface> [--json]')
+    .addHelpText('after', '\nStatus of a running client: wgnat-client status -i <interface> [--json]\nRun as a systemd service: wgnat-client install-service -i <interface> -r <hub public key>')
   return addCommonOptions(program)
 }
 
@@ -118,6 +118,10 @@ export async function run (argv: string[], io?: RunIo): Promise<number> {
       const status = await fetchStatus((opts.statusSocket as string | undefined) ?? defaultStatusSocket(iface))
       out(opts.json === true ? JSON.stringify(status, null, 2) + '\n' : renderStatus(status, Math.floor(Date.now() / 1000)))
     }, io)
+  }
+  if (argv[2] === 'install-service') {
+    const { installServiceCommand } = await import('../shared/service/install-service.js')
+    return await installServiceCommand('client', [argv[0] ?? 'node', 'wgnat-client install-service', ...argv.slice(3)], io)
   }
   return await runDaemon(clientProgram(), argv, async (opts, logger) => await startClient(opts as unknown as ClientOptions, logger), io)
 }

@@ -27,6 +27,7 @@ export function serverProgram (): Command {
     .addOption(new Option('--stun-port <port>', 'UDP port of the STUN server on the hub\'s public addresses').argParser(intArg(1, 65535)).default(STUN_PORT).env('WGNAT_STUN_PORT'))
     .addOption(new Option('--no-stun', 'do not run the STUN server').env('WGNAT_NO_STUN'))
     .addOption(new Option('--relay', 'forward between peers (IP forwarding and a FORWARD rule, undone on exit), so pairs without a direct path keep working through the hub').default(false).env('WGNAT_RELAY'))
+    .addHelpText('after', '\nRun as a systemd service: wgnat-server install-service -i <interface>')
   return addCommonOptions(program)
 }
 
@@ -80,6 +81,7 @@ export type Subcommand = (argv: string[], io?: RunIo) => Promise<number>
  * Without one, `wgnat-server` runs the registry daemon.
  */
 export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
+  'install-service': async () => (await import('./admin/install-service.js')).runInstallService
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {

@@ -46,6 +46,9 @@ describe.skipIf(!haveBuild)('npm pack, then a global install into a fresh prefix
       expect(help.stdout).toContain('--interface')
       expect(help.stderr).toBe('')
     }
+    // The packed package carries the systemd units install-service installs.
+    expect(existsSync(join(pkg, 'systemd/wgnat-client@.service'))).toBe(true)
+    expect(existsSync(join(pkg, 'systemd/wgnat-server@.service'))).toBe(true)
   }, 240_000)
 
   it('without the build scripts the addon is missing, and the command the client prints builds it', async () => {
