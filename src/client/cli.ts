@@ -6,6 +6,8 @@ import { parseIp, type Endpoint } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
 import { wgCli, type WgControl } from '../shared/wg.js'
 import { isWgKey } from '../shared/wg-dump.js'
+import { HTTP_OPTION_HELP, httpAddressArg, startHttpListener, type HttpAddress } from '../shared/metrics/http-listener.js'
+import { createClientMetrics } from './client-metrics.js'
 import { MeshClient } from './mesh-client.js'
 import { renderStatus } from './status.js'
 import { defaultStatusSocket, fetchStatus } from './status-socket.js'
@@ -26,6 +28,7 @@ export interface ClientOptions {
   raw: boolean
   punchTtl?: number
   natCheck: number
+  http?: HttpAddress
 }
 
 function keyArg (value: string): string {
@@ -77,6 +80,7 @@ export function clientProgram (): Command {
     .addOption(new Option('--punch-ttl <hops>', 'punch from the WireGuard port with this TTL before each attempt: enough hops to open our own NAT, too few to reach the far one (for routers that clash on simultaneous open)').argParser(intArg(1, 255)).env('WGNAT_PUNCH_TTL'))
     .addOption(new Option('--nat-check <duration>', 'check the NAT mapping (STUN from the WireGuard port) this often; a rebooted router is noticed within it').argParser(durationArg(500)).default(5000, '5s').env('WGNAT_NAT_CHECK'))
     .addOption(new Option('--no-raw', 'no raw sockets: no STUN from the WireGuard port, no punching').env('WGNAT_NO_RAW'))
+    .addOption(new Option('--http <addr:port>', HTTP_OPTION_HELP).argParser(httpAddressArg).env('WGNAT_HTTP'))
     .addHelpText('after', '\nStatus of a running client: wgnat-client status -i <interface> [--json]\nRun as a systemd service: wgnat-client install-service -i <interface> -r <hub public key>')
   return addCommonOptions(program)
 }
@@ -89,8 +93,10 @@ export function statusProgram (): Command {
     .option('--json', 'print the status as JSON, the structure the daemon holds')
 }
 
-export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli()): Promise<MeshClient> {
-  const client = new MeshClient({
+export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli()): Promise<{ client: MeshClient, stop: () => Promise<void> }> {
+  let client: MeshClient | undefined
+  const metrics = opts.http === undefined ? undefined : createClientMetrics(() => (client as MeshClient).status())
+  client = new MeshClient({
     iface: opts.interface,
     registryKey: opts.registry,
     intervalMs: opts.interval,
@@ -106,9 +112,17 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg: WgCo
     punchTtl: opts.punchTtl,
     natCheckMs: opts.natCheck,
     timing: { directTimeoutMs: opts.directTimeout }
-  }, { wg, logger })
+  }, { wg, logger, observer: metrics?.observer })
   await client.start()
-  return client
+  let http
+  try {
+    http = opts.http === undefined || metrics === undefined ? undefined : await startHttpListener(opts.http, metrics.registry, logger)
+  } catch (err) {
+    await client.stop()
+    throw err
+  }
+  const started = client
+  return { client, async stop () { await http?.close(); await started.stop() } }
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {

@@ -8,6 +8,7 @@ import { formatDuration } from '../shared/duration.js'
 import type { WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
+import type { MeshObserver } from './mesh-observer.js'
 import { NatMonitor } from './nat-monitor.js'
 import { punch } from './puncher.js'
 import { RegistryClient } from './registry-client.js'
@@ -50,6 +51,8 @@ export interface MeshClientComponents {
   wg: WgControl
   logger: Logger
   nowMs?: () => number
+  /** Told about path changes, registry errors, STUN and NAT changes (metrics). */
+  observer?: MeshObserver
 }
 
 /**
@@ -114,11 +117,13 @@ export class MeshClient {
   private listenPort = 0
   private retryNow = false
   private natStarted = false
+  private readonly observer: MeshObserver | undefined
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
     this.wg = components.wg
     this.nowMs = components.nowMs ?? Date.now
+    this.observer = components.observer
     this.timing = { ...defaultTiming(init.keepaliveS ?? 25), ...init.timing }
     this.store = new StateStore(init.stateDir, init.iface)
   }
@@ -176,7 +181,10 @@ export class MeshClient {
         const mapped = this.selfEntry?.endpoint
         return this.hubEndpoint === null || mapped == null ? null : { hub: this.hubEndpoint, mapped: parseEndpoint(mapped) }
       },
-      announce: async (a, signal) => { await this.registry.announce(a, signal) },
+      announce: async (a, signal) => {
+        try { await this.registry.announce(a, signal) } catch (err) { if (!signal.aborted) this.observer?.registryError?.('announce'); throw err }
+      },
+      observer: this.observer,
       onNetworkChange: () => { this.retryNow = true; this.wakeup.wake() },
       ready: () => [...this.tracks].filter(([, t]) => t.phase === 'arming' || t.phase === 'trying').map(([key]) => key).sort()
     })
@@ -237,6 +245,7 @@ export class MeshClient {
         failures = 0
       } catch (err) {
         if (signal.aborted) break
+        this.observer?.registryError?.('table')
         failures++
         needFull = true
         this.registryState.reachable = false
@@ -314,6 +323,7 @@ export class MeshClient {
       await this.wg.set(this.init.iface, out.changes)
       await this.store.save(out.tracks.keys())
     }
+    if (out.events.length > 0) this.observer?.pathEvents?.(out.events, this.tracks, this.nowMs())
     this.tracks = out.tracks
     // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
     if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {

@@ -5,6 +5,7 @@ import { listAddresses, watchAddressChanges } from '../shared/netlink-addresses.
 import { PROTOCOL_LIMITS, type Announce } from '../shared/protocol.js'
 import { RawSocketUnavailable, rawSocketProblem } from '../shared/raw-udp.js'
 import { sleep, Wakeup } from '../shared/sleep.js'
+import type { MeshObserver } from './mesh-observer.js'
 import { discover, type Discovery } from './nat-discovery.js'
 import { stunProbe, type StunProbeResult } from './stun-probe.js'
 
@@ -40,6 +41,8 @@ export interface NatMonitorComponents {
   addresses?: typeof listAddresses
   /** Peers we have punched towards and are about to handshake with (carried in the announcement). */
   ready?: () => string[]
+  /** Told about STUN round trips and NAT changes (metrics). */
+  observer?: MeshObserver
   /** Why the raw-socket addon cannot load, or null (tests). @default rawSocketProblem */
   rawCheck?: () => string | null
 }
@@ -149,6 +152,7 @@ export class NatMonitor {
       try {
         stun = await (this.c.probe ?? stunProbe)({ localPort: this.init.listenPort, servers: this.init.stunServers, signal })
         for (const f of stun.failures) this.c.logger.debug(`STUN ${f.server}: ${f.reason}`)
+        for (const ms of stun.roundTripsMs ?? []) this.c.observer?.stunRoundTrip?.(ms)
       } catch (err) {
         if (!(err instanceof RawSocketUnavailable)) throw err
         this.disableRaw(err.message)
@@ -161,6 +165,7 @@ export class NatMonitor {
     this._current = found
     if (before?.announce.natClass !== found.announce.natClass || before?.announce.mappedEndpoint !== found.announce.mappedEndpoint) {
       this.c.logger.info({ natClass: found.announce.natClass, mapped: found.announce.mappedEndpoint }, `NAT ${found.announce.natClass}: ${found.reason}`)
+      if (before !== null) this.c.observer?.natChanged?.()
     }
     if (before !== null && before.announce.natClass !== 'hard' && this.mappingMoved(stun)) this.c.onNetworkChange()
     if (stun !== null) this.lastSamples = new Map(stun.samples.map((s) => [s.server, formatEndpoint(s.mapped)]))

@@ -6,7 +6,9 @@ import type { Logger } from '../shared/log.js'
 import { wgCli, type WgControl } from '../shared/wg.js'
 import { closeAll, listenOn, registryHandler } from './registry-http.js'
 import { RegistryService } from './registry-service.js'
-import { enableRelay, type RelayHandle } from './relay.js'
+import { HTTP_OPTION_HELP, httpAddressArg, startHttpListener, type HttpAddress, type HttpListener } from '../shared/metrics/http-listener.js'
+import { enableRelay, readRelayCounters, type RelayHandle } from './relay.js'
+import { createServerMetrics } from './server-metrics.js'
 import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
 
 export interface ServerOptions {
@@ -16,6 +18,7 @@ export interface ServerOptions {
   relay: boolean
   stun: boolean
   stunPort: number
+  http?: HttpAddress
 }
 
 export function serverProgram (): Command {
@@ -27,6 +30,7 @@ export function serverProgram (): Command {
     .addOption(new Option('--stun-port <port>', 'UDP port of the STUN server on the hub\'s public addresses').argParser(intArg(1, 65535)).default(STUN_PORT).env('WGNAT_STUN_PORT'))
     .addOption(new Option('--no-stun', 'do not run the STUN server').env('WGNAT_NO_STUN'))
     .addOption(new Option('--relay', 'forward between peers (IP forwarding and a FORWARD rule, undone on exit), so pairs without a direct path keep working through the hub').default(false).env('WGNAT_RELAY'))
+    .addOption(new Option('--http <addr:port>', HTTP_OPTION_HELP).argParser(httpAddressArg).env('WGNAT_HTTP'))
     .addHelpText('after', '\nRun as a systemd service: wgnat-server install-service -i <interface>')
   return addCommonOptions(program)
 }
@@ -48,15 +52,26 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
   let relay: RelayHandle | undefined
   let stun: StunServer | undefined
   let servers
+  let http: HttpListener | undefined
+  const metrics = opts.http === undefined
+    ? undefined
+    : createServerMetrics({
+      peers: () => service.table.size,
+      longPolls: () => service.waiting,
+      stun: opts.stun ? () => stun?.stats() ?? { answered: 0, ignored: 0, rateLimited: 0, sendErrors: 0 } : undefined,
+      relay: opts.relay ? async () => await readRelayCounters(opts.interface) : undefined
+    })
   try {
     if (opts.stun) {
       stun = createStunServer({ port: opts.stunPort }, { logger })
       await stun.start()
     }
     if (opts.relay) relay = await enableRelay(opts.interface, logger)
-    servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: opts.relay }))
+    servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: opts.relay, onResponse: metrics?.request }))
+    if (opts.http !== undefined && metrics !== undefined) http = await startHttpListener(opts.http, metrics.registry, logger)
   } catch (err) {
     service.stop()
+    if (servers !== undefined) await closeAll(servers)
     await relay?.stop()
     await stun?.stop()
     if (err instanceof WgnatError) throw err
@@ -65,6 +80,7 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
   logger.info({ addresses, port }, `registry listening on ${addresses.map((a) => `${a.includes(':') ? `[${a}]` : a}:${port}`).join(', ')}`)
   return {
     async stop () {
+      await http?.close()
       service.stop()
       await closeAll(servers)
       await relay?.stop()

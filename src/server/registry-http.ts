@@ -15,6 +15,19 @@ export const ANNOUNCE_BURST = 20
 /** Largest request body the registry reads (an announce is a few hundred bytes). */
 export const MAX_REQUEST_BYTES = 16 * 1024
 
+export interface RegistryHandlerOptions {
+  relay?: boolean
+  /** Called once per answered request (metrics). */
+  onResponse?: (method: string, path: string, status: number) => void
+}
+
+/** The path of a request target, without the query. */
+function pathOf (target: string | undefined): string {
+  const t = target ?? '/'
+  const q = t.indexOf('?')
+  return q < 0 ? t : t.slice(0, q)
+}
+
 class HttpError extends Error {
   constructor (readonly status: number, message: string, readonly body?: string) { super(message) }
 }
@@ -23,10 +36,12 @@ class HttpError extends Error {
  * The registry's request handler. The caller is whoever WireGuard says the source address belongs to;
  * nothing the client sends about its own identity is trusted.
  */
-export function registryHandler (service: RegistryService, logger: Logger, opts: { relay?: boolean } = {}) {
+export function registryHandler (service: RegistryService, logger: Logger, opts: RegistryHandlerOptions = {}) {
   const relay = String(opts.relay ?? false)
   const announceLimiter = new SourceRateLimiter(ANNOUNCE_RATE_PER_SECOND, ANNOUNCE_BURST)
+  const onResponse = opts.onResponse
   return async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (onResponse !== undefined) res.once('finish', () => { onResponse(req.method ?? '', pathOf(req.url), res.statusCode) })
     try {
       const source = normaliseIp(req.socket.remoteAddress ?? '')
       const caller = service.identify(source)
