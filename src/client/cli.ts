@@ -9,6 +9,7 @@ import { isWgKey } from '../shared/wg-dump.js'
 import { HTTP_OPTION_HELP, httpAddressArg, startHttpListener, type HttpAddress } from '../shared/metrics/http-listener.js'
 import { createClientMetrics } from './client-metrics.js'
 import { MeshClient } from './mesh-client.js'
+import { PathReporter } from './path-reporter.js'
 import { renderStatus } from './status.js'
 import { defaultStatusSocket, fetchStatus } from './status-socket.js'
 
@@ -122,7 +123,9 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg: WgCo
     throw err
   }
   const started = client
-  return { client, async stop () { await http?.close(); await started.stop() } }
+  const reporter = new PathReporter({}, { status: () => started.status(), send: async (r, signal) => { await started.registryClient.report(r, signal) }, logger, observer: metrics?.observer })
+  reporter.start()
+  return { client, async stop () { await reporter.stop(); await http?.close(); await started.stop() } }
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {

@@ -197,6 +197,9 @@ export class MeshClient {
     await this.statusServer?.close()
   }
 
+  /** The registry this client talks to (after start). */
+  get registryClient (): RegistryClient { return this.registry }
+
   /** Everything `wgnat-client status` shows. */
   status (): ClientStatus {
     const handshakes = new Map((this.lastDevice?.peers ?? []).map((p) => [p.publicKey, p.latestHandshake]))

@@ -5,10 +5,16 @@ import { interfaceAddresses } from '../shared/interface-addresses.js'
 import type { Logger } from '../shared/log.js'
 import { wgCli, type WgControl } from '../shared/wg.js'
 import { closeAll, listenOn, registryHandler } from './registry-http.js'
+import { defaultServerStatusSocket } from './admin/server-status.js'
 import { RegistryService } from './registry-service.js'
 import { HTTP_OPTION_HELP, httpAddressArg, startHttpListener, type HttpAddress, type HttpListener } from '../shared/metrics/http-listener.js'
 import { enableRelay, readRelayCounters, type RelayHandle } from './relay.js'
 import { createServerMetrics } from './server-metrics.js'
+import { buildMeshView } from './mesh/mesh-view.js'
+import { meshRoutes } from './mesh/mesh-page.js'
+import { PathReports } from './mesh/path-reports.js'
+import { serveJson } from '../shared/json-socket.js'
+import { messageOf } from '../shared/errors.js'
 import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
 
 export interface ServerOptions {
@@ -19,6 +25,7 @@ export interface ServerOptions {
   stun: boolean
   stunPort: number
   http?: HttpAddress
+  statusSocket?: string
 }
 
 export function serverProgram (): Command {
@@ -31,7 +38,8 @@ export function serverProgram (): Command {
     .addOption(new Option('--no-stun', 'do not run the STUN server').env('WGNAT_NO_STUN'))
     .addOption(new Option('--relay', 'forward between peers (IP forwarding and a FORWARD rule, undone on exit), so pairs without a direct path keep working through the hub').default(false).env('WGNAT_RELAY'))
     .addOption(new Option('--http <addr:port>', HTTP_OPTION_HELP).argParser(httpAddressArg).env('WGNAT_HTTP'))
-    .addHelpText('after', '\nRun as a systemd service: wgnat-server install-service -i <interface>')
+    .addOption(new Option('--status-socket <path>', 'Unix socket for `wgnat-server status` (default: /run/wgnat/<interface>-server.sock)').env('WGNAT_SERVER_STATUS_SOCKET'))
+    .addHelpText('after', '\nThe whole mesh, as the clients report it: wgnat-server status -i <interface> [--json]\nRun as a systemd service: wgnat-server install-service -i <interface>')
   return addCommonOptions(program)
 }
 
@@ -53,6 +61,13 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
   let stun: StunServer | undefined
   let servers
   let http: HttpListener | undefined
+  let statusServer: { close: () => Promise<void> } | undefined
+  const reports = new PathReports()
+  const meshView = () => {
+    const peers = [...service.table.peers()]
+    reports.retain(new Set(peers.map((p) => p.publicKey)))
+    return buildMeshView({ iface: opts.interface, publicKey: service.device.publicKey ?? '', relay: opts.relay, nowS: service.table.now }, peers, reports)
+  }
   const metrics = opts.http === undefined
     ? undefined
     : createServerMetrics({
@@ -67,8 +82,8 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
       await stun.start()
     }
     if (opts.relay) relay = await enableRelay(opts.interface, logger)
-    servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: opts.relay, onResponse: metrics?.request }))
-    if (opts.http !== undefined && metrics !== undefined) http = await startHttpListener(opts.http, metrics.registry, logger)
+    servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: opts.relay, onResponse: metrics?.request, reports }))
+    if (opts.http !== undefined && metrics !== undefined) http = await startHttpListener(opts.http, metrics.registry, logger, [meshRoutes(meshView)])
   } catch (err) {
     service.stop()
     if (servers !== undefined) await closeAll(servers)
@@ -77,9 +92,16 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     if (err instanceof WgnatError) throw err
     throw new WgnatError(`cannot listen on ${addresses.join(', ')} port ${port}: ${(err as Error).message}`)
   }
+  const statusPath = opts.statusSocket ?? defaultServerStatusSocket(opts.interface)
+  try {
+    statusServer = await serveJson(statusPath, meshView)
+  } catch (err) {
+    logger.warn(`no status socket at ${quote(statusPath)}: ${messageOf(err)}`)
+  }
   logger.info({ addresses, port }, `registry listening on ${addresses.map((a) => `${a.includes(':') ? `[${a}]` : a}:${port}`).join(', ')}`)
   return {
     async stop () {
+      await statusServer?.close()
       await http?.close()
       service.stop()
       await closeAll(servers)
@@ -97,7 +119,8 @@ export type Subcommand = (argv: string[], io?: RunIo) => Promise<number>
  * Without one, `wgnat-server` runs the registry daemon.
  */
 export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
-  'install-service': async () => (await import('./admin/install-service.js')).runInstallService
+  'install-service': async () => (await import('./admin/install-service.js')).runInstallService,
+  status: async () => (await import('./admin/server-status.js')).runStatus
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {
