@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the lab needs: userspace WireGuard, wg, namespaces, NAT, ping, traffic shaping, iperf3; and
-# systemd-analyze, which checks the shipped units.
-need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver conntrack systemd-analyze)
-pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn conntrack systemd)
+# systemd-analyze, which checks the shipped units; chromium, which renders the hub's mesh page in a test.
+need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver conntrack systemd-analyze chromium)
+pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn conntrack systemd chromium)
 missing=()
 for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
 if [ ${#missing[@]} -gt 0 ]; then
