@@ -147,10 +147,10 @@ describe.skipIf(!support.ok)('the whole mesh from the hub: status, metrics and t
     const html = dom.stdout
     expect(html, dom.stderr).toContain(`data-pair="${first}-${second}" data-path="direct"`)
     expect(html).toMatch(/<path class="edge direct"[^>]*data-path="direct"/)
-    expect(html).toContain('2 peers, 1 pairs: 1 direct')
+    expect(html).toContain('2 peers, 1 pair: 1 direct')
     expect(html).not.toContain('cannot reach wgnat-server')
     const shot = join(dir, 'mesh.png')
-    await lab.exec('hub', chromium([`--screenshot=${shot}`, '--window-size=1200,720', '--hide-scrollbars'], 'profile-shot'), { env: { HOME: dir }, timeoutMs: 90_000 })
+    await lab.exec('hub', chromium([`--screenshot=${shot}`, '--window-size=1200,900', '--hide-scrollbars'], 'profile-shot'), { env: { HOME: dir }, timeoutMs: 90_000 })
     expect(existsSync(shot)).toBe(true)
     if (process.env.WGNAT_KEEP_SCREENSHOT !== undefined) await execa('cp', [shot, process.env.WGNAT_KEEP_SCREENSHOT])
   })

@@ -57,7 +57,8 @@ function draw (v) {
   document.getElementById('iface').textContent = v.interface;
   const counts = {};
   for (const p of v.pairs) counts[p.path] = (counts[p.path] || 0) + 1;
-  document.getElementById('meta').textContent = v.nodes.length + ' peers, ' + v.pairs.length + ' pairs: ' +
+  const plural = (n, word) => n + ' ' + word + (n === 1 ? '' : 's');
+  document.getElementById('meta').textContent = plural(v.nodes.length, 'peer') + ', ' + plural(v.pairs.length, 'pair') + ': ' +
     Object.entries(counts).map(([k, n]) => n + ' ' + SHOWN[k]).join(', ') + (v.relay ? '' : ' (the hub does not relay)') +
     ' · updated ' + new Date().toLocaleTimeString();
   document.getElementById('err').textContent = '';
