@@ -39,7 +39,7 @@ export class PathReporter {
   private loop: Promise<void> | undefined
   private last = ''
   private lastAtMs = 0
-  private failing = false
+  private failures = 0
 
   constructor (private readonly init: PathReporterInit, private readonly c: PathReporterComponents) {}
 
@@ -63,16 +63,17 @@ export class PathReporter {
           await this.c.send(report, signal)
           this.last = text
           this.lastAtMs = Date.now()
-          if (this.failing) this.c.logger.info('path reports reach the registry again')
-          this.failing = false
+          if (this.failures > 0) this.c.logger.info('path reports reach the registry again')
+          this.failures = 0
         } catch (err) {
           if (signal.aborted) break
           this.c.observer?.registryError?.('report')
-          if (!this.failing) this.c.logger.warn(`reporting paths to the registry failed, will retry: ${messageOf(err)}`)
-          this.failing = true
+          if (this.failures === 0) this.c.logger.warn(`reporting paths to the registry failed, will retry: ${messageOf(err)}`)
+          this.failures++
         }
       }
-      await this.wakeup.wait(minMs, signal)
+      // After failures (a registry too old to take reports, say), back off: 2 s, 4 s, ... up to the refresh interval.
+      await this.wakeup.wait(this.failures === 0 ? minMs : Math.min(refreshMs, minMs * 2 ** this.failures), signal)
     }
   }
 }
