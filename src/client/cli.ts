@@ -6,8 +6,7 @@ import { parseIp, type Endpoint } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
 import { wgCli, type WgControl } from '../shared/wg.js'
 import { isWgKey } from '../shared/wg-dump.js'
-import { HTTP_OPTION_HELP, httpAddressArg, startHttpListener, type HttpAddress } from '../shared/metrics/http-listener.js'
-import { createClientMetrics } from './client-metrics.js'
+import { HTTP_OPTION_HELP, httpAddressArg, type HttpAddress } from '../shared/metrics/http-option.js'
 import { MeshClient } from './mesh-client.js'
 import { PathReporter } from './path-reporter.js'
 import { renderStatus } from './status.js'
@@ -96,7 +95,8 @@ export function statusProgram (): Command {
 
 export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli()): Promise<{ client: MeshClient, stop: () => Promise<void> }> {
   let client: MeshClient | undefined
-  const metrics = opts.http === undefined ? undefined : createClientMetrics(() => (client as MeshClient).status())
+  // prom-client is loaded only with --http: it adds about a tenth of a second to every start otherwise.
+  const metrics = opts.http === undefined ? undefined : (await import('./client-metrics.js')).createClientMetrics(() => (client as MeshClient).status())
   client = new MeshClient({
     iface: opts.interface,
     registryKey: opts.registry,
@@ -117,7 +117,7 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg: WgCo
   await client.start()
   let http
   try {
-    http = opts.http === undefined || metrics === undefined ? undefined : await startHttpListener(opts.http, metrics.registry, logger)
+    http = opts.http === undefined || metrics === undefined ? undefined : await (await import('../shared/metrics/http-listener.js')).startHttpListener(opts.http, metrics.registry, logger)
   } catch (err) {
     await client.stop()
     throw err

@@ -7,11 +7,10 @@ import { wgCli, type WgControl } from '../shared/wg.js'
 import { closeAll, listenOn, registryHandler } from './registry-http.js'
 import { defaultServerStatusSocket } from './admin/server-status.js'
 import { RegistryService } from './registry-service.js'
-import { HTTP_OPTION_HELP, httpAddressArg, startHttpListener, type HttpAddress, type HttpListener } from '../shared/metrics/http-listener.js'
+import { HTTP_OPTION_HELP, httpAddressArg, type HttpAddress } from '../shared/metrics/http-option.js'
+import type { HttpListener } from '../shared/metrics/http-listener.js'
 import { enableRelay, readRelayCounters, type RelayHandle } from './relay.js'
-import { createServerMetrics } from './server-metrics.js'
 import { buildMeshView } from './mesh/mesh-view.js'
-import { meshRoutes } from './mesh/mesh-page.js'
 import { PathReports } from './mesh/path-reports.js'
 import { serveJson } from '../shared/json-socket.js'
 import { messageOf } from '../shared/errors.js'
@@ -68,9 +67,10 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     reports.retain(new Set(peers.map((p) => p.publicKey)))
     return buildMeshView({ iface: opts.interface, publicKey: service.device.publicKey ?? '', relay: opts.relay, nowS: service.table.now }, peers, reports)
   }
+  // prom-client and the page are loaded only with --http: they would slow every start otherwise.
   const metrics = opts.http === undefined
     ? undefined
-    : createServerMetrics({
+    : (await import('./server-metrics.js')).createServerMetrics({
       peers: () => service.table.size,
       longPolls: () => service.waiting,
       stun: opts.stun ? () => stun?.stats() ?? { answered: 0, ignored: 0, rateLimited: 0, sendErrors: 0 } : undefined,
@@ -83,7 +83,10 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     }
     if (opts.relay) relay = await enableRelay(opts.interface, logger)
     servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: opts.relay, onResponse: metrics?.request, reports }))
-    if (opts.http !== undefined && metrics !== undefined) http = await startHttpListener(opts.http, metrics.registry, logger, [meshRoutes(meshView)])
+    if (opts.http !== undefined && metrics !== undefined) {
+      const [{ startHttpListener }, { meshRoutes }] = await Promise.all([import('../shared/metrics/http-listener.js'), import('./mesh/mesh-page.js')])
+      http = await startHttpListener(opts.http, metrics.registry, logger, [meshRoutes(meshView)])
+    }
   } catch (err) {
     service.stop()
     if (servers !== undefined) await closeAll(servers)

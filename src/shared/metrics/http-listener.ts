@@ -1,26 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { InvalidArgumentError } from 'commander'
-import { WgnatError, messageOf, quote } from '../errors.js'
-import { parseIp } from '../ip.js'
+import { WgnatError, messageOf } from '../errors.js'
+import { formatHttpAddress, type HttpAddress } from './http-option.js'
 import type { Logger } from '../log.js'
 import { renderMetrics, type Registry } from './prom.js'
 
-/** Where `--http` listens. */
-export interface HttpAddress { host: string, port: number }
-
-/** The `--http` help text: what it serves and who can reach it. */
-export const HTTP_OPTION_HELP = 'serve Prometheus metrics at http://<addr:port>/metrics (off by default); anyone who can reach addr:port can read them: ' +
-  'bind it to loopback (127.0.0.1:9586) or an address only your monitoring reaches'
-
-/** commander parser for `--http`: `ip:port` or `[ipv6]:port`; an address, never a name. */
-export function httpAddressArg (value: string): HttpAddress {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value)
-  const host = m?.[1] ?? m?.[2]
-  const port = Number(m?.[3])
-  if (m === null || host === undefined || port < 1 || port > 65535) throw new InvalidArgumentError(`${quote(value)} is not addr:port (e.g. 127.0.0.1:9586)`)
-  try { parseIp(host) } catch { throw new InvalidArgumentError(`${quote(value)}: ${quote(host)} is not an IP address`) }
-  return { host, port }
-}
+export { httpAddressArg, HTTP_OPTION_HELP, type HttpAddress } from './http-option.js'
 
 /** Extra routes of one daemon's listener (the hub's mesh page); returns false when the path is not theirs. */
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>
@@ -73,10 +57,6 @@ export async function startHttpListener (at: HttpAddress, registry: Registry, lo
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   }
-}
-
-export function formatHttpAddress (at: HttpAddress): string {
-  return at.host.includes(':') ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`
 }
 
 function text (res: ServerResponse, status: number, body: string): void {
