@@ -5,6 +5,9 @@ import type { StunServerStats } from './stun-server.js'
 /** Routes counted by name; anything else is `other`, so a scanner cannot blow up the label set. */
 const KNOWN_ROUTES = new Set(['GET /v1/table', 'POST /v1/announce', 'POST /v1/report', 'POST /keepalive'])
 
+/** One reading of the relay rule's counters serves the metrics of one scrape. */
+const RELAY_READING_REUSE_MS = 1000
+
 export interface ServerMetricsSources {
   /** Peers in the registry's table. */
   peers: () => number
@@ -51,8 +54,14 @@ export function createServerMetrics (src: ServerMetricsSources): ServerMetrics {
       }
     })
   }
-  const relay = src.relay
-  if (relay !== undefined) {
+  const readRelay = src.relay
+  if (readRelay !== undefined) {
+    // Both relay metrics come from one reading per scrape (iptables and ip6tables run once, not once per metric).
+    let last: { atMs: number, value: Promise<RelayCounters | null> } | undefined
+    const relay = async (): Promise<RelayCounters | null> => {
+      if (last === undefined || Date.now() - last.atMs > RELAY_READING_REUSE_MS) last = { atMs: Date.now(), value: readRelay() }
+      return await last.value
+    }
     new Counter({
       name: 'wgnat_relayed_bytes_total',
       help: 'Bytes the hub forwarded between peers (the relay rule\'s iptables/ip6tables counter; resets when the rule is re-created)',

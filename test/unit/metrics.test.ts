@@ -114,6 +114,13 @@ describe('server metrics', () => {
     expect(sample(text, 'wgnat_stun_requests_total')).toBe(19)
   })
 
+  it('reads the relay counters once per scrape for both relay metrics', async () => {
+    let calls = 0
+    const m = createServerMetrics({ peers: () => 0, longPolls: () => 0, relay: async () => { calls++; return { packets: 1, bytes: 2 } } })
+    await m.registry.metrics()
+    expect(calls).toBe(1)
+  })
+
   it('has no STUN or relay metrics when those are off', async () => {
     const text = await createServerMetrics({ peers: () => 0, longPolls: () => 0 }).registry.metrics()
     expect(text).not.toContain('wgnat_stun_')
