@@ -8,6 +8,7 @@ import { formatDuration } from '../shared/duration.js'
 import type { WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
+import type { MeshObserver } from './mesh-observer.js'
 import { NatMonitor } from './nat-monitor.js'
 import { punch } from './puncher.js'
 import { PortMapper } from './portmap/port-mapper.js'
@@ -57,6 +58,8 @@ export interface MeshClientComponents {
   nowMs?: () => number
   /** @default nftCli() */
   nft?: NftControl
+  /** Told about path changes, registry errors, STUN and NAT changes (metrics). */
+  observer?: MeshObserver
 }
 
 /**
@@ -123,11 +126,13 @@ export class MeshClient {
   private natStarted = false
   private readonly policyFilter: PolicyFilter
   private portMapper: PortMapper | undefined
+  private readonly observer: MeshObserver | undefined
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
     this.wg = components.wg
     this.nowMs = components.nowMs ?? Date.now
+    this.observer = components.observer
     this.timing = { ...defaultTiming(init.keepaliveS ?? 25), ...init.timing }
     this.store = new StateStore(init.stateDir, init.iface)
     this.policyFilter = new PolicyFilter({ iface: init.iface }, { nft: components.nft ?? nftCli(), logger: this.log })
@@ -181,6 +186,7 @@ export class MeshClient {
       })
       this.portMapper.start()
     }
+    this.nat.preflight()
     this.loops = [this.syncLoop(), this.tickLoop()]
   }
 
@@ -193,7 +199,10 @@ export class MeshClient {
         const mapped = this.selfEntry?.endpoint
         return this.hubEndpoint === null || mapped == null ? null : { hub: this.hubEndpoint, mapped: parseEndpoint(mapped) }
       },
-      announce: async (a, signal) => { await this.registry.announce(a, signal) },
+      announce: async (a, signal) => {
+        try { await this.registry.announce(a, signal) } catch (err) { if (!signal.aborted) this.observer?.registryError?.('announce'); throw err }
+      },
+      observer: this.observer,
       onNetworkChange: () => { this.retryNow = true; this.wakeup.wake(); this.portMapper?.recheck() },
       portMapping: () => { const m = this.portMapper?.current; return m == null ? null : formatEndpoint(m.external) },
       ready: () => [...this.tracks].filter(([, t]) => t.phase === 'arming' || t.phase === 'trying').map(([key]) => key).sort()
@@ -209,6 +218,9 @@ export class MeshClient {
     await this.policyFilter.stop()
   }
 
+  /** The registry this client talks to (after start). */
+  get registryClient (): RegistryClient { return this.registry }
+
   /** Everything `wgnat-client status` shows. */
   status (): ClientStatus {
     const handshakes = new Map((this.lastDevice?.peers ?? []).map((p) => [p.publicKey, p.latestHandshake]))
@@ -217,7 +229,14 @@ export class MeshClient {
       interface: this.init.iface,
       publicKey: this.selfKey,
       registry: { url: this.registry.url, ...this.registryState },
-      self: { endpoint: this.selfEntry?.endpoint ?? null, natClass: this.nat?.current?.announce.natClass ?? 'unknown', mappedEndpoint: this.nat?.current?.announce.mappedEndpoint ?? null, portMapping: this.portMapper?.status() ?? null },
+      self: {
+        endpoint: this.selfEntry?.endpoint ?? null,
+        natClass: this.nat?.current?.announce.natClass ?? 'unknown',
+        mappedEndpoint: this.nat?.current?.announce.mappedEndpoint ?? null,
+        portMapping: this.portMapper?.status() ?? null,
+        natReason: this.nat?.current?.reason ?? 'not checked yet (waiting for the first answer from the registry)',
+        rawProblem: this.nat?.rawProblem ?? null
+      },
       peers: [...keys].sort().map((key) => peerStatus(key, this.tracks.get(key), this.desired?.get(key), handshakes.get(key) ?? 0, this.registryState.relay, this.nat?.current?.announce.natClass))
     }
   }
@@ -257,6 +276,7 @@ export class MeshClient {
         failures = 0
       } catch (err) {
         if (signal.aborted) break
+        this.observer?.registryError?.('table')
         failures++
         needFull = true
         this.registryState.reachable = false
@@ -336,6 +356,7 @@ export class MeshClient {
       await this.wg.set(this.init.iface, out.changes)
       await this.store.save(out.tracks.keys())
     }
+    if (out.events.length > 0) this.observer?.pathEvents?.(out.events, this.tracks, this.nowMs())
     this.tracks = out.tracks
     // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
     if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {

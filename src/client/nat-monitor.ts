@@ -3,8 +3,9 @@ import { formatEndpoint, type Endpoint, type Prefix } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
 import { listAddresses, watchAddressChanges } from '../shared/netlink-addresses.js'
 import { PROTOCOL_LIMITS, type Announce } from '../shared/protocol.js'
-import { RawSocketUnavailable } from '../shared/raw-udp.js'
+import { RawSocketUnavailable, rawSocketProblem } from '../shared/raw-udp.js'
 import { sleep, Wakeup } from '../shared/sleep.js'
+import type { MeshObserver } from './mesh-observer.js'
 import { discover, type Discovery } from './nat-discovery.js'
 import { stunProbe, type StunProbeResult } from './stun-probe.js'
 
@@ -42,6 +43,10 @@ export interface NatMonitorComponents {
   ready?: () => string[]
   /** The endpoint our router maps to the WireGuard port (PCP / NAT-PMP / UPnP), carried in the announcement. */
   portMapping?: () => string | null
+  /** Told about STUN round trips and NAT changes (metrics). */
+  observer?: MeshObserver
+  /** Why the raw-socket addon cannot load, or null (tests). @default rawSocketProblem */
+  rawCheck?: () => string | null
 }
 
 /**
@@ -56,12 +61,34 @@ export class NatMonitor {
   private announced = ''
   private loop: Promise<void> | undefined
   private lastSamples = new Map<string, string>()
+  private _rawProblem: string | null = null
 
   constructor (private readonly init: NatMonitorInit, private readonly c: NatMonitorComponents) {
     this.raw = init.raw ?? true
+    if (!this.raw) this._rawProblem = 'raw sockets off (--no-raw): no STUN from the WireGuard port, no punching'
   }
 
   get current (): Discovery | null { return this._current }
+
+  /** Why raw-socket features (STUN from the WireGuard port, punching) are off, with the fix; null while they work. */
+  get rawProblem (): string | null { return this._rawProblem }
+
+  /**
+   * Check at start that the raw-socket addon loads; if not, say so in one line (with the command that fixes it) and
+   * carry on without raw features, rather than failing later in the first STUN exchange.
+   */
+  preflight (): void {
+    if (!this.raw) return
+    const problem = (this.c.rawCheck ?? rawSocketProblem)()
+    if (problem === null) return
+    this.disableRaw(problem)
+  }
+
+  private disableRaw (why: string): void {
+    this.raw = false
+    this._rawProblem = why
+    this.c.logger.warn(`${why}; carrying on without STUN and punching (the mesh still forms through WireGuard's own handshakes)`)
+  }
 
   start (): void {
     try {
@@ -127,10 +154,10 @@ export class NatMonitor {
       try {
         stun = await (this.c.probe ?? stunProbe)({ localPort: this.init.listenPort, servers: this.init.stunServers, signal })
         for (const f of stun.failures) this.c.logger.debug(`STUN ${f.server}: ${f.reason}`)
+        for (const ms of stun.roundTripsMs ?? []) this.c.observer?.stunRoundTrip?.(ms)
       } catch (err) {
         if (!(err instanceof RawSocketUnavailable)) throw err
-        this.raw = false
-        this.c.logger.warn(`${err.message}; carrying on without STUN and punching (the mesh still forms through WireGuard's own handshakes)`)
+        this.disableRaw(err.message)
       }
     }
     const found = discover({ listenPort: this.init.listenPort, addresses, iface: this.init.iface, meshPrefixes: this.init.meshPrefixes, hubView: this.c.hubView(), stun })
@@ -140,6 +167,7 @@ export class NatMonitor {
     this._current = found
     if (before?.announce.natClass !== found.announce.natClass || before?.announce.mappedEndpoint !== found.announce.mappedEndpoint) {
       this.c.logger.info({ natClass: found.announce.natClass, mapped: found.announce.mappedEndpoint }, `NAT ${found.announce.natClass}: ${found.reason}`)
+      if (before !== null) this.c.observer?.natChanged?.()
     }
     if (before !== null && before.announce.natClass !== 'hard' && this.mappingMoved(stun)) this.c.onNetworkChange()
     if (stun !== null) this.lastSamples = new Map(stun.samples.map((s) => [s.server, formatEndpoint(s.mapped)]))

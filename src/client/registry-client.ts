@@ -1,6 +1,6 @@
 import { request } from 'node:http'
 import { ParseError, WgnatError, messageOf, quote } from '../shared/errors.js'
-import { API, tableResponseSchema, type Announce, type TableResponse } from '../shared/protocol.js'
+import { API, tableResponseSchema, type Announce, type PathReport, type TableResponse } from '../shared/protocol.js'
 
 export interface RegistryClientInit {
   address: string
@@ -42,6 +42,11 @@ export class RegistryClient {
 
   async announce (announce: Announce, signal?: AbortSignal): Promise<void> {
     await this.call('POST', API.announce, JSON.stringify(announce), this.timeoutMs, signal)
+  }
+
+  /** Our path to every peer, for the hub's mesh view. */
+  async report (report: PathReport, signal?: AbortSignal): Promise<void> {
+    await this.call('POST', API.report, JSON.stringify(report), this.timeoutMs, signal)
   }
 
   private async call (method: string, path: string, body: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<string> {

@@ -1,7 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises'
-import { createConnection, createServer, type Server } from 'node:net'
-import { dirname } from 'node:path'
-import { WgnatError, messageOf, quote } from '../shared/errors.js'
+import { fetchJson, serveJson } from '../shared/json-socket.js'
 import type { ClientStatus } from './status.js'
 
 /** Where the daemon serves its status by default: root-only directory, one socket per interface. */
@@ -11,44 +8,10 @@ export function defaultStatusSocket (iface: string): string {
 
 /** Serve `status()` as JSON to whoever connects to the Unix socket at `path` (mode 0600: root only). */
 export async function serveStatus (path: string, status: () => ClientStatus): Promise<{ close: () => Promise<void> }> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
-  await rm(path, { force: true })
-  const server: Server = createServer((conn) => {
-    conn.on('error', () => {})
-    conn.end(JSON.stringify(status()) + '\n')
-  })
-  const oldMask = process.umask(0o177)
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(path, () => { server.off('error', reject); resolve() })
-    })
-  } finally {
-    process.umask(oldMask)
-  }
-  return {
-    async close () {
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-      await rm(path, { force: true })
-    }
-  }
+  return await serveJson(path, status)
 }
 
 /** Ask a running client for its status. */
 export async function fetchStatus (path: string, timeoutMs = 3000): Promise<ClientStatus> {
-  return await new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    const conn = createConnection(path)
-    conn.setTimeout(timeoutMs, () => conn.destroy(new Error(`no answer within ${timeoutMs}ms`)))
-    conn.on('data', (c: Buffer) => chunks.push(c))
-    conn.on('end', () => {
-      try { resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as ClientStatus) } catch { reject(new WgnatError(`status socket ${quote(path)} sent something that is not JSON`)) }
-    })
-    conn.on('error', (err) => {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ENOENT' || code === 'ECONNREFUSED') reject(new WgnatError(`no wgnat-client running for this interface (no status socket at ${quote(path)})`, 69))
-      else if (code === 'EACCES') reject(new WgnatError(`not permitted to read ${quote(path)}: run as root`, 77))
-      else reject(new WgnatError(`status socket ${quote(path)}: ${messageOf(err)}`))
-    })
-  })
+  return await fetchJson(path, 'wgnat-client', timeoutMs) as ClientStatus
 }

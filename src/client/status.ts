@@ -30,7 +30,17 @@ export interface ClientStatus {
   interface: string
   publicKey: string
   registry: { url: string, reachable: boolean, version: number, relay: boolean, lastSyncS: number }
-  self: { endpoint: string | null, natClass: string, mappedEndpoint: string | null, portMapping?: PortMappingStatus | null }
+  self: {
+    endpoint: string | null
+    natClass: string
+    mappedEndpoint: string | null
+    /** Our router's port mapping of the WireGuard port, if it granted one. */
+    portMapping?: PortMappingStatus | null
+    /** Why this NAT class (the classifier's reason), or why it is not known yet. */
+    natReason?: string
+    /** Why raw-socket features (STUN from the WireGuard port, punching) are off, with the command that fixes it. */
+    rawProblem?: string | null
+  }
   peers: PeerStatus[]
 }
 
@@ -60,6 +70,9 @@ export function renderStatus (s: ClientStatus, nowS: number): string {
   const lines = [
     `interface ${s.interface}  key ${shortKey(s.publicKey)}  public ${s.self.endpoint ?? '?'}  NAT ${s.self.natClass}${s.self.mappedEndpoint === null ? '' : ` (STUN ${s.self.mappedEndpoint})`}` +
       (s.self.portMapping == null ? '' : `  port mapping ${s.self.portMapping.endpoint} (${s.self.portMapping.protocol})`),
+    ...(s.self.rawProblem != null
+      ? [`NAT ${s.self.natClass} because ${s.self.rawProblem}`]
+      : s.self.natClass === 'unknown' && s.self.natReason !== undefined ? [`NAT unknown: ${s.self.natReason}`] : []),
     `registry ${s.registry.url}  ${s.registry.reachable ? 'reachable' : 'UNREACHABLE'}  version ${s.registry.version}  last sync ${ago(s.registry.lastSyncS)}  hub ${s.registry.relay ? 'relays' : 'does not relay'}`,
     ''
   ]

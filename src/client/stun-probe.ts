@@ -58,6 +58,8 @@ export interface StunProbeResult {
   failures: StunProbeFailure[]
   /** What the raw receive socket saw while the probe ran. */
   receiverStats: RawUdpReceiverStats
+  /** Round trip of each answered request, ms, from its last send (a retransmission restarts the clock). */
+  roundTripsMs?: number[]
 }
 
 /** Abort reason that tells a caller's abort from our own clean-up. */
@@ -78,6 +80,8 @@ interface Pending {
   request: Buffer
   done: boolean
   sent: number
+  /** When the last copy of the request went out (Date.now()). */
+  sentAtMs?: number
   lastSendError?: string
 }
 
@@ -96,6 +100,7 @@ export async function stunProbe (init: StunProbeInit, components: Partial<StunPr
   const samples = new Map<string, MappingSample>()
   const failures = new Map<string, StunProbeFailure>()
   const pending = new Map<string, Pending>() // transaction ID (hex) -> request
+  const roundTripsMs: number[] = []
 
   for (const server of init.servers) {
     const key = formatEndpoint(server)
@@ -128,6 +133,7 @@ export async function stunProbe (init: StunProbeInit, components: Partial<StunPr
     const p = pending.get(message.transactionId.toString('hex'))
     if (p === undefined || p.done || packet.srcIp !== p.server.address || packet.srcPort !== p.server.port) return
     p.done = true
+    if (p.sentAtMs !== undefined) roundTripsMs.push(Date.now() - p.sentAtMs)
     const mapped = message.xorMappedAddress ?? message.mappedAddress
     if (message.class === StunClass.ERROR) {
       const code = message.errorCode
@@ -154,8 +160,10 @@ export async function stunProbe (init: StunProbeInit, components: Partial<StunPr
     for (let attempt = 0; attempt <= retries && remaining() > 0 && !inner.signal.aborted; attempt++) {
       await Promise.all([...pending.values()].filter(p => !p.done).map(async (p) => {
         try {
+          const at = Date.now()
           await sender!.send({ srcPort: localPort, dst: p.server, payload: p.request }, { signal: inner.signal })
           p.sent++
+          p.sentAtMs = at
         } catch (err) {
           p.lastSendError = messageOf(err)
         }
@@ -185,7 +193,7 @@ export async function stunProbe (init: StunProbeInit, components: Partial<StunPr
   }
   const receiverStats = { ...(receiver?.stats ?? emptyStats) }
   logger?.debug({ localPort, samples: samples.size, failures: failures.size, receiverStats }, 'stun probe finished')
-  return finish(init.servers, samples, failures, receiverStats)
+  return { ...finish(init.servers, samples, failures, receiverStats), roundTripsMs }
 }
 
 /** Results in the order of the servers given. */

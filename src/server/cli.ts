@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { addCommonOptions, durationArg, intArg, runDaemon, type Daemon, type RunIo } from '../shared/cli.js'
-import { WgnatError, quote } from '../shared/errors.js'
+import { WgnatError, messageOf, quote } from '../shared/errors.js'
 import { interfaceAddresses } from '../shared/interface-addresses.js'
 import type { Logger } from '../shared/log.js'
 import { wgCli, type WgControl } from '../shared/wg.js'
@@ -8,7 +8,12 @@ import { closeAll, listenOn, registryHandler } from './registry-http.js'
 import { readHubState } from './bootstrap/hub-state.js'
 import { watchPeerNames } from './inventory/peer-names-watch.js'
 import { RegistryService } from './registry-service.js'
-import { enableRelay, type RelayHandle } from './relay.js'
+import { enableRelay, readRelayCounters, type RelayHandle } from './relay.js'
+import { defaultServerStatusSocket } from './admin/server-status.js'
+import { HTTP_OPTION_HELP, httpAddressArg, type HttpAddress } from '../shared/metrics/http-option.js'
+import { buildMeshView } from './mesh/mesh-view.js'
+import { PathReports } from './mesh/path-reports.js'
+import { serveJson } from '../shared/json-socket.js'
 import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
 import { createExposeService, type ExposeService } from './expose/expose-service.js'
 import { parseExposeSpec, type ExposeSpec } from './expose/expose-spec.js'
@@ -38,6 +43,8 @@ export interface ServerOptions {
   expose: ExposeSpec[]
   exposeFile?: string
   exposePreserveSource: boolean
+  http?: HttpAddress
+  statusSocket?: string
 }
 
 /** commander parser for a repeatable `--expose`; the environment variable may hold several, blank- or comma-separated. */
@@ -64,6 +71,9 @@ export function serverProgram (): Command {
     .addOption(new Option('--policy <file>', 'access policy (JSON, docs/policy.md): who may reach whom; enforced by the registry, by an nftables forward filter on the interface (relayed traffic, whatever the spokes run) and by the clients. Reloaded on SIGHUP and when the file changes').env('WGNAT_POLICY'))
     .addOption(new Option('--expose <spec>', 'forward a public port of the hub to a peer\'s port through the tunnel, in the kernel: <public-port>[-<end>]/<tcp|udp>=<peer>:<port> (peer: name, public key or tunnel address); repeatable. PUBLIC: anyone who reaches the hub\'s address can use it, only on that port, only to that peer and port. Turns IP forwarding on if it is off (then nothing else crosses between the tunnel and other interfaces), undone on exit').argParser(exposeArg).default([], 'none').env('WGNAT_EXPOSE'))
     .addOption(new Option('--expose-file <path>', 'more --expose specs, one per line, # comments; read again on SIGHUP').env('WGNAT_EXPOSE_FILE'))
+    .addOption(new Option('--http <addr:port>', HTTP_OPTION_HELP).argParser(httpAddressArg).env('WGNAT_HTTP'))
+    .addOption(new Option('--status-socket <path>', 'Unix socket for `wgnat-server status` (default: /run/wgnat/<interface>-server.sock)').env('WGNAT_SERVER_STATUS_SOCKET'))
+    .addHelpText('after', '\nThe whole mesh, as the clients report it: wgnat-server status -i <interface> [--json]\nRun as a systemd service: wgnat-server install-service -i <interface>')
     .addOption(new Option('--expose-preserve-source', 'exposed services see the client\'s real address instead of the hub\'s tunnel address; the spoke must then route its replies through the tunnel (see docs/expose.md)').default(false).env('WGNAT_EXPOSE_PRESERVE_SOURCE'))
   return addCommonOptions(program)
 }
@@ -129,23 +139,51 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
       // Before --relay, so it sees whether forwarding was off (then only the exposes may cross to other interfaces).
       await startExposes(opts, port, addresses, service, logger, teardown)
     }
+    let stun: StunServer | undefined
     if (opts.stun) {
-      const stun: StunServer = createStunServer({ port: opts.stunPort }, { logger })
-      await stun.start()
-      teardown.add(async () => await stun.stop())
+      const server = stun = createStunServer({ port: opts.stunPort }, { logger })
+      await server.start()
+      teardown.add(async () => await server.stop())
     }
     if (relayOn) {
       const relay: RelayHandle = await enableRelay(opts.interface, logger)
       teardown.add(async () => await relay.stop())
     }
+    const reports = new PathReports()
+    const meshView = () => {
+      const peers = [...service.table.peers()]
+      reports.retain(new Set(peers.map((p) => p.publicKey)))
+      return buildMeshView({ iface: opts.interface, publicKey: service.device.publicKey ?? '', relay: relayOn, nowS: service.table.now }, peers, reports)
+    }
+    // prom-client and the page are loaded only with --http: they would slow every start otherwise.
+    const metrics = opts.http === undefined
+      ? undefined
+      : (await import('./server-metrics.js')).createServerMetrics({
+          peers: () => service.table.size,
+          longPolls: () => service.waiting,
+          stun: stun === undefined ? undefined : () => stun?.stats() ?? { answered: 0, ignored: 0, rateLimited: 0, sendErrors: 0 },
+          relay: relayOn ? async () => await readRelayCounters(opts.interface) : undefined
+        })
     let servers
     try {
-      servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: relayOn }))
+      servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: relayOn, onResponse: metrics?.request, reports }))
     } catch (err) {
       if (err instanceof WgnatError) throw err
       throw new WgnatError(`cannot listen on ${addresses.join(', ')} port ${port}: ${(err as Error).message}`)
     }
     teardown.add(async () => await closeAll(servers))
+    if (opts.http !== undefined && metrics !== undefined) {
+      const [{ startHttpListener }, { meshRoutes }] = await Promise.all([import('../shared/metrics/http-listener.js'), import('./mesh/mesh-page.js')])
+      const http = await startHttpListener(opts.http, metrics.registry, logger, [meshRoutes(meshView)])
+      teardown.add(async () => await http.close())
+    }
+    const statusPath = opts.statusSocket ?? defaultServerStatusSocket(opts.interface)
+    try {
+      const statusServer = await serveJson(statusPath, meshView)
+      teardown.add(async () => await statusServer.close())
+    } catch (err) {
+      logger.warn(`no status socket at ${quote(statusPath)}: ${messageOf(err)}`)
+    }
     logger.info({ addresses, port }, `registry listening on ${addresses.map((a) => `${a.includes(':') ? `[${a}]` : a}:${port}`).join(', ')}`)
   } catch (err) {
     await stop()
@@ -198,7 +236,9 @@ export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
   'remove-peer': async () => (await import('./bootstrap/remove-peer-command.js')).runRemovePeer,
   peers: async () => (await import('./bootstrap/peers-command.js')).runPeers,
   policy: async () => (await import('./policy/policy-command.js')).runPolicy,
-  exposes: async () => (await import('./expose/exposes-command.js')).runExposes
+  exposes: async () => (await import('./expose/exposes-command.js')).runExposes,
+  'install-service': async () => (await import('./admin/install-service.js')).runInstallService,
+  status: async () => (await import('./admin/server-status.js')).runStatus
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {

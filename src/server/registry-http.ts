@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from '../shared/log.js'
 import { messageOf, quote } from '../shared/errors.js'
 import { normaliseIp } from '../shared/ip.js'
-import { API, MAX_WAIT_S, announceSchema } from '../shared/protocol.js'
+import { API, MAX_WAIT_S, REPORT_LIMITS, announceSchema, reportSchema } from '../shared/protocol.js'
+import type { PathReports } from './mesh/path-reports.js'
 import { isWgKey, shortKey } from '../shared/wg-dump.js'
 import type { RegistryService } from './registry-service.js'
 import { wgnatKeepaliveResponse } from './wgnat-compat.js'
@@ -12,8 +13,27 @@ import { SourceRateLimiter } from '../shared/rate-limiter.js'
 export const ANNOUNCE_RATE_PER_SECOND = 2
 export const ANNOUNCE_BURST = 20
 
+/** Path reports one peer may send a second, sustained, and in a burst (a client reports at most once a second). */
+export const REPORT_RATE_PER_SECOND = 1
+export const REPORT_BURST = 5
+
 /** Largest request body the registry reads (an announce is a few hundred bytes). */
 export const MAX_REQUEST_BYTES = 16 * 1024
+
+export interface RegistryHandlerOptions {
+  relay?: boolean
+  /** Where path reports go (POST /v1/report); without it the route answers 404. */
+  reports?: PathReports
+  /** Called once per answered request (metrics). */
+  onResponse?: (method: string, path: string, status: number) => void
+}
+
+/** The path of a request target, without the query. */
+function pathOf (target: string | undefined): string {
+  const t = target ?? '/'
+  const q = t.indexOf('?')
+  return q < 0 ? t : t.slice(0, q)
+}
 
 class HttpError extends Error {
   constructor (readonly status: number, message: string, readonly body?: string) { super(message) }
@@ -23,10 +43,13 @@ class HttpError extends Error {
  * The registry's request handler. The caller is whoever WireGuard says the source address belongs to;
  * nothing the client sends about its own identity is trusted.
  */
-export function registryHandler (service: RegistryService, logger: Logger, opts: { relay?: boolean } = {}) {
+export function registryHandler (service: RegistryService, logger: Logger, opts: RegistryHandlerOptions = {}) {
   const relay = String(opts.relay ?? false)
   const announceLimiter = new SourceRateLimiter(ANNOUNCE_RATE_PER_SECOND, ANNOUNCE_BURST)
+  const onResponse = opts.onResponse
+  const reportLimiter = new SourceRateLimiter(REPORT_RATE_PER_SECOND, REPORT_BURST)
   return async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (onResponse !== undefined) res.once('finish', () => { onResponse(req.method ?? '', pathOf(req.url), res.statusCode) })
     try {
       const source = normaliseIp(req.socket.remoteAddress ?? '')
       const caller = service.identify(source)
@@ -38,6 +61,8 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
         case `GET ${API.table}`: return await table(req, res, url, caller)
         case `POST ${API.announce}`: return await announce(req, res, caller)
         case `POST ${API.wgnatKeepalive}`: return wgnatKeepalive(res, url, caller)
+        case `POST ${API.report}`: if (opts.reports !== undefined) return await report(req, res, caller, opts.reports)
+          throw new HttpError(404, `no such endpoint: ${quote(route)}`)
         default: throw new HttpError(404, `no such endpoint: ${quote(route)}`)
       }
     } catch (err) {
@@ -82,6 +107,18 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     res.writeHead(204).end()
   }
 
+  /** The caller's paths to the other peers, for the hub's mesh view; about itself only (it is known by its address). */
+  async function report (req: IncomingMessage, res: ServerResponse, caller: string, reports: PathReports): Promise<void> {
+    if (!reportLimiter.take(caller)) throw new HttpError(429, `too many reports; at most ${REPORT_RATE_PER_SECOND} a second`)
+    const text = await readBody(req, REPORT_LIMITS.maxBytes)
+    let json: unknown
+    try { json = JSON.parse(text) } catch { throw new HttpError(400, `report: body is not JSON: ${quote(text)}`) }
+    const parsed = reportSchema.safeParse(json)
+    if (!parsed.success) throw new HttpError(400, `report: ${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+    reports.put(caller, parsed.data, service.table.now)
+    res.writeHead(204).end()
+  }
+
   function wgnatKeepalive (res: ServerResponse, url: URL, caller: string): void {
     const pubkey = url.searchParams.get('pubkey') ?? ''
     // wg-nat answered a key that matches no peer with 400 and a JSON null; its clients expect that.
@@ -105,12 +142,12 @@ function intParam (url: URL, name: string, min: number, max: number): number {
   return Math.min(max, Math.max(min, Number(text)))
 }
 
-async function readBody (req: IncomingMessage): Promise<string> {
+async function readBody (req: IncomingMessage, maxBytes = MAX_REQUEST_BYTES): Promise<string> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req) {
     size += (chunk as Buffer).length
-    if (size > MAX_REQUEST_BYTES) throw new HttpError(413, `request body over ${MAX_REQUEST_BYTES} bytes`)
+    if (size > maxBytes) throw new HttpError(413, `request body over ${maxBytes} bytes`)
     chunks.push(chunk as Buffer)
   }
   return Buffer.concat(chunks).toString('utf8')

@@ -53,3 +53,41 @@ export async function enableRelay (iface: string, logger: Logger): Promise<Relay
     }
   }
 }
+
+/** Packets and bytes forwarded by the relay rule (the FORWARD accept from the interface to itself). */
+export interface RelayCounters { packets: number, bytes: number }
+
+/**
+ * Sum the counters of the relay rule in `iptables -L FORWARD -v -x -n` output (one tool's): the rule with the
+ * `wgnat relay` comment whose in and out interfaces are `iface`. Pure; null when there is no such rule.
+ */
+export function parseRelayCounters (listing: string, iface: string): RelayCounters | null {
+  const sum: RelayCounters = { packets: 0, bytes: 0 }
+  let found = false
+  for (const line of listing.split('\n')) {
+    if (!line.includes('/* wgnat relay */')) continue
+    // pkts bytes target prot opt in out source destination ...
+    const f = line.trim().split(/\s+/)
+    if (f.length < 7 || f[2] !== 'ACCEPT' || f[5] !== iface || f[6] !== iface || !/^\d+$/.test(f[0] ?? '') || !/^\d+$/.test(f[1] ?? '')) continue
+    sum.packets += Number(f[0])
+    sum.bytes += Number(f[1])
+    found = true
+  }
+  return found ? sum : null
+}
+
+/** Read the relay rule's counters from iptables and ip6tables (summed); null when neither has the rule. */
+export async function readRelayCounters (iface: string): Promise<RelayCounters | null> {
+  const total: RelayCounters = { packets: 0, bytes: 0 }
+  let found = false
+  for (const tool of ['iptables', 'ip6tables']) {
+    const r = await execa(tool, ['-w', '-L', 'FORWARD', '-v', '-x', '-n'], { reject: false })
+    if (r.exitCode !== 0) continue
+    const c = parseRelayCounters(String(r.stdout), iface)
+    if (c === null) continue
+    total.packets += c.packets
+    total.bytes += c.bytes
+    found = true
+  }
+  return found ? total : null
+}

@@ -91,10 +91,34 @@ export const tableResponseSchema = z.object({
 })
 export type TableResponse = z.infer<typeof tableResponseSchema>
 
+/** The paths a client reports for its peers (POST /v1/report), as `wgnat-client status` shows them. */
+export const REPORT_PATHS = ['direct', 'hub', 'trying', 'unreachable'] as const
+export type ReportPath = typeof REPORT_PATHS[number]
+
+/** Upper bounds of one path report. */
+export const REPORT_LIMITS = {
+  /** Peers in one report. */
+  maxPeers: 4096,
+  /** Largest request body the registry reads for a report (4096 peers at about 110 bytes each, and some room). */
+  maxBytes: 512 * 1024
+} as const
+
+/** What a client tells the registry about its paths to the other peers (POST /v1/report). */
+export const reportSchema = z.object({
+  peers: z.array(z.object({
+    publicKey: wgKeySchema,
+    path: z.enum(REPORT_PATHS),
+    /** The endpoint the client uses for the peer (direct or trying), or null. */
+    endpoint: endpointSchema.nullable()
+  }).strict()).max(REPORT_LIMITS.maxPeers)
+}).strict()
+export type PathReport = z.infer<typeof reportSchema>
+
 /** Paths of API v1. */
 export const API = {
   table: '/v1/table',
   announce: '/v1/announce',
+  report: '/v1/report',
   /** wg-nat compatibility. */
   wgnatKeepalive: '/keepalive'
 } as const

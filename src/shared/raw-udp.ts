@@ -15,7 +15,9 @@
  * {@link RawSocketUnavailable}, so callers can turn raw features off and keep working.
  */
 import { createSocket as createDgramSocket } from 'node:dgram'
+import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { dirname } from 'node:path'
 import { isIPv4 } from 'node:net'
 import { EXIT_NOPERM, WgnatError, messageOf, quote } from './errors.js'
 import { DEFAULT_TTL, IpProtocol, decodeIpv4Udp, encodeIpv4Udp, type Ipv4UdpPacket } from './udp-packet.js'
@@ -141,6 +143,26 @@ let rawSocketModule: RawSocketModule | undefined
  */
 const openSockets = new Set<RawSocket>()
 
+/**
+ * The command that builds the raw-socket addon where it was installed without its build script (npm 11 runs it only
+ * when allowed: `npm install -g --allow-scripts=raw-socket,netlink`; `--ignore-scripts`; no compiler at the time).
+ * `dir` is the directory holding the package's node_modules (wgnat's own package root when installed globally).
+ */
+export function rawSocketFix (dir: string): string {
+  return `cd ${dir.includes(' ') ? `'${dir}'` : dir} && npm rebuild raw-socket (needs python3, make and g++)`
+}
+
+/** Where the raw-socket module would be resolved from: the package root holding this file's node_modules. */
+function packageRoot (): string {
+  try {
+    const require = createRequire(import.meta.url)
+    const found = require.resolve.paths('raw-socket')?.find((d) => existsSync(d)) ?? ''
+    return found === '' ? '.' : dirname(found)
+  } catch {
+    return '.'
+  }
+}
+
 /** Load the native module on first use, so importing this file never fails on a host without it. */
 function loadRawSocket (): RawSocketModule {
   if (rawSocketModule !== undefined) return rawSocketModule
@@ -149,7 +171,20 @@ function loadRawSocket (): RawSocketModule {
     rawSocketModule = require('raw-socket') as RawSocketModule
     return rawSocketModule
   } catch (err) {
-    throw new RawSocketUnavailable(`raw sockets unavailable: the raw-socket native module did not load: ${messageOf(err)}`)
+    throw new RawSocketUnavailable(`raw sockets unavailable: the raw-socket native addon did not load (${messageOf(err)}); fix: ${rawSocketFix(packageRoot())}`)
+  }
+}
+
+/**
+ * Why raw sockets cannot work here, or null when the native addon loads. Checks only the addon, not CAP_NET_RAW
+ * (that shows at the first socket); cheap, and meant for a one-line warning at start.
+ */
+export function rawSocketProblem (): string | null {
+  try {
+    loadRawSocket()
+    return null
+  } catch (err) {
+    return messageOf(err)
   }
 }
 
@@ -163,7 +198,7 @@ function openRawSocket (protocol: number, what: string, bufferSize?: number): Ra
   } catch (err) {
     const why = messageOf(err)
     if (/not permitted|permission denied/i.test(why)) {
-      throw new RawSocketUnavailable(`raw sockets need CAP_NET_RAW (run as root): opening a ${what} socket: ${why}`)
+      throw new RawSocketUnavailable(`raw sockets need CAP_NET_RAW (fix: run as root, or with AmbientCapabilities=CAP_NET_RAW as wgnat-client@.service does): opening a ${what} socket: ${why}`)
     }
     throw new RawSocketUnavailable(`raw sockets unavailable: opening a ${what} socket: ${why}`)
   }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { NatMonitor, type NatMonitorInit } from '../../src/client/nat-monitor.js'
+import { NatMonitor, type NatMonitorComponents, type NatMonitorInit } from '../../src/client/nat-monitor.js'
 import type { StunProbeInit, StunProbeResult } from '../../src/client/stun-probe.js'
 import { formatEndpoint, parsePrefix, type Endpoint } from '../../src/shared/ip.js'
 import { silentLogger } from '../../src/shared/log.js'
@@ -84,7 +84,7 @@ afterEach(async () => {
   vi.useRealTimers()
 })
 
-function harness (w: World, init: Partial<NatMonitorInit> = {}) {
+function harness (w: World, init: Partial<NatMonitorInit> = {}, extra: Partial<NatMonitorComponents> = {}) {
   const failOnce = (err: Error | undefined): void => {
     if (err !== undefined && w.failures > 0) { w.failures--; throw err }
   }
@@ -113,7 +113,7 @@ function harness (w: World, init: Partial<NatMonitorInit> = {}) {
   const warn = vi.spyOn(logger, 'warn')
   const monitor = new NatMonitor(
     { iface: 'wg0', listenPort: LISTEN_PORT, meshPrefixes: MESH, stunServers: [STUN_1, STUN_2], recheckMs: 5, ...init },
-    { logger, hubView: () => w.hubView, announce, onNetworkChange, probe, addresses }
+    { logger, hubView: () => w.hubView, announce, onNetworkChange, probe, addresses, ...extra }
   )
   monitors.push(monitor)
   /** Wait until `n` more discovery rounds (address listings) have run. */
@@ -231,6 +231,36 @@ describe('NatMonitor: without raw sockets', () => {
     expect(h.probe).toHaveBeenCalledTimes(1)
     expect(h.announce).toHaveBeenCalledTimes(1)
     expect(h.monitor.rawAvailable).toBe(false)
+  })
+
+  it('preflight: an addon that does not load is reported once at start, with the fix, and never probed', async () => {
+    const problem = 'raw sockets unavailable: the raw-socket native addon did not load (no build); fix: cd /x && npm rebuild raw-socket'
+    const h = harness(world(), {}, { rawCheck: () => problem })
+    h.monitor.preflight()
+    expect(h.monitor.rawAvailable).toBe(false)
+    expect(h.monitor.rawProblem).toBe(problem)
+    expect(h.warn).toHaveBeenCalledTimes(1)
+    expect(h.warn).toHaveBeenCalledWith(expect.stringContaining('fix: cd /x && npm rebuild raw-socket'))
+    h.monitor.start()
+    await h.announcedCount(1)
+    await h.rounds(2)
+    expect(h.probe).not.toHaveBeenCalled()
+    expect(h.warn).toHaveBeenCalledTimes(1)
+  })
+
+  it('preflight: an addon that loads changes nothing', () => {
+    const h = harness(world(), {}, { rawCheck: () => null })
+    h.monitor.preflight()
+    expect(h.monitor.rawAvailable).toBe(true)
+    expect(h.monitor.rawProblem).toBeNull()
+    expect(h.warn).not.toHaveBeenCalled()
+  })
+
+  it('--no-raw says so as the reason, without a warning', () => {
+    const h = harness(world(), { raw: false }, { rawCheck: () => 'never asked' })
+    h.monitor.preflight()
+    expect(h.monitor.rawProblem).toMatch(/--no-raw/)
+    expect(h.warn).not.toHaveBeenCalled()
   })
 
   const noProbe: Array<{ name: string, init: Partial<NatMonitorInit> }> = [

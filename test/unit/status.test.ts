@@ -59,6 +59,19 @@ describe('status', () => {
     }
     expect(renderStatus(s, 0).split('\n')[0]).toContain('port mapping 198.18.12.2:51820 (pcp)')
   })
+
+  it('says why the NAT class is unknown, with the fix, when raw sockets are off', () => {
+    const base: ClientStatus = {
+      interface: 'wg0',
+      publicKey: testKey('self'),
+      registry: { url: 'http://100.64.0.1:51820', reachable: true, version: 7, relay: true, lastSyncS: 1_700_000_100 },
+      self: { endpoint: '198.18.11.2:51820', natClass: 'unknown', mappedEndpoint: null, natReason: 'only one view', rawProblem: 'raw sockets unavailable: addon did not load; fix: cd /x && npm rebuild raw-socket' },
+      peers: []
+    }
+    expect(renderStatus(base, 1_700_000_100)).toContain('NAT unknown because raw sockets unavailable: addon did not load; fix: cd /x && npm rebuild raw-socket\n')
+    expect(renderStatus({ ...base, self: { ...base.self, rawProblem: null } }, 1_700_000_100)).toContain('NAT unknown: only one view\n')
+    expect(renderStatus({ ...base, self: { ...base.self, rawProblem: null, natClass: 'easy' } }, 1_700_000_100)).not.toContain('only one view')
+  })
 })
 
 describe('meshPrefixes', () => {
