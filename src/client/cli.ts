@@ -89,7 +89,7 @@ export function statusProgram (): Command {
     .option('--json', 'print the status as JSON, the structure the daemon holds')
 }
 
-export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli()): Promise<MeshClient> {
+export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli({}, { logger })): Promise<MeshClient> {
   const client = new MeshClient({
     iface: opts.interface,
     registryKey: opts.registry,

@@ -5,7 +5,7 @@ import type { Logger } from '../shared/log.js'
 import type { TablePeer, TableResponse } from '../shared/protocol.js'
 import { sleep, Wakeup } from '../shared/sleep.js'
 import { formatDuration } from '../shared/duration.js'
-import type { WgControl } from '../shared/wg.js'
+import { WgSetError, type WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
 import { NatMonitor } from './nat-monitor.js'
@@ -307,10 +307,25 @@ export class MeshClient {
       out.tracks.delete(this.init.registryKey)
     }
     const armed = await this.punchNewAttempts(out)
+    let partial: WgSetError | undefined
     if (out.changes.length > 0) {
       // Record new peers before adding them, so a crash in between never leaves a peer we forget we own.
       await this.store.save(new Set([...this.tracks.keys(), ...out.tracks.keys()]))
-      await this.wg.set(this.init.iface, out.changes)
+      try {
+        await this.wg.set(this.init.iface, out.changes, { current: device })
+      } catch (err) {
+        if (!(err instanceof WgSetError)) throw err
+        // Applied in several calls and some failed: the others are on the interface. Peers whose change failed
+        // keep their old track (the same change is decided again on the next tick); a new one stays tracked so it
+        // is never mistaken for someone else's peer.
+        partial = err
+        const failed = err.failedKeys
+        for (const key of failed) {
+          const old = this.tracks.get(key)
+          if (old !== undefined) out.tracks.set(key, old)
+        }
+        out.events = out.events.filter((e) => !failed.has(e.publicKey))
+      }
       await this.store.save(out.tracks.keys())
     }
     this.tracks = out.tracks
@@ -323,6 +338,7 @@ export class MeshClient {
       this.log.info({ peer: shortKey(e.publicKey), endpoint }, `peer ${shortKey(e.publicKey)}: ${e.from} -> ${e.to} (${e.reason})`)
       if (e.to === 'hub' && !this.registryState.relay) this.log.warn({ peer: shortKey(e.publicKey) }, `peer ${shortKey(e.publicKey)} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
     }
+    if (partial !== undefined) throw partial
   }
 
   /**
