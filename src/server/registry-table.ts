@@ -100,12 +100,17 @@ export class RegistryTable {
     return (function * () { for (const e of it) yield e.peer })()
   }
 
+  /** Would `since(since)` answer with the whole table (a new client, another epoch, a version past the history)? */
+  answersInFull (since: number): boolean {
+    return since <= 0 || since > this._version || since < this.firstHistoryVersion - 1
+  }
+
   /**
    * What a client at version `since` needs, without the caller's own entry. A `since` of 0, in the future
    * (registry restarted) or older than the kept history gets the full table.
    */
   since (since: number, caller: string): TableDelta {
-    if (since <= 0 || since > this._version || since < this.firstHistoryVersion - 1) {
+    if (this.answersInFull(since)) {
       return { version: this._version, full: true, peers: this.fullWithout(caller), removed: [] }
     }
     const keys = new Set<string>()
