@@ -148,6 +148,7 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     victimFailed: failed,
     attackerFull: attack.full,
     attackerRefused: attack.refused,
+    attackerErrors: attack.errors,
     attackerHeld: attack.heldAtEnd,
     loopP99: usage.loopP99Ms,
     loopMax: usage.loopMaxMs,
@@ -171,7 +172,7 @@ async function main (): Promise<void> {
       const read = await measureRead(iface)
       console.log(`real \`wg show ${iface} dump\` of ${PEERS + 1} peers: ${read.bytes} bytes; run ${read.runMs.toFixed(1)} ms, parse ${read.parseMs.toFixed(1)} ms (medians of 7)`)
     }
-    console.log('| device | limits | scenario | others\' delta p50 / p99 / max (ms) | others\' deltas served (failed) | hammering peer: full tables served / 429 | its idle connections held | registry event-loop delay p99 / max (ms) | interface read median / max (ms) | registry RSS (MB) | up |')
+    console.log('| device | limits | scenario | others\' delta p50 / p99 / max (ms) | others\' deltas served (failed) | hammering peer: full tables served / 429 / refused connections | its idle connections held | registry event-loop delay p99 / max (ms) | interface read median / max (ms) | registry RSS (MB) | up |')
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     for (const limits of values.limits.split(',')) {
       for (const name of values.scenarios.split(',')) {
@@ -188,7 +189,7 @@ async function main (): Promise<void> {
           }
         }
         const m = (k: string): number => median(results.map((r) => r[k] ?? NaN))
-        const row = `| ${values.device ?? ''} ${PEERS} | ${limits} | ${name} | ${m('p50').toFixed(2)} / ${m('p99').toFixed(1)} / ${m('max').toFixed(0)} | ${m('victimRequests').toFixed(0)} (${m('victimFailed').toFixed(0)}) | ${m('attackerFull').toFixed(0)} / ${m('attackerRefused').toFixed(0)} | ${m('attackerHeld').toFixed(0)} | ${m('loopP99').toFixed(1)} / ${m('loopMax').toFixed(0)} | ${m('readMedian').toFixed(1)} / ${m('readMax').toFixed(0)} | ${m('rss').toFixed(0)} | ${results.every((r) => r.up === 1) ? 'yes' : 'NO'} |`
+        const row = `| ${values.device ?? ''} ${PEERS} | ${limits} | ${name} | ${m('p50').toFixed(2)} / ${m('p99').toFixed(1)} / ${m('max').toFixed(0)} | ${m('victimRequests').toFixed(0)} (${m('victimFailed').toFixed(0)}) | ${m('attackerFull').toFixed(0)} / ${m('attackerRefused').toFixed(0)} / ${m('attackerErrors').toFixed(0)} | ${m('attackerHeld').toFixed(0)} | ${m('loopP99').toFixed(1)} / ${m('loopMax').toFixed(0)} | ${m('readMedian').toFixed(1)} / ${m('readMax').toFixed(0)} | ${m('rss').toFixed(0)} | ${results.every((r) => r.up === 1) ? 'yes' : 'NO'} |`
         console.log(row)
         rows.push(row)
       }

@@ -76,6 +76,8 @@ export const LONG_POLL_S = 25
 export const PENDING_TICK_MS = 150
 /** Device read interval otherwise: catches dead direct paths and peers changed behind our back. */
 export const IDLE_TICK_MS = 2000
+/** New problems with a registry table logged one by one at warn; more are summed up in one line. */
+export const MAX_TABLE_WARNINGS = 5
 /** First wait after a failed registry call (the registry may still be starting); doubles up to 30 s or the interval. */
 export const RETRY_BASE_MS = 250
 
@@ -380,7 +382,13 @@ export class MeshClient {
       device
     })
     const now = new Set(warnings)
-    for (const w of now) if (!this.lastWarnings.has(w)) this.log.warn(w)
+    // A hostile table may carry a problem per peer (20,000 of them): a few lines at warn, the rest summed up in one.
+    const fresh = [...now].filter((w) => !this.lastWarnings.has(w))
+    for (const w of fresh.slice(0, MAX_TABLE_WARNINGS)) this.log.warn(w)
+    if (fresh.length > MAX_TABLE_WARNINGS) {
+      this.log.warn(`${fresh.length - MAX_TABLE_WARNINGS} more problems with the registry table (listed at --log-level debug)`)
+      for (const w of fresh.slice(MAX_TABLE_WARNINGS)) this.log.debug(w)
+    }
     this.lastWarnings = now
     return desired
   }

@@ -1,7 +1,7 @@
 import { execa, type ExecaError } from 'execa'
 import { WgError, messageOf, quote } from './errors.js'
 import type { Logger } from './log.js'
-import { parseWgDump, shortKey, type WgDevice } from './wg-dump.js'
+import { parseWgDumpAsync, shortKey, type WgDevice } from './wg-dump.js'
 import { planWgSetBatches, type PeerChange } from './wg-set-batches.js'
 
 export { wgSetArgs, type PeerChange } from './wg-set-batches.js'
@@ -90,7 +90,8 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
 
   return {
     async show (iface, opts = {}) {
-      return parseWgDump(await run(iface, ['show', iface, 'dump'], opts.signal))
+      // Parsed in slices: a big interface's dump never holds up the event loop (the registry serves requests meanwhile).
+      return await parseWgDumpAsync(await run(iface, ['show', iface, 'dump'], opts.signal))
     },
     async set (iface, changes, opts = {}) {
       if (changes.length === 0) return

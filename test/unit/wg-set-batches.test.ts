@@ -32,7 +32,7 @@ function captureLogger (): { logger: ReturnType<typeof pino>, lines: string[] } 
   return { logger: pino({ level: 'info' }, stream), lines }
 }
 
-describe('planWgSetBatches', () => {
+describe('planWgSetBatches', { timeout: 60_000 }, () => {
   it('keeps every call under the byte budget, every change whole and in order', () => {
     const changes = adds(3000)
     const batches = planWgSetBatches('wg0', changes, { maxArgBytes: 32 * 1024 })
@@ -71,7 +71,7 @@ describe('planWgSetBatches', () => {
   })
 })
 
-describe('wgCli set: bounded calls on a fake wg', () => {
+describe('wgCli set: bounded calls on a fake wg', { timeout: 120_000 }, () => {
   it('one call for 15,000 peers fails as execve does (E2BIG); batched, all 15,000 apply', async () => {
     const unbounded = fakeDevice()
     const one = wgCli({ maxArgBytes: Number.POSITIVE_INFINITY }, { run: unbounded.run })
