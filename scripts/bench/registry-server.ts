@@ -1,26 +1,64 @@
 /**
- * Child process of the registry benchmark: a real RegistryService and HTTP server over a synthetic device.
- * Messages from the parent: { move: i } changes peer i's endpoint; { usage: true } answers with RSS and CPU time.
+ * Child process of the registry benchmarks: a real RegistryService and HTTP server over a synthetic device, or over
+ * a real WireGuard interface (`wgCli()`, so every poll runs and parses a real `wg show <iface> dump`).
+ *
+ *   registry-server.js <peers> <port> [json options: { iface?: string, limits?: Partial<CallerLimitsInit> }]
+ *
+ * Messages from the parent: { move: i } changes synthetic peer i's endpoint; { usage: true } answers with RSS, CPU
+ * time, event-loop delay and the time each interface read took ({ reset: true } clears those samples).
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { closeAll, listenOn, registryHandler } from '../../src/server/registry-http.js'
 import { RegistryService } from '../../src/server/registry-service.js'
+import type { CallerLimitsInit } from '../../src/server/caller-limits.js'
 import { silentLogger } from '../../src/shared/log.js'
+import { wgCli, type WgControl } from '../../src/shared/wg.js'
 import { syntheticWg } from './synthetic-wg.js'
 
 const peers = Number(process.argv[2] ?? 1000)
 const port = Number(process.argv[3] ?? 18080)
-const wg = syntheticWg(peers)
-const service = new RegistryService({ iface: 'bench0', pollMs: 1000 }, { wg, logger: silentLogger() })
+const opts = JSON.parse(process.argv[4] ?? '{}') as { iface?: string, limits?: Partial<CallerLimitsInit> }
+const synthetic = syntheticWg(peers)
+const real = wgCli({ timeoutMs: 30_000 })
+const readMs: number[] = []
+// Time each read of the interface as the service sees it (run + parse for a real one).
+const wg: WgControl = {
+  async show (iface, o) {
+    const t = performance.now()
+    const d = await (opts.iface === undefined ? synthetic : real).show(iface, o)
+    readMs.push(performance.now() - t)
+    return d
+  },
+  async set () {}
+}
+const service = new RegistryService({ iface: opts.iface ?? 'bench0', pollMs: 1000 }, { wg, logger: silentLogger() })
 await service.start()
-const servers = await listenOn(['127.0.0.1'], port, registryHandler(service, silentLogger()))
+const handler = registryHandler(service, silentLogger(), { limits: opts.limits })
+const servers = await listenOn(['127.0.0.1'], port, handler)
+const loop = monitorEventLoopDelay({ resolution: 5 })
+loop.enable()
 
-process.on('message', (msg: { move?: number, usage?: boolean, gc?: boolean, stop?: boolean }) => {
-  if (msg.move !== undefined) wg.moveEndpoint(msg.move)
+process.on('message', (msg: { move?: number, usage?: boolean, gc?: boolean, stop?: boolean, reset?: boolean }) => {
+  if (msg.move !== undefined) synthetic.moveEndpoint(msg.move)
+  if (msg.reset === true) { readMs.length = 0; loop.reset(); process.send?.({ reset: true }) }
   if (msg.usage === true) {
     const rssBeforeGc = process.memoryUsage().rss
     if (msg.gc === true) (globalThis as { gc?: () => void }).gc?.()
     const cpu = process.cpuUsage()
-    const mu = process.memoryUsage(); process.send?.({ heapUsed: mu.heapUsed, heapTotal: mu.heapTotal, external: mu.external, rssBeforeGc, rss: mu.rss, cpuMs: (cpu.user + cpu.system) / 1000, version: service.table.version })
+    const mu = process.memoryUsage()
+    process.send?.({
+      heapUsed: mu.heapUsed,
+      heapTotal: mu.heapTotal,
+      external: mu.external,
+      rssBeforeGc,
+      rss: mu.rss,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      version: service.table.version,
+      readMs: [...readMs],
+      loopP99Ms: loop.percentile(99) / 1e6,
+      loopMaxMs: loop.max / 1e6,
+      load: handler.limits.load
+    })
   }
   if (msg.stop === true) {
     service.stop()

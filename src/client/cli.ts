@@ -95,7 +95,7 @@ export function statusProgram (): Command {
     .option('--json', 'print the status as JSON, the structure the daemon holds')
 }
 
-export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli()): Promise<{ client: MeshClient, stop: () => Promise<void> }> {
+export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli({}, { logger })): Promise<{ client: MeshClient, stop: () => Promise<void> }> {
   let client: MeshClient | undefined
   // prom-client is loaded only with --http: it adds about a tenth of a second to every start otherwise.
   const metrics = opts.http === undefined ? undefined : (await import('./client-metrics.js')).createClientMetrics(() => (client as MeshClient).status())

@@ -5,7 +5,7 @@ import type { Logger } from '../shared/log.js'
 import type { TablePeer, TableResponse } from '../shared/protocol.js'
 import { sleep, Wakeup } from '../shared/sleep.js'
 import { formatDuration } from '../shared/duration.js'
-import type { WgControl } from '../shared/wg.js'
+import { WgSetError, type WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
 import type { MeshObserver } from './mesh-observer.js'
@@ -86,6 +86,8 @@ export const LONG_POLL_S = 25
 export const PENDING_TICK_MS = 150
 /** Device read interval otherwise: catches dead direct paths and peers changed behind our back. */
 export const IDLE_TICK_MS = 2000
+/** New problems with a registry table logged one by one at warn; more are summed up in one line. */
+export const MAX_TABLE_WARNINGS = 5
 /** First wait after a failed registry call (the registry may still be starting); doubles up to 30 s or the interval. */
 export const RETRY_BASE_MS = 250
 
@@ -350,10 +352,25 @@ export class MeshClient {
       out.tracks.delete(this.init.registryKey)
     }
     const armed = await this.punchNewAttempts(out)
+    let partial: WgSetError | undefined
     if (out.changes.length > 0) {
       // Record new peers before adding them, so a crash in between never leaves a peer we forget we own.
       await this.store.save(new Set([...this.tracks.keys(), ...out.tracks.keys()]))
-      await this.wg.set(this.init.iface, out.changes)
+      try {
+        await this.wg.set(this.init.iface, out.changes, { current: device })
+      } catch (err) {
+        if (!(err instanceof WgSetError)) throw err
+        // Applied in several calls and some failed: the others are on the interface. Peers whose change failed
+        // keep their old track (the same change is decided again on the next tick); a new one stays tracked so it
+        // is never mistaken for someone else's peer.
+        partial = err
+        const failed = err.failedKeys
+        for (const key of failed) {
+          const old = this.tracks.get(key)
+          if (old !== undefined) out.tracks.set(key, old)
+        }
+        out.events = out.events.filter((e) => !failed.has(e.publicKey))
+      }
       await this.store.save(out.tracks.keys())
     }
     if (out.events.length > 0) this.observer?.pathEvents?.(out.events, this.tracks, this.nowMs())
@@ -369,6 +386,7 @@ export class MeshClient {
       this.log.info({ peer, endpoint }, `peer ${peer}: ${e.from} -> ${e.to} (${e.reason})`)
       if (e.to === 'hub' && !this.registryState.relay) this.log.warn({ peer }, `peer ${peer} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
     }
+    if (partial !== undefined) throw partial
   }
 
   /**
@@ -410,7 +428,13 @@ export class MeshClient {
       device
     })
     const now = new Set(warnings)
-    for (const w of now) if (!this.lastWarnings.has(w)) this.log.warn(w)
+    // A hostile table may carry a problem per peer (20,000 of them): a few lines at warn, the rest summed up in one.
+    const fresh = [...now].filter((w) => !this.lastWarnings.has(w))
+    for (const w of fresh.slice(0, MAX_TABLE_WARNINGS)) this.log.warn(w)
+    if (fresh.length > MAX_TABLE_WARNINGS) {
+      this.log.warn(`${fresh.length - MAX_TABLE_WARNINGS} more problems with the registry table (listed at --log-level debug)`)
+      for (const w of fresh.slice(MAX_TABLE_WARNINGS)) this.log.debug(w)
+    }
     this.lastWarnings = now
     return desired
   }

@@ -13,6 +13,18 @@ export interface RegistryClientInit {
 
 export class RegistryError extends WgnatError {}
 
+/** Parse and schema-check a table response body. Throws ParseError (one line, the bad value quoted) on anything else. */
+export function parseTableResponse (body: string): TableResponse {
+  let json: unknown
+  try { json = JSON.parse(body) } catch { throw new ParseError(`registry response is not JSON: ${quote(body)}`) }
+  const parsed = tableResponseSchema.safeParse(json)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new ParseError(`registry response rejected: ${quote(issue?.path.join('.') ?? '')}: ${quote(issue?.message ?? 'invalid')}`)
+  }
+  return parsed.data
+}
+
 /** Talks to the registry over the tunnel. Every response is size-limited, time-limited and schema-checked. */
 export class RegistryClient {
   private readonly timeoutMs: number
@@ -30,14 +42,7 @@ export class RegistryClient {
   /** The table since `since` (0: full), held open by the registry up to `waitS` seconds when nothing changed. */
   async table (since: number, waitS: number, signal?: AbortSignal): Promise<TableResponse> {
     const body = await this.call('GET', `${API.table}?since=${since}&wait=${waitS}`, undefined, this.timeoutMs + waitS * 1000, signal)
-    let json: unknown
-    try { json = JSON.parse(body) } catch { throw new ParseError(`registry response is not JSON: ${quote(body)}`) }
-    const parsed = tableResponseSchema.safeParse(json)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      throw new ParseError(`registry response rejected: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`)
-    }
-    return parsed.data
+    return parseTableResponse(body)
   }
 
   async announce (announce: Announce, signal?: AbortSignal): Promise<void> {

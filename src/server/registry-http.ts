@@ -1,13 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Logger } from '../shared/log.js'
-import { messageOf, quote } from '../shared/errors.js'
+import { ParseError, messageOf, quote } from '../shared/errors.js'
 import { normaliseIp } from '../shared/ip.js'
-import { API, MAX_WAIT_S, REPORT_LIMITS, announceSchema, reportSchema } from '../shared/protocol.js'
+import { API, MAX_WAIT_S, REPORT_LIMITS, announceSchema, reportSchema, type Announce } from '../shared/protocol.js'
 import type { PathReports } from './mesh/path-reports.js'
 import { isWgKey, shortKey } from '../shared/wg-dump.js'
 import type { RegistryService } from './registry-service.js'
 import { wgnatKeepaliveResponse } from './wgnat-compat.js'
 import { SourceRateLimiter } from '../shared/rate-limiter.js'
+import { CallerLimits, type CallerLimitsInit } from './caller-limits.js'
 
 /** Announcements one peer may make a second, sustained, and in a burst (a client announces a few per attempt). */
 export const ANNOUNCE_RATE_PER_SECOND = 2
@@ -20,14 +21,6 @@ export const REPORT_BURST = 5
 /** Largest request body the registry reads (an announce is a few hundred bytes). */
 export const MAX_REQUEST_BYTES = 16 * 1024
 
-export interface RegistryHandlerOptions {
-  relay?: boolean
-  /** Where path reports go (POST /v1/report); without it the route answers 404. */
-  reports?: PathReports
-  /** Called once per answered request (metrics). */
-  onResponse?: (method: string, path: string, status: number) => void
-}
-
 /** The path of a request target, without the query. */
 function pathOf (target: string | undefined): string {
   const t = target ?? '/'
@@ -35,25 +28,60 @@ function pathOf (target: string | undefined): string {
   return q < 0 ? t : t.slice(0, q)
 }
 
+/** A caller over one of its limits is named in the log at most this often. */
+export const LIMIT_WARN_INTERVAL_MS = 60_000
+
 class HttpError extends Error {
-  constructor (readonly status: number, message: string, readonly body?: string) { super(message) }
+  constructor (readonly status: number, message: string, readonly body?: string, readonly headers: Record<string, string> = {}) { super(message) }
 }
+
+export interface RegistryHandlerOptions {
+  relay?: boolean
+  /** What one caller may take (connections, requests in progress, full tables). */
+  limits?: Partial<CallerLimitsInit>
+  /** Where path reports go (POST /v1/report); without it the route answers 404. */
+  reports?: PathReports
+  /** Called once per answered request (metrics). */
+  onResponse?: (method: string, path: string, status: number) => void
+}
+
+export type RegistryHandler = ((req: IncomingMessage, res: ServerResponse) => Promise<void>) & { limits: CallerLimits }
 
 /**
  * The registry's request handler. The caller is whoever WireGuard says the source address belongs to;
  * nothing the client sends about its own identity is trusted.
  */
-export function registryHandler (service: RegistryService, logger: Logger, opts: RegistryHandlerOptions = {}) {
+export function registryHandler (service: RegistryService, logger: Logger, opts: RegistryHandlerOptions = {}): RegistryHandler {
   const relay = String(opts.relay ?? false)
   const announceLimiter = new SourceRateLimiter(ANNOUNCE_RATE_PER_SECOND, ANNOUNCE_BURST)
-  const onResponse = opts.onResponse
   const reportLimiter = new SourceRateLimiter(REPORT_RATE_PER_SECOND, REPORT_BURST)
-  return async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const onResponse = opts.onResponse
+  const limits = new CallerLimits(opts.limits)
+  const warned = new Map<string, number>()
+
+  /** Say once a minute per peer and kind that it is over a limit; the refusals themselves cost no log line. */
+  function overLimit (caller: string, what: string): void {
+    const key = `${caller} ${what}`
+    const now = Date.now()
+    const last = warned.get(key)
+    if (last !== undefined && now - last < LIMIT_WARN_INTERVAL_MS) return
+    if (warned.size >= 1024) warned.clear()
+    warned.set(key, now)
+    logger.warn({ peer: shortKey(caller) }, `peer ${shortKey(caller)}: ${what}; refusing the excess with 429`)
+  }
+
+  async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (onResponse !== undefined) res.once('finish', () => { onResponse(req.method ?? '', pathOf(req.url), res.statusCode) })
     try {
       const source = normaliseIp(req.socket.remoteAddress ?? '')
       const caller = service.identify(source)
       if (caller === undefined) throw new HttpError(403, `source address ${quote(source)} is not a peer of this hub`)
+      const release = limits.beginRequest(caller)
+      if (release === undefined) {
+        overLimit(caller, `over ${limits.limits.maxRequestsPerPeer} requests at once`)
+        throw new HttpError(429, `too many requests at once; at most ${limits.limits.maxRequestsPerPeer}`, undefined, { 'retry-after': '1' })
+      }
+      res.once('close', release)
       const url = new URL(req.url ?? '/', 'http://registry')
       const route = `${req.method ?? ''} ${url.pathname}`
       logger.debug({ peer: shortKey(caller), route }, 'request')
@@ -70,7 +98,7 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
       if (status === 500) logger.warn(`request failed: ${messageOf(err)}`)
       if (res.headersSent) { res.destroy(); return }
       const body = err instanceof HttpError && err.body !== undefined ? err.body : JSON.stringify({ error: messageOf(err) })
-      send(res, status, body)
+      send(res, status, body, err instanceof HttpError ? err.headers : {})
     }
   }
 
@@ -84,6 +112,7 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     const t = service.table
     const self = t.get(caller)
     if (self === undefined) throw new HttpError(403, 'caller is no longer a peer of this hub')
+    if (t.answersInFull(since)) fullFetch(caller)
     const view = service.view(caller)
     const delta = t.since(since, caller, view)
     const policy = view === undefined ? '' : '"policy":true,'
@@ -99,11 +128,9 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     // Every accepted announcement wakes every long-poll on the hub: one peer may not flood the others.
     if (!announceLimiter.take(caller)) throw new HttpError(429, `too many announcements; at most ${ANNOUNCE_RATE_PER_SECOND} a second`)
     const text = await readBody(req)
-    let json: unknown
-    try { json = JSON.parse(text) } catch { throw new HttpError(400, `announce: body is not JSON: ${quote(text)}`) }
-    const parsed = announceSchema.safeParse(json)
-    if (!parsed.success) throw new HttpError(400, `announce: ${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
-    service.announce(caller, parsed.data)
+    let parsed: Announce
+    try { parsed = parseAnnounce(text) } catch (err) { throw new HttpError(400, messageOf(err)) }
+    service.announce(caller, parsed)
     res.writeHead(204).end()
   }
 
@@ -119,19 +146,39 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     res.writeHead(204).end()
   }
 
+  /** A full table is megabytes at 10,000 peers: each peer gets a few a minute. */
+  function fullFetch (caller: string): void {
+    if (limits.takeFullFetch(caller)) return
+    overLimit(caller, `over ${limits.limits.fullFetchesPerMinute} full tables a minute`)
+    const retry = String(limits.fullFetchRetryAfterS)
+    throw new HttpError(429, `too many full tables; at most ${limits.limits.fullFetchesPerMinute} a minute`, undefined, { 'retry-after': retry })
+  }
+
   function wgnatKeepalive (res: ServerResponse, url: URL, caller: string): void {
     const pubkey = url.searchParams.get('pubkey') ?? ''
     // wg-nat answered a key that matches no peer with 400 and a JSON null; its clients expect that.
     if (!isWgKey(pubkey) || service.table.get(pubkey) === undefined) throw new HttpError(400, 'unknown key', 'null')
     if (pubkey !== caller) throw new HttpError(403, 'pubkey is not the key of the calling peer')
+    fullFetch(caller)
     const view = service.view(caller)
     const peers = [...service.table.peers()].filter((p) => view === undefined || view.visible.has(p.publicKey))
     send(res, 200, JSON.stringify(wgnatKeepaliveResponse(peers, caller)))
   }
+
+  return Object.assign(handle, { limits })
 }
 
-function send (res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
+/** Parse and schema-check an announcement body. Throws ParseError (one line, the bad value quoted) on anything else. */
+export function parseAnnounce (text: string): Announce {
+  let json: unknown
+  try { json = JSON.parse(text) } catch { throw new ParseError(`announce: body is not JSON: ${quote(text)}`) }
+  const parsed = announceSchema.safeParse(json)
+  if (!parsed.success) throw new ParseError(`announce: ${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+  return parsed.data
+}
+
+function send (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers })
   res.end(body)
 }
 
@@ -154,11 +201,17 @@ async function readBody (req: IncomingMessage, maxBytes = MAX_REQUEST_BYTES): Pr
 }
 
 /** Listen on each of `addresses` (the interface's own tunnel addresses) and nowhere else. */
-export async function listenOn (addresses: string[], port: number, handler: ReturnType<typeof registryHandler>): Promise<Server[]> {
+export async function listenOn (addresses: string[], port: number, handler: RegistryHandler): Promise<Server[]> {
   const servers: Server[] = []
   try {
     for (const address of addresses) {
       const server = createServer((req, res) => { void handler(req, res) })
+      // Connections over the per-source cap are closed before a byte is read: idle sockets cost the others nothing.
+      server.on('connection', (socket) => {
+        const source = normaliseIp(socket.remoteAddress ?? '')
+        if (!handler.limits.openConnection(source)) { socket.destroy(); return }
+        socket.once('close', () => handler.limits.closeConnection(source))
+      })
       server.keepAliveTimeout = (MAX_WAIT_S + 5) * 1000
       server.headersTimeout = 10_000
       server.requestTimeout = (MAX_WAIT_S + 10) * 1000

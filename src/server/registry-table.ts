@@ -113,6 +113,11 @@ export class RegistryTable {
     return (function * () { for (const e of it) yield e.peer })()
   }
 
+  /** Would `since(since)` answer with the whole table (a new client, another epoch, a version past the history)? */
+  answersInFull (since: number): boolean {
+    return since <= 0 || since > this._version || since < this.firstHistoryVersion - 1
+  }
+
   /**
    * Count every peer as changed (one new version): the access policy changed, so each caller's view may have.
    * Every delta after it lists every peer, as an entry or as removed.
@@ -128,7 +133,7 @@ export class RegistryTable {
    * as removed, so a client drops a peer the moment the policy forbids it.
    */
   since (since: number, caller: string, view?: TableView): TableDelta {
-    const full = since <= 0 || since > this._version || since < this.firstHistoryVersion - 1
+    const full = this.answersInFull(since)
     if (full && view === undefined) {
       return { version: this._version, full: true, peers: this.fullWithout(caller), removed: [] }
     }

@@ -74,7 +74,8 @@ export async function runCommand (
 /** Parse argv; a number is the exit code to return at once (help shown, or a usage error already printed). */
 async function parse (program: Command, argv: string[], stderr: (line: string) => void, stdout: (t: string) => void): Promise<Record<string, unknown> | number> {
   program.exitOverride()
-  program.configureOutput({ writeErr: (text) => stderr(text.trimEnd()), writeOut: stdout })
+  // Usage errors on one line: commander puts a hint on a second line, and quotes a bad value as given (newlines too).
+  program.configureOutput({ writeErr: (text) => stderr(text.trimEnd().replace(/\s*[\r\n]+\s*/g, ' ')), writeOut: stdout })
   try {
     await program.parseAsync(argv)
   } catch (err) {

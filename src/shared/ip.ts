@@ -18,9 +18,19 @@ export interface Endpoint {
 /** Parse an IPv4 or IPv6 address; IPv4-mapped IPv6 becomes IPv4. Throws ParseError quoting the input. */
 export function parseIp (text: string, what = 'IP address'): ipaddr.IPv4 | ipaddr.IPv6 {
   if (!ipaddr.isValid(text)) throw new ParseError(`invalid ${what}: ${quote(text)}`)
-  const ip = ipaddr.parse(text)
+  // ipaddr.js reads the IPv4-compatible form `::1.2.3.4` (how inet_ntop, and so `wg`, prints ::/96 addresses) as
+  // the mapped `::ffff:1.2.3.4`: write the dotted tail as two hex groups first.
+  const ip = ipaddr.parse(text.includes(':') ? dottedTailToHex(text) : text)
   if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) return (ip as ipaddr.IPv6).toIPv4Address()
   return ip
+}
+
+function dottedTailToHex (text: string): string {
+  const m = /^(.*:)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text)
+  if (m === null) return text
+  const [a, b, c, d] = [m[2], m[3], m[4], m[5]].map(Number) as [number, number, number, number]
+  if ([a, b, c, d].some((x) => x > 255)) return text
+  return `${m[1] ?? ''}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
 }
 
 /** Parse `a.b.c.d/n` or `x::/n`; a bare address is a host prefix. Throws ParseError quoting the input. */

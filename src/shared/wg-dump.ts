@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises'
 import { ParseError, quote } from './errors.js'
 import { parseEndpoint, parsePrefix, type Endpoint } from './ip.js'
 
@@ -40,6 +41,28 @@ export function shortKey (publicKey: string): string {
  * Errors name the line and field but never quote a key field, which may be a private or preshared key.
  */
 export function parseWgDump (text: string): WgDevice {
+  const { lines, device } = parseHead(text)
+  device.peers = lines.slice(1).map((line, i) => parsePeerLine(line, i + 2))
+  return device
+}
+
+/** Peer lines parsed between two turns of the event loop by `parseWgDumpAsync`: a few milliseconds' work. */
+export const PARSE_SLICE_LINES = 500
+
+/**
+ * `parseWgDump` in slices of PARSE_SLICE_LINES peers, yielding to the event loop in between: a 10,000-peer dump
+ * (1 MB, hundreds of milliseconds to parse on a busy machine) never holds up requests for more than one slice.
+ */
+export async function parseWgDumpAsync (text: string, sliceLines = PARSE_SLICE_LINES): Promise<WgDevice> {
+  const { lines, device } = parseHead(text)
+  for (let i = 1; i < lines.length; i++) {
+    if (i % sliceLines === 0) await setImmediate()
+    device.peers.push(parsePeerLine(lines[i] as string, i + 1))
+  }
+  return device
+}
+
+function parseHead (text: string): { lines: string[], device: WgDevice } {
   const lines = text.split('\n').filter((line) => line.length > 0)
   const head = lines[0]
   if (head === undefined) throw new ParseError('wg dump: empty output')
@@ -47,8 +70,7 @@ export function parseWgDump (text: string): WgDevice {
   if (iface.length !== 4) throw new ParseError(`wg dump: interface line has ${iface.length} fields, expected 4`)
   const publicKey = iface[1] === '(none)' ? null : key(iface[1], 'interface public key', 1)
   const listenPort = int(iface[2], 'listen port', 1, 0, 65535)
-  const peers = lines.slice(1).map((line, i) => parsePeerLine(line, i + 2))
-  return { publicKey, listenPort, peers }
+  return { lines, device: { publicKey, listenPort, peers: [] } }
 }
 
 function parsePeerLine (line: string, lineNo: number): WgPeer {
@@ -58,13 +80,31 @@ function parsePeerLine (line: string, lineNo: number): WgPeer {
   return {
     publicKey: key(publicKey, 'peer public key', lineNo),
     hasPresharedKey: preshared !== '(none)',
-    endpoint: endpoint === '(none)' ? null : wrap(() => parseEndpoint(endpoint), lineNo),
-    allowedIps: allowedIps === '(none)' || allowedIps === '' ? [] : allowedIps.split(',').map((p) => wrap(() => parsePrefix(p.trim()).text, lineNo)),
+    endpoint: endpoint === '(none)' ? null : cached(endpointCache, endpoint, () => wrap(() => parseEndpoint(endpoint), lineNo)),
+    allowedIps: allowedIps === '(none)' || allowedIps === '' ? [] : cached(allowedIpsCache, allowedIps, () => allowedIps.split(',').map((p) => wrap(() => parsePrefix(p.trim()).text, lineNo))).slice(),
     latestHandshake: int(handshake, 'latest handshake', lineNo),
     transferRx: int(rx, 'transfer rx', lineNo),
     transferTx: int(tx, 'transfer tx', lineNo),
     persistentKeepalive: keepalive === 'off' ? 0 : int(keepalive, 'persistent keepalive', lineNo, 0, 65535)
   }
+}
+
+/**
+ * Parsed fields by their text. Reading a 10,000-peer interface once a second parses the same endpoints and allowed
+ * IPs over and over, and IP parsing is most of the cost (about 40 µs a peer): a read that finds them unchanged is a
+ * string split and map lookups. Only successful parses are kept; the caches are emptied when they grow past a bound.
+ */
+const CACHE_MAX = 200_000
+const endpointCache = new Map<string, Endpoint>()
+const allowedIpsCache = new Map<string, string[]>()
+
+function cached<T> (cache: Map<string, T>, text: string, parse: () => T): T {
+  const hit = cache.get(text)
+  if (hit !== undefined) return hit
+  const value = parse()
+  if (cache.size >= CACHE_MAX) cache.clear()
+  cache.set(text, value)
+  return value
 }
 
 function key (text: string | undefined, what: string, lineNo: number): string {

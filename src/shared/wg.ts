@@ -1,28 +1,43 @@
 import { execa, type ExecaError } from 'execa'
-import { WgError, quote } from './errors.js'
-import { formatEndpoint, type Endpoint } from './ip.js'
-import { parseWgDump, type WgDevice } from './wg-dump.js'
+import { WgError, messageOf, quote } from './errors.js'
+import type { Logger } from './log.js'
+import { parseWgDumpAsync, shortKey, type WgDevice } from './wg-dump.js'
+import { planWgSetBatches, type PeerChange } from './wg-set-batches.js'
 
-/** One peer change, as `wg set` takes it. Fields left undefined are not touched. */
-export interface PeerChange {
-  publicKey: string
-  remove?: boolean
-  endpoint?: Endpoint
-  /** Replaces the peer's allowed IPs; an empty list removes them all. */
-  allowedIps?: string[]
-  persistentKeepalive?: number
+export { wgSetArgs, type PeerChange } from './wg-set-batches.js'
+
+export interface WgSetOptions {
+  signal?: AbortSignal
   /**
-   * Make WireGuard send to the peer at once (a handshake or a keepalive): keepalive is switched off and on again
-   * in the same call, and WireGuard sends immediately when persistent keepalive is turned on. Needs
-   * `persistentKeepalive` > 0.
+   * The interface as last read: tells which changes take routes away from a peer, so those go first. Without it,
+   * removals and emptied allowed-IP lists go first.
    */
-  kick?: boolean
+  current?: WgDevice
 }
 
 /** The narrow control surface wgnat needs from WireGuard, so tests and benchmarks can inject a fake device. */
 export interface WgControl {
   show (iface: string, opts?: { signal?: AbortSignal }): Promise<WgDevice>
-  set (iface: string, changes: PeerChange[], opts?: { signal?: AbortSignal }): Promise<void>
+  /**
+   * Apply `changes`. May apply them in several calls; when some fail the others still apply (nothing is undone)
+   * and a WgSetError names the changes that did not.
+   */
+  set (iface: string, changes: PeerChange[], opts?: WgSetOptions): Promise<void>
+}
+
+/** Some `wg set` calls of one `set()` failed; the changes in the other calls were applied. */
+export class WgSetError extends WgError {
+  constructor (
+    message: string,
+    /** Each failed call: the keys of the peers it would have changed and why it failed. */
+    readonly failures: Array<{ publicKeys: string[], message: string }>,
+    exitCode?: number
+  ) { super(message, exitCode) }
+
+  /** Keys of every peer whose change may not have been applied. */
+  get failedKeys (): Set<string> {
+    return new Set(this.failures.flatMap((f) => f.publicKeys))
+  }
 }
 
 export interface WgCliInit {
@@ -30,56 +45,92 @@ export interface WgCliInit {
   wgPath?: string
   /** Upper bound for one `wg` call. @default 5000 */
   timeoutMs?: number
+  /** Largest argument list of one `wg set`, bytes. @default WG_SET_MAX_ARG_BYTES */
+  maxArgBytes?: number
 }
 
-/** Build the argument list of one `wg set` call that applies all `changes`. */
-export function wgSetArgs (iface: string, changes: PeerChange[]): string[] {
-  const args = ['set', iface]
-  for (const c of changes) {
-    if (c.kick === true && c.remove !== true) args.push('peer', c.publicKey, 'persistent-keepalive', 'off')
-    args.push('peer', c.publicKey)
-    if (c.remove === true) { args.push('remove'); continue }
-    if (c.endpoint !== undefined) args.push('endpoint', formatEndpoint(c.endpoint))
-    if (c.persistentKeepalive !== undefined) args.push('persistent-keepalive', c.persistentKeepalive === 0 ? 'off' : String(c.persistentKeepalive))
-    if (c.allowedIps !== undefined) args.push('allowed-ips', c.allowedIps.join(','))
-  }
-  return args
+export interface WgCliComponents {
+  /** One line per failing `wg set` call (the same failure at most once a minute). */
+  logger?: Logger
+  /** Run `wg` with these arguments and return its stdout. @default execa of `wgPath` */
+  run?: (args: string[], opts: { signal?: AbortSignal }) => Promise<string>
+  nowMs?: () => number
 }
+
+/** The same failure of a `wg set` call is logged at most this often (a tick retries it every few seconds). */
+export const WG_SET_FAILURE_LOG_MS = 60_000
 
 /** WireGuard through wireguard-tools' `wg`: works with kernel WireGuard and userspace implementations alike. */
-export function wgCli (init: WgCliInit = {}): WgControl {
+export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): WgControl {
   const wgPath = init.wgPath ?? 'wg'
   const timeoutMs = init.timeoutMs ?? 5000
+  const nowMs = components.nowMs ?? Date.now
+  const exec = components.run ?? (async (args: string[], opts: { signal?: AbortSignal }) => {
+    const result = await execa(wgPath, args, { timeout: timeoutMs, cancelSignal: opts.signal, stripFinalNewline: false })
+    return result.stdout
+  })
+  const logged = new Map<string, number>()
 
   async function run (iface: string, args: string[], signal?: AbortSignal): Promise<string> {
     try {
-      const result = await execa(wgPath, args, { timeout: timeoutMs, cancelSignal: signal, stripFinalNewline: false })
-      return result.stdout
+      return await exec(args, { signal })
     } catch (err) {
       throw explain(err as ExecaError, iface, wgPath)
     }
   }
 
+  function logFailure (line: string): void {
+    const now = nowMs()
+    const last = logged.get(line)
+    if (last !== undefined && now - last < WG_SET_FAILURE_LOG_MS) return
+    if (logged.size >= 256) logged.clear()
+    logged.set(line, now)
+    components.logger?.warn(line)
+  }
+
   return {
     async show (iface, opts = {}) {
-      return parseWgDump(await run(iface, ['show', iface, 'dump'], opts.signal))
+      // Parsed in slices: a big interface's dump never holds up the event loop (the registry serves requests meanwhile).
+      return await parseWgDumpAsync(await run(iface, ['show', iface, 'dump'], opts.signal))
     },
     async set (iface, changes, opts = {}) {
       if (changes.length === 0) return
-      await run(iface, wgSetArgs(iface, changes), opts.signal)
+      const batches = planWgSetBatches(iface, changes, { maxArgBytes: init.maxArgBytes, current: opts.current })
+      const failures: Array<{ publicKeys: string[], message: string, exitCode: number }> = []
+      for (const [i, batch] of batches.entries()) {
+        try {
+          await run(iface, batch.args, opts.signal)
+        } catch (err) {
+          if (opts.signal?.aborted === true) throw err
+          const keys = batch.changes.map((c) => c.publicKey)
+          const error = err instanceof WgError ? err : new WgError(messageOf(err))
+          failures.push({ publicKeys: keys, message: error.message, exitCode: error.exitCode })
+          // One call of many: say which, without its keys (public, but a line per peer would not be one line).
+          const what = batches.length === 1 ? `${keys.length} change(s)` : `call ${i + 1} of ${batches.length} (${keys.length} change(s), peers ${shortKey(keys[0] ?? '')}..${shortKey(keys[keys.length - 1] ?? '')})`
+          logFailure(`wg set on ${quote(iface)}: ${what} not applied: ${error.message}`)
+        }
+      }
+      if (failures.length === 0) return
+      const first = failures[0] as { message: string, exitCode: number }
+      const count = failures.reduce((n, f) => n + f.publicKeys.length, 0)
+      if (batches.length === 1) throw new WgSetError(first.message, failures, first.exitCode)
+      throw new WgSetError(`${failures.length} of ${batches.length} wg set calls on ${quote(iface)} failed (${count} change(s) not applied): ${first.message}`, failures, first.exitCode)
     }
   }
 }
 
 /** Turn a failed `wg` run into one line a user can act on. Never includes stdout (it may hold keys). */
 export function explain (err: ExecaError, iface: string, wgPath = 'wg'): WgError {
+  if (err instanceof WgError) return err
   if (err.isCanceled === true) return new WgError('wg: cancelled')
-  if ((err as { code?: string }).code === 'ENOENT') return new WgError(`wg not found: is wireguard-tools installed? (tried ${quote(wgPath)})`, 69)
+  const code = (err as { code?: string }).code
+  if (code === 'ENOENT') return new WgError(`wg not found: is wireguard-tools installed? (tried ${quote(wgPath)})`, 69)
+  if (code === 'E2BIG') return new WgError(`wg on interface ${quote(iface)}: argument list too long (E2BIG)`)
   if (err.timedOut === true) return new WgError(`wg on interface ${quote(iface)} timed out`)
   const stderr = String(err.stderr ?? '').trim()
   // "Protocol not supported": no userspace socket for that name, and a kernel without WireGuard to ask instead.
   if (/No such device|does not exist|Unable to access interface: (No such|Protocol not supported)/i.test(stderr)) return new WgError(`interface ${quote(iface)} not found or not a WireGuard interface`, 69)
   if (/Operation not permitted|Permission denied/i.test(stderr)) return new WgError(`not permitted to control WireGuard interface ${quote(iface)}: run as root or with CAP_NET_ADMIN`, 77)
   const line = stderr.split('\n')[0] ?? ''
-  return new WgError(`wg failed on interface ${quote(iface)}: ${line === '' ? `exit code ${String(err.exitCode)}` : quote(line)}`)
+  return new WgError(`wg failed on interface ${quote(iface)}: ${line === '' ? `exit code ${String(err.exitCode ?? '?')}` : quote(line)}`)
 }

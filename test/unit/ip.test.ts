@@ -28,3 +28,13 @@ describe('ip helpers', () => {
     expect(() => parseEndpoint('1.2.3.4:0')).toThrow('invalid port')
   })
 })
+
+describe('parseIp: the IPv4-compatible form wg prints for ::/96 addresses', () => {
+  it('reads ::1.2.3.4 as the IPv6 address ::102:304, not as the mapped ::ffff:1.2.3.4', async () => {
+    const { parseIp, parsePrefix } = await import('../../src/shared/ip.js')
+    expect(parseIp('::1.2.3.4').toString()).toBe('::102:304')
+    expect(parsePrefix('::0.0.0.0/33').text).toBe('::/33')
+    expect(parseIp('::ffff:1.2.3.4').toString()).toBe('1.2.3.4')
+    expect(parseIp('64:ff9b::1.2.3.4').toString()).toBe('64:ff9b::102:304')
+  })
+})

@@ -17,12 +17,12 @@ let wg: FakeWg
 let service: RegistryService
 let servers: Server[]
 
-function call (from: string, method: string, path: string, body?: string): Promise<{ status: number, body: string }> {
+function call (from: string, method: string, path: string, body?: string): Promise<{ status: number, body: string, retryAfter?: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port: PORT, method, path, localAddress: from, agent: false }, (res) => {
       let text = ''
       res.on('data', (c) => { text += String(c) })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, ...(res.headers['retry-after'] === undefined ? {} : { retryAfter: res.headers['retry-after'] }) }))
     })
     req.on('error', reject)
     req.end(body)
@@ -129,6 +129,57 @@ describe('registry HTTP API', () => {
       expect((await call('127.0.0.2', 'POST', `/keepalive?pubkey=${encodeURIComponent(B)}`)).status).toBe(403)
       const unknown = await call('127.0.0.2', 'POST', `/keepalive?pubkey=${encodeURIComponent(testKey('nobody'))}`)
       expect(unknown).toEqual({ status: 400, body: 'null' })
+    })
+  })
+
+  describe('one peer cannot take the registry from the others', () => {
+    it('a peer gets at most 4 requests at once: the fifth long-poll is refused at once with 429, the other peer is served', async () => {
+      const first = tableResponseSchema.parse(JSON.parse((await call('127.0.0.2', 'GET', '/v1/table')).body))
+      const polls = [1, 2, 3, 4].map(async () => await call('127.0.0.2', 'GET', `/v1/table?since=${first.version}&wait=2`))
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      const t0 = Date.now()
+      const fifth = await call('127.0.0.2', 'GET', `/v1/table?since=${first.version}&wait=2`)
+      expect(Date.now() - t0).toBeLessThan(500)
+      expect(fifth.status).toBe(429)
+      expect(fifth.retryAfter).toBe('1')
+      expect(JSON.parse(fifth.body).error).toMatch(/at most 4/)
+      const other = await call('127.0.0.3', 'GET', '/v1/table')
+      expect(other.status).toBe(200)
+      for (const r of await Promise.all(polls)) expect(r.status).toBe(200)
+      // Finished requests give their place back.
+      expect((await call('127.0.0.2', 'GET', `/v1/table?since=${first.version}`)).status).toBe(200)
+    })
+
+    it('full tables: 6 in a burst, then 429 with Retry-After; deltas and the other peer are not limited', async () => {
+      const statuses: number[] = []
+      for (let i = 0; i < 8; i++) statuses.push((await call('127.0.0.2', 'GET', '/v1/table')).status)
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 429, 429])
+      const refused = await call('127.0.0.2', 'GET', '/v1/table?since=0')
+      expect(refused.retryAfter).toBe('10')
+      // The wg-nat route serves the full table too: the same budget.
+      expect((await call('127.0.0.2', 'POST', `/keepalive?pubkey=${encodeURIComponent(A)}`)).status).toBe(429)
+      const version = service.table.version
+      expect((await call('127.0.0.2', 'GET', `/v1/table?since=${version}`)).status).toBe(200)
+      expect((await call('127.0.0.3', 'GET', '/v1/table')).status).toBe(200)
+    })
+
+    it('connections over 16 from one source are closed before a request is read; another source still connects', async () => {
+      const { connect } = await import('node:net')
+      const open = (from: string): Promise<{ closedEarly: boolean, socket: import('node:net').Socket }> => new Promise((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port: PORT, localAddress: from })
+        let done = false
+        const finish = (closedEarly: boolean): void => { if (!done) { done = true; resolve({ closedEarly, socket }) } }
+        socket.once('close', () => finish(true))
+        socket.once('error', () => finish(true))
+        socket.once('connect', () => setTimeout(() => finish(socket.destroyed || socket.readableEnded), 300))
+      })
+      const sockets = await Promise.all(Array.from({ length: 30 }, async () => await open('127.0.0.2')))
+      const alive = sockets.filter((s) => !s.closedEarly).length
+      expect(alive).toBe(16)
+      expect((await call('127.0.0.3', 'GET', '/v1/table')).status).toBe(200)
+      for (const s of sockets) s.socket.destroy()
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect((await call('127.0.0.2', 'GET', '/v1/table')).status).toBe(200)
     })
   })
 })

@@ -58,3 +58,24 @@ describe('parseWgDump', () => {
     expect(message).not.toContain(PSK.slice(0, 40))
   })
 })
+
+describe('parseWgDumpAsync: the same device, parsed in slices', () => {
+  it('yields to the event loop between slices and agrees with parseWgDump', async () => {
+    const { parseWgDump: sync, parseWgDumpAsync } = await import('../../src/shared/wg-dump.js')
+    const { testKey } = await import('../helpers/keys.js')
+    const lines = [`(hidden)\t${testKey('hub')}\t51820\toff`]
+    for (let i = 0; i < 1200; i++) lines.push([testKey(`p${i}`), '(none)', `198.18.1.${i % 250}:${1000 + i}`, `100.64.${i >> 8}.${i & 255}/32`, '0', '0', '0', 'off'].join('\t'))
+    const text = lines.join('\n') + '\n'
+    // Another task on the event loop gets turns while the dump is parsed (12 slices of 100 peers).
+    let turns = 0
+    let done = false
+    const other = (async () => { while (!done) { turns++; await new Promise((resolve) => setImmediate(resolve)) } })()
+    const parsed = await parseWgDumpAsync(text, 100)
+    done = true
+    await other
+    expect(turns).toBeGreaterThanOrEqual(10)
+    expect(parsed).toEqual(sync(text))
+    expect(parsed.peers).toHaveLength(1200)
+    await expect(parseWgDumpAsync(text.replace('198.18.1.7:1007', '198.18.1.7:99999'), 100)).rejects.toThrow(/line 9: invalid port/)
+  })
+})

@@ -4,7 +4,7 @@ import { testKey } from '../helpers/keys.js'
 
 const A = testKey('a'); const B = testKey('b')
 
-describe('wgSetArgs: every change in one `wg set`', () => {
+describe('wgSetArgs: the arguments of one `wg set`', () => {
   it('writes endpoint, keepalive and allowed IPs, and removals', () => {
     expect(wgSetArgs('wg0', [
       { publicKey: A, endpoint: { address: '2001:db8::1', port: 51820 }, persistentKeepalive: 25, allowedIps: ['100.64.0.3/32', 'fd00::3/128'] },

@@ -1,0 +1,202 @@
+/**
+ * Registry under load (issues 11 and 18): do the other peers still get their deltas quickly while one peer hammers
+ * the registry, and while the registry reads a big interface once a second?
+ *
+ *   node dist/scripts/bench/registry-load.js [--peers 10000] [--seconds 10] [--runs 3]
+ *        [--scenarios idle,full-loop,hammer] [--limits on,off] [--device synthetic|real]
+ *
+ * The real RegistryService and HTTP server run in a child process (registry-server.ts) over loopback; each peer's
+ * allowed IP is a loopback address (127.1.x.y/32), so a driver binding it is that peer, as over the tunnel.
+ * - `--device synthetic`: an in-memory device (scripts/bench/synthetic-wg.ts).
+ * - `--device real` (root): a lab hub's wireguard-go interface given <peers> peers with batched `wg set`; the
+ *   registry reads it with the real `wg show <iface> dump` once a second. Also prints how long that read takes (run
+ *   and parse, apart).
+ * Scenarios (each with 20 other peers fetching deltas, `GET /v1/table?since=V`, every 20 ms, one keep-alive
+ * connection each, for --seconds):
+ * - `idle`: nothing else;
+ * - `full-loop`: one peer fetches the full table in a loop;
+ * - `hammer`: one peer holds up to 10,000 idle connections (re-opened a second after the registry closes them)
+ *   and runs 16 full-table loops at once, retrying at once on 429. The attacker runs in its own process.
+ * `--limits off` raises every per-caller limit out of reach: the registry as it was before them.
+ * Prints one Markdown row per device, limits and scenario: medians over the runs.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { Agent, request } from 'node:http'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { execa } from 'execa'
+import { createLab, labSupport, type Lab } from '../lab/lab.js'
+import { wgCli } from '../../src/shared/wg.js'
+import { parseWgDump } from '../../src/shared/wg-dump.js'
+import { peerAddress, peerKey } from './synthetic-wg.js'
+
+const { values } = parseArgs({
+  options: {
+    peers: { type: 'string', default: '10000' },
+    seconds: { type: 'string', default: '10' },
+    runs: { type: 'string', default: '3' },
+    scenarios: { type: 'string', default: 'idle,full-loop,hammer' },
+    limits: { type: 'string', default: 'on,off' },
+    device: { type: 'string', default: 'synthetic' }
+  }
+})
+const PEERS = Number(values.peers)
+const SECONDS = Number(values.seconds)
+const RUNS = Number(values.runs)
+const VICTIMS = 20
+const VICTIM_PAUSE_MS = 20
+const NO_LIMITS = { maxConnectionsPerSource: 1e9, maxRequestsPerPeer: 1e9, fullFetchesPerMinute: 1e9, fullFetchBurst: 1e9 }
+
+interface Usage { rss: number, cpuMs: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
+interface AttackResult { full: number, refused: number, errors: number, heldAtEnd: number, connectAttempts: number }
+
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))] ?? NaN }
+const median = (xs: number[]): number => pct(xs, 50)
+
+function get (port: number, path: string, from: string, agent: Agent): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, localAddress: from, agent }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+function ask<T> (child: ChildProcess, msg: object): Promise<T> {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve(m as T))
+    child.send(msg)
+  })
+}
+
+async function forkReady (file: string, args: string[]): Promise<ChildProcess> {
+  const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, { stdio: 'inherit' })
+  await new Promise((resolve, reject) => { child.once('message', resolve); child.once('exit', reject) })
+  return child
+}
+
+/** Give a lab hub `n` peers whose allowed IPs are the benchmark's loopback addresses; returns the interface. */
+async function realInterface (lab: Lab, n: number): Promise<string> {
+  const wg = wgCli({ timeoutMs: 60_000 })
+  const t = Date.now()
+  await wg.set(lab.hub.wgIf, Array.from({ length: n }, (_, i) => ({
+    publicKey: peerKey(i),
+    endpoint: { address: `198.18.${200 + Math.floor(i / 250) % 50}.${(i % 250) + 2}`, port: 40000 + (i % 20000) },
+    allowedIps: [`${peerAddress(i)}/32`]
+  })))
+  console.error(`registry-load: ${n} peers on ${lab.hub.wgIf} in ${Date.now() - t} ms`)
+  return lab.hub.wgIf
+}
+
+/** How long a real `wg show dump` of the interface takes: the run, and the parse on its own. */
+async function measureRead (iface: string): Promise<{ runMs: number, parseMs: number, bytes: number }> {
+  const runs: number[] = []; const parses: number[] = []; let bytes = 0
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now()
+    const { stdout } = await execa('wg', ['show', iface, 'dump'], { stripFinalNewline: false })
+    const t1 = performance.now()
+    parseWgDump(stdout)
+    parses.push(performance.now() - t1)
+    runs.push(t1 - t0)
+    bytes = stdout.length
+  }
+  return { runMs: median(runs), parseMs: median(parses), bytes }
+}
+
+async function scenario (port: number, server: ChildProcess, name: string): Promise<Record<string, number>> {
+  const attackerAddress = peerAddress(0)
+  let attacker: ChildProcess | undefined
+  if (name !== 'idle') {
+    const [conns, loops] = name === 'hammer' ? [10_000, 16] : [0, 1]
+    attacker = await forkReady('./registry-attacker.js', [String(port), attackerAddress, String(conns), String(loops)])
+    await sleep(2000)
+  }
+  const agents = Array.from({ length: VICTIMS }, () => new Agent({ keepAlive: true, maxSockets: 1 }))
+  const versions = await Promise.all(agents.map(async (agent, i) => {
+    const r = await get(port, '/v1/table', peerAddress(i + 1), agent)
+    return (JSON.parse(r.body) as { version: number }).version
+  }))
+  await ask(server, { reset: true })
+  const latencies: number[] = []
+  let failed = 0
+  const until = Date.now() + SECONDS * 1000
+  await Promise.all(agents.map(async (agent, i) => {
+    while (Date.now() < until) {
+      const t = performance.now()
+      try {
+        const r = await get(port, `/v1/table?since=${versions[i] ?? 0}`, peerAddress(i + 1), agent)
+        if (r.status === 200) latencies.push(performance.now() - t)
+        else failed++
+      } catch { failed++ }
+      await sleep(VICTIM_PAUSE_MS)
+    }
+  }))
+  const usage = await ask<Usage>(server, { usage: true })
+  for (const a of agents) a.destroy()
+  const attack: AttackResult = attacker === undefined ? { full: 0, refused: 0, errors: 0, heldAtEnd: 0, connectAttempts: 0 } : await ask<AttackResult>(attacker, { stop: true })
+  // Still up: a fresh peer gets its table.
+  const up = (await get(port, '/v1/table', peerAddress(VICTIMS + 5), new Agent()).catch(() => ({ status: 0 }))).status === 200
+  return {
+    p50: pct(latencies, 50),
+    p99: pct(latencies, 99),
+    max: Math.max(...latencies),
+    victimRequests: latencies.length,
+    victimFailed: failed,
+    attackerFull: attack.full,
+    attackerRefused: attack.refused,
+    attackerErrors: attack.errors,
+    attackerHeld: attack.heldAtEnd,
+    loopP99: usage.loopP99Ms,
+    loopMax: usage.loopMaxMs,
+    readMedian: median(usage.readMs),
+    readMax: Math.max(...usage.readMs),
+    rss: usage.rss / 1048576,
+    up: up ? 1 : 0
+  }
+}
+
+async function main (): Promise<void> {
+  let lab: Lab | undefined
+  let iface: string | undefined
+  const rows: string[] = []
+  try {
+    if (values.device === 'real') {
+      const support = await labSupport()
+      if (!support.ok) throw new Error(`no lab: ${support.reason}`)
+      lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }] })
+      iface = await realInterface(lab, PEERS)
+      const read = await measureRead(iface)
+      console.log(`real \`wg show ${iface} dump\` of ${PEERS + 1} peers: ${read.bytes} bytes; run ${read.runMs.toFixed(1)} ms, parse ${read.parseMs.toFixed(1)} ms (medians of 7)`)
+    }
+    console.log('| device | limits | scenario | others\' delta p50 / p99 / max (ms) | others\' deltas served (failed) | hammering peer: full tables served / 429 / refused connections | its idle connections held | registry event-loop delay p99 / max (ms) | interface read median / max (ms) | registry RSS (MB) | up |')
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    for (const limits of values.limits.split(',')) {
+      for (const name of values.scenarios.split(',')) {
+        const results: Array<Record<string, number>> = []
+        for (let run = 0; run < RUNS; run++) {
+          const port = 18080 + Math.floor(Math.random() * 1000)
+          const opts = { ...(iface === undefined ? {} : { iface }), ...(limits === 'off' ? { limits: NO_LIMITS } : {}) }
+          const server = await forkReady('./registry-server.js', [String(PEERS), String(port), JSON.stringify(opts)])
+          try {
+            results.push(await scenario(port, server, name))
+          } finally {
+            server.send({ stop: true })
+            await new Promise((resolve) => server.once('exit', resolve))
+          }
+        }
+        const m = (k: string): number => median(results.map((r) => r[k] ?? NaN))
+        const row = `| ${values.device ?? ''} ${PEERS} | ${limits} | ${name} | ${m('p50').toFixed(2)} / ${m('p99').toFixed(1)} / ${m('max').toFixed(0)} | ${m('victimRequests').toFixed(0)} (${m('victimFailed').toFixed(0)}) | ${m('attackerFull').toFixed(0)} / ${m('attackerRefused').toFixed(0)} / ${m('attackerErrors').toFixed(0)} | ${m('attackerHeld').toFixed(0)} | ${m('loopP99').toFixed(1)} / ${m('loopMax').toFixed(0)} | ${m('readMedian').toFixed(1)} / ${m('readMax').toFixed(0)} | ${m('rss').toFixed(0)} | ${results.every((r) => r.up === 1) ? 'yes' : 'NO'} |`
+        console.log(row)
+        rows.push(row)
+      }
+    }
+  } finally {
+    await lab?.destroy()
+  }
+}
+
+await main()
