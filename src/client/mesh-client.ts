@@ -291,14 +291,12 @@ export class MeshClient {
       this.foreignSignature = foreign
       this.desired = this.vet(device)
     }
-    if (this.retryNow) {
-      // The network changed: every peer waiting on the hub gets a fresh attempt now.
-      this.retryNow = false
-      for (const [key, t] of this.tracks) if (t.phase === 'hub') this.tracks.set(key, { ...t, failures: 0, retryAtMs: 0, classes: undefined })
-    }
+    // The network changed: kick every direct peer and retry every waiting one (once a table says who they are).
+    const networkChanged = this.retryNow && this.desired !== null
+    if (networkChanged) this.retryNow = false
     const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
-    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching })
+    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged })
     // Defence in depth: the hub peer and our own key are never changed, whatever the machine above decided.
     const refused = out.changes.filter((c) => c.publicKey === this.init.registryKey || c.publicKey === this.selfKey)
     if (refused.length > 0) {

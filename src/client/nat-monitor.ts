@@ -10,9 +10,10 @@ import { stunProbe, type StunProbeResult } from './stun-probe.js'
 
 /**
  * How often the NAT mapping is checked again when nothing else prompts it: a router that reboots or drops its
- * mappings is noticed within this. One STUN exchange each time, with the raw receive socket open for one round trip.
+ * mappings is noticed within this, and the direct paths are back within about this plus a second (the goal is 5 s,
+ * whichever side is sending). One STUN exchange each time, with the raw receive socket open for one round trip.
  */
-export const NAT_RECHECK_MS = 5_000
+export const NAT_RECHECK_MS = 2_000
 /** Wait after a failed discovery round before the next. */
 export const NAT_FAILURE_RETRY_MS = 5_000
 

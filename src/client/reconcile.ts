@@ -81,6 +81,12 @@ export interface ReconcileInput {
   self?: { natClass: string, publicAddress: string | null }
   /** Punch before each attempt and coordinate with the peer (phase `arming`). @default false */
   punching?: boolean
+  /**
+   * Our own network changed since the last call (a netlink address/link/route event, a new STUN mapping): every
+   * direct peer is kicked (WireGuard sends to it at once from the WireGuard port, re-opening our router towards it
+   * through whatever mapping it now has), and every peer waiting on the hub gets a fresh attempt now. @default false
+   */
+  networkChanged?: boolean
 }
 
 export interface PathEvent { publicKey: string, from: PathPhase | 'new', to: PathPhase | 'removed', reason: string }
@@ -124,7 +130,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
   const selfPublic = input.self?.publicAddress ?? null
 
   for (const [key, want] of desired) {
-    const old = input.tracks.get(key)
+    const old = networkReset(input.tracks.get(key), input.networkChanged === true)
     const onDevice = devicePeers.get(key)
     const candidates = candidatesOf(want, selfPublic)
     const classes = `${selfClass}/${want.natClass}`
@@ -230,8 +236,20 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         break
       }
     }
+    if (input.networkChanged === true && tracks.get(key)?.phase === 'direct' && !changes.some((c) => c.publicKey === key && c.kick === true)) {
+      changes.push({ publicKey: key, persistentKeepalive: timing.keepaliveS, kick: true })
+    }
   }
   return { changes, tracks, events }
+}
+
+/**
+ * After a change of our own network, a peer waiting on the hub is tried again at once (its backoff forgotten): the
+ * reason it failed may be gone. Direct peers keep their track; they are kicked after the switch above.
+ */
+function networkReset (track: PeerTrack | undefined, networkChanged: boolean): PeerTrack | undefined {
+  if (!networkChanged || track?.phase !== 'hub') return track
+  return { ...track, failures: 0, retryAtMs: 0, classes: undefined }
 }
 
 /**

@@ -119,6 +119,31 @@ describe('reconcile: relay first, direct when proven', () => {
 
 
 
+  it('after our own network changed, kicks every direct peer and retries every waiting one at once', () => {
+    const { tracks, onDevice } = startTrying()
+    onDevice.latestHandshake = Math.floor(T0 / 1000) + 1
+    const direct = reconcile(input(T0 + 1500, [onDevice], tracks)).tracks
+    onDevice.allowedIps = ['100.64.0.3/32']
+    const C = testKey('c')
+    const cPeer = newPeer(C, { endpoint: ep('198.18.13.2:51820') })
+    const cWant = want({ publicKey: C, endpoint: ep('198.18.13.2:51820'), allowedIps: ['100.64.0.4/32'] })
+    const waiting = new Map([...direct, [C, { phase: 'hub' as const, sinceMs: T0, failures: 3, retryAtMs: T0 + 600_000, endpoint: '198.18.13.2:51820', targets: '198.18.13.2:51820', rx: 0, rxAtMs: T0, reason: 'no handshake' }]])
+    const cases: Array<{ name: string, changed: boolean, expected: PeerChange[] }> = [
+      { name: 'no change: nothing to do', changed: false, expected: [] },
+      {
+        name: 'changed: kick the direct peer, attempt the waiting one',
+        changed: true,
+        expected: [{ publicKey: B, persistentKeepalive: 25, kick: true }, { publicKey: C, endpoint: ep('198.18.13.2:51820'), persistentKeepalive: 25, allowedIps: [], kick: true }]
+      }
+    ]
+    for (const c of cases) {
+      const out = reconcile({ ...input(T0 + 3000, [{ ...onDevice, transferRx: 5 }, cPeer], waiting, [want(), cWant]), networkChanged: c.changed })
+      expect(out.changes, c.name).toEqual(c.expected)
+      expect(out.tracks.get(B)?.phase, c.name).toBe('direct')
+      expect(out.tracks.get(C)?.phase, c.name).toBe(c.changed ? 'trying' : 'hub')
+    }
+  })
+
   it('without any table yet, still demotes an adopted direct path that has gone silent', () => {
     const nowS = Math.floor(T0 / 1000)
     const peer = newPeer(B, { allowedIps: ['100.64.0.3/32'], latestHandshake: nowS - 10, endpoint: ep('198.18.12.2:51820'), transferRx: 100 })
