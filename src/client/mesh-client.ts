@@ -7,7 +7,7 @@ import { sleep, Wakeup } from '../shared/sleep.js'
 import { formatDuration } from '../shared/duration.js'
 import type { WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
-import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
+import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
 import { NatMonitor } from './nat-monitor.js'
 import { punch } from './puncher.js'
 import { RegistryClient } from './registry-client.js'
@@ -74,6 +74,8 @@ export const PUNCH_ROUNDS = 3
 export const LONG_POLL_S = 25
 /** Device read interval while an attempt is pending: both sides see the handshake within one round trip. */
 export const PENDING_TICK_MS = 150
+/** Device read interval while data flows to a direct peer: a dead path is seen within one or two of these. */
+export const BUSY_TICK_MS = 1000
 /** Device read interval otherwise: catches dead direct paths and peers changed behind our back. */
 export const IDLE_TICK_MS = 2000
 /** First wait after a failed registry call (the registry may still be starting); doubles up to 30 s or the interval. */
@@ -275,9 +277,24 @@ export class MeshClient {
         if (!failing) this.log.warn(`sync of ${this.init.iface} failed, will retry: ${messageOf(err)}`)
         failing = true
       }
-      const pending = [...this.tracks.values()].some((t) => t.phase === 'trying' || t.phase === 'arming')
-      await this.wakeup.wait(pending ? PENDING_TICK_MS : IDLE_TICK_MS, signal)
+      await this.wakeup.wait(this.nextTickMs(), signal)
     }
+  }
+
+  /**
+   * How long until the next read of the interface: often while an attempt or a probe waits for its answer, every
+   * second while data flows to a direct peer (a path that dies is then seen within a second or two), else rarely.
+   */
+  private nextTickMs (): number {
+    const now = this.nowMs()
+    let wait = IDLE_TICK_MS
+    for (const t of this.tracks.values()) {
+      // A healed pair moves its routes at an agreed instant: be there on time.
+      if ((t.promoteAtMs ?? 0) > 0) wait = Math.min(wait, Math.max(0, (t.promoteAtMs ?? 0) - now))
+      else if (t.phase === 'trying' || t.phase === 'arming' || directPending(t, now, this.timing)) wait = Math.min(wait, PENDING_TICK_MS)
+      else if (t.busy === true) wait = Math.min(wait, BUSY_TICK_MS)
+    }
+    return wait
   }
 
   private async tick (): Promise<void> {
