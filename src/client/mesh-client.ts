@@ -9,6 +9,7 @@ import type { WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
 import { NatMonitor } from './nat-monitor.js'
+import { PathLog } from './path-log.js'
 import { punch } from './puncher.js'
 import { RegistryClient } from './registry-client.js'
 import { StateStore } from './state-store.js'
@@ -115,6 +116,8 @@ export class MeshClient {
   private hubEndpoint: Endpoint | null = null
   private listenPort = 0
   private retryNow = false
+  private pathLog: PathLog
+  private readonly warnedUnreachable = new Set<string>()
   private natStarted = false
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
@@ -123,6 +126,7 @@ export class MeshClient {
     this.nowMs = components.nowMs ?? Date.now
     this.timing = { ...defaultTiming(init.keepaliveS ?? 25), ...init.timing }
     this.store = new StateStore(init.stateDir, init.iface)
+    this.pathLog = new PathLog(this.nowMs())
   }
 
   /** Check the interface and the registry peer (errors here are fatal), then sync at once and keep syncing. */
@@ -328,15 +332,31 @@ export class MeshClient {
       await this.wg.set(this.init.iface, out.changes)
       await this.store.save(out.tracks.keys())
     }
+    const previous = this.tracks
     this.tracks = out.tracks
     // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
     if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {
       this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`))
     }
+    // A path change once at info; attempts and failures at debug, summed up at most once a minute.
+    const infoEvents = new Set(this.pathLog.record(out.events))
     for (const e of out.events) {
       const endpoint = out.tracks.get(e.publicKey)?.endpoint ?? undefined
-      this.log.info({ peer: shortKey(e.publicKey), endpoint }, `peer ${shortKey(e.publicKey)}: ${e.from} -> ${e.to} (${e.reason})`)
-      if (e.to === 'hub' && !this.registryState.relay) this.log.warn({ peer: shortKey(e.publicKey) }, `peer ${shortKey(e.publicKey)} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
+      const fields = { peer: shortKey(e.publicKey), endpoint }
+      const text = `peer ${shortKey(e.publicKey)}: ${e.from} -> ${e.to} (${e.reason})`
+      if (infoEvents.has(e)) this.log.info(fields, text)
+      else this.log.debug(fields, text)
+      if (e.to === 'hub' && !this.registryState.relay && !this.warnedUnreachable.has(e.publicKey)) {
+        // Once per peer: after that its retries are in the summary (and at debug).
+        this.warnedUnreachable.add(e.publicKey)
+        this.log.warn({ peer: shortKey(e.publicKey) }, `peer ${shortKey(e.publicKey)} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
+      }
+      if (e.to === 'direct' || e.to === 'removed') this.warnedUnreachable.delete(e.publicKey)
+    }
+    const summary = this.pathLog.summary(this.nowMs(), [...this.tracks.values()].map((t) => t.phase))
+    if (summary !== null) this.log.info(summary)
+    for (const [key, t] of out.tracks) {
+      if ((t.probeAtMs ?? 0) > 0 && t.probeAtMs !== previous.get(key)?.probeAtMs) this.log.debug({ peer: shortKey(key) }, `peer ${shortKey(key)}: data unanswered, probing the direct path with a fresh handshake`)
     }
   }
 

@@ -42,6 +42,8 @@ export interface PeerTrack {
   busy?: boolean
   /** When this peer last lost a working direct path (retries stay frequent for a while after). */
   lostAtMs?: number
+  /** Hub: the peer's "ready for us" was already answered with an attempt. */
+  readySeen?: boolean
   /** Trying, handshake done: the routes move at this instant, which both sides compute alike (0: at once). */
   promoteAtMs?: number
   /** Why the peer is in this phase, for logs and status. */
@@ -178,7 +180,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     // Start an attempt: straight away, or, with punching, after arming.
     const begin = (endpoint: Endpoint, failures: number, reason: string): void => {
       if (input.punching !== true) changes.push(...attempt(key, endpoint, timing, onDevice))
-      move(key, old, { ...fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets), lostAtMs: old?.lostAtMs })
+      move(key, old, { ...fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets), lostAtMs: old?.lostAtMs, readySeen: want.readyFor })
     }
 
     if (old?.phase === 'arming') {
@@ -264,17 +266,21 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
       case 'hub': {
         const classesChanged = track.classes !== undefined && track.classes !== classes
-        const next = endpointMoved || classesChanged ? pick(0) : pick(track.failures)
+        // The peer announced it punched towards us (it is attempting now): once per announcement.
+        const peerPunched = want.readyFor && track.readySeen !== true
+        const next = endpointMoved || classesChanged || peerPunched ? pick(0) : pick(track.failures)
         if (onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - HANDSHAKE_CLOCK_SLACK_MS) {
           // The other side's attempt got through while we waited (handshake times are whole seconds).
           changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
           move(key, old, { ...track, ...DIRECT_START, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
-        } else if (next !== undefined && !hopeless(selfClass, want, candidates) && (endpointMoved || classesChanged || nowMs >= track.retryAtMs)) {
-          const fresher = endpointMoved || classesChanged
+        } else if (next !== undefined && !hopeless(selfClass, want, candidates) && (endpointMoved || classesChanged || peerPunched || nowMs >= track.retryAtMs)) {
+          // Something that could help (a new endpoint or candidate, a new NAT class, the peer punching towards us
+          // right now) starts afresh, backoff forgotten; otherwise this is the next retry of the backoff.
+          const fresher = endpointMoved || classesChanged || peerPunched
           begin(next, fresher ? 0 : track.failures,
-            endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : `retry ${track.failures + 1}`)
+            endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : peerPunched ? 'the peer punched towards us' : `retry ${track.failures + 1}`)
         } else {
-          tracks.set(key, track)
+          tracks.set(key, { ...track, readySeen: want.readyFor })
         }
         break
       }
