@@ -77,8 +77,12 @@ export const LONG_POLL_S = 25
 export const PENDING_TICK_MS = 150
 /** Device read interval while data flows to a direct peer: a dead path is seen within one or two of these. */
 export const BUSY_TICK_MS = 1000
-/** Device read interval otherwise: catches dead direct paths and peers changed behind our back. */
+/** Device read interval while a retry (an attempt after a failure) is pending. */
+export const RETRY_TICK_MS = 1000
+/** Device read interval with direct peers: catches dead direct paths (and data starting to flow to them). */
 export const IDLE_TICK_MS = 2000
+/** Device read interval with no direct peer and nothing pending (or due sooner): catches peers changed behind our back. */
+export const QUIET_TICK_MS = 5000
 /** First wait after a failed registry call (the registry may still be starting); doubles up to 30 s or the interval. */
 export const RETRY_BASE_MS = 250
 
@@ -291,12 +295,17 @@ export class MeshClient {
    */
   private nextTickMs (): number {
     const now = this.nowMs()
-    let wait = IDLE_TICK_MS
+    let wait = QUIET_TICK_MS
     for (const t of this.tracks.values()) {
       // A healed pair moves its routes at an agreed instant: be there on time.
       if ((t.promoteAtMs ?? 0) > 0) wait = Math.min(wait, Math.max(0, (t.promoteAtMs ?? 0) - now))
-      else if (t.phase === 'trying' || t.phase === 'arming' || directPending(t, now, this.timing)) wait = Math.min(wait, PENDING_TICK_MS)
+      else if (t.phase === 'arming' || (t.phase === 'trying' && t.failures === 0) || directPending(t, now, this.timing)) wait = Math.min(wait, PENDING_TICK_MS)
+      // A retry (it failed before): a handshake seen within a second is soon enough, and with many peers that never
+      // answer some retry is nearly always under way: reading the interface every 150 ms for it would cost a core.
+      else if (t.phase === 'trying') wait = Math.min(wait, RETRY_TICK_MS)
       else if (t.busy === true) wait = Math.min(wait, BUSY_TICK_MS)
+      else if (t.phase === 'direct') wait = Math.min(wait, IDLE_TICK_MS)
+      else if (t.phase === 'hub' && Number.isFinite(t.retryAtMs)) wait = Math.min(wait, Math.max(0, t.retryAtMs - now))
     }
     return wait
   }
