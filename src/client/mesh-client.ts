@@ -82,7 +82,7 @@ export const RETRY_TICK_MS = 1000
 /** Device read interval with direct peers: catches dead direct paths (and data starting to flow to them). */
 export const IDLE_TICK_MS = 2000
 /** Device read interval with no direct peer and nothing pending (or due sooner): catches peers changed behind our back. */
-export const QUIET_TICK_MS = 5000
+export const QUIET_TICK_MS = 10_000
 /** First wait after a failed registry call (the registry may still be starting); doubles up to 30 s or the interval. */
 export const RETRY_BASE_MS = 250
 
