@@ -120,6 +120,8 @@ export class MeshClient {
   private hubEndpoint: Endpoint | null = null
   private listenPort = 0
   private retryNow = false
+  /** Resolved once a tick has applied the kicks of a network change. */
+  private kickWaiters: Array<() => void> = []
   private pathLog: PathLog
   private readonly warnedUnreachable = new Set<string>()
   private natStarted = false
@@ -186,7 +188,12 @@ export class MeshClient {
         return this.hubEndpoint === null || mapped == null ? null : { hub: this.hubEndpoint, mapped: parseEndpoint(mapped) }
       },
       announce: async (a, signal) => { await this.registry.announce(a, signal) },
-      onNetworkChange: () => { this.retryNow = true; this.wakeup.wake() },
+      onNetworkChange: async () => {
+        this.retryNow = true
+        const applied = new Promise<void>((resolve) => { this.kickWaiters.push(resolve) })
+        this.wakeup.wake()
+        await applied
+      },
       ready: () => [...this.tracks].filter(([, t]) => t.phase === 'arming' || t.phase === 'trying').map(([key]) => key).sort()
     })
   }
@@ -324,6 +331,7 @@ export class MeshClient {
     // The network changed: kick every direct peer and retry every waiting one (once a table says who they are).
     const networkChanged = this.retryNow && this.desired !== null
     if (networkChanged) this.retryNow = false
+    const waiters = networkChanged || this.desired === null ? this.kickWaiters.splice(0) : []
     const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
     const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged })
@@ -343,6 +351,7 @@ export class MeshClient {
     }
     const previous = this.tracks
     this.tracks = out.tracks
+    for (const resolve of waiters) resolve()
     // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
     if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {
       this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`))
