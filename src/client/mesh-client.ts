@@ -7,9 +7,10 @@ import { sleep, Wakeup } from '../shared/sleep.js'
 import { formatDuration } from '../shared/duration.js'
 import { WgSetError, type WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
-import { adoptTracks, defaultTiming, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
+import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './reconcile.js'
 import type { MeshObserver } from './mesh-observer.js'
 import { NatMonitor } from './nat-monitor.js'
+import { PathLog } from './path-log.js'
 import { punch } from './puncher.js'
 import { PortMapper } from './portmap/port-mapper.js'
 import { RegistryClient } from './registry-client.js'
@@ -84,10 +85,16 @@ export const PUNCH_ROUNDS = 3
 export const LONG_POLL_S = 25
 /** Device read interval while an attempt is pending: both sides see the handshake within one round trip. */
 export const PENDING_TICK_MS = 150
-/** Device read interval otherwise: catches dead direct paths and peers changed behind our back. */
+/** Device read interval while data flows to a direct peer: a dead path is seen within one or two of these. */
+export const BUSY_TICK_MS = 1000
+/** Device read interval while a retry (an attempt after a failure) is pending. */
+export const RETRY_TICK_MS = 1000
+/** Device read interval with direct peers: catches dead direct paths (and data starting to flow to them). */
 export const IDLE_TICK_MS = 2000
 /** New problems with a registry table logged one by one at warn; more are summed up in one line. */
 export const MAX_TABLE_WARNINGS = 5
+/** Device read interval with no direct peer and nothing pending (or due sooner): catches peers changed behind our back. */
+export const QUIET_TICK_MS = 10_000
 /** First wait after a failed registry call (the registry may still be starting); doubles up to 30 s or the interval. */
 export const RETRY_BASE_MS = 250
 
@@ -125,6 +132,10 @@ export class MeshClient {
   private hubEndpoint: Endpoint | null = null
   private listenPort = 0
   private retryNow = false
+  /** Resolved once a tick has applied the kicks of a network change. */
+  private kickWaiters: Array<() => void> = []
+  private pathLog: PathLog
+  private readonly warnedUnreachable = new Set<string>()
   private natStarted = false
   private readonly policyFilter: PolicyFilter
   private portMapper: PortMapper | undefined
@@ -138,6 +149,7 @@ export class MeshClient {
     this.timing = { ...defaultTiming(init.keepaliveS ?? 25), ...init.timing }
     this.store = new StateStore(init.stateDir, init.iface)
     this.policyFilter = new PolicyFilter({ iface: init.iface }, { nft: components.nft ?? nftCli(), logger: this.log })
+    this.pathLog = new PathLog(this.nowMs())
   }
 
   /** Check the interface and the registry peer (errors here are fatal), then sync at once and keep syncing. */
@@ -205,7 +217,13 @@ export class MeshClient {
         try { await this.registry.announce(a, signal) } catch (err) { if (!signal.aborted) this.observer?.registryError?.('announce'); throw err }
       },
       observer: this.observer,
-      onNetworkChange: () => { this.retryNow = true; this.wakeup.wake(); this.portMapper?.recheck() },
+      onNetworkChange: async () => {
+        this.retryNow = true
+        this.portMapper?.recheck()
+        const applied = new Promise<void>((resolve) => { this.kickWaiters.push(resolve) })
+        this.wakeup.wake()
+        await applied
+      },
       portMapping: () => { const m = this.portMapper?.current; return m == null ? null : formatEndpoint(m.external) },
       ready: () => [...this.tracks].filter(([, t]) => t.phase === 'arming' || t.phase === 'trying').map(([key]) => key).sort()
     })
@@ -318,9 +336,29 @@ export class MeshClient {
         if (!failing) this.log.warn(`sync of ${this.init.iface} failed, will retry: ${messageOf(err)}`)
         failing = true
       }
-      const pending = [...this.tracks.values()].some((t) => t.phase === 'trying' || t.phase === 'arming')
-      await this.wakeup.wait(pending ? PENDING_TICK_MS : IDLE_TICK_MS, signal)
+      await this.wakeup.wait(this.nextTickMs(), signal)
     }
+  }
+
+  /**
+   * How long until the next read of the interface: often while an attempt or a probe waits for its answer, every
+   * second while data flows to a direct peer (a path that dies is then seen within a second or two), else rarely.
+   */
+  private nextTickMs (): number {
+    const now = this.nowMs()
+    let wait = QUIET_TICK_MS
+    for (const t of this.tracks.values()) {
+      // A healed pair moves its routes at an agreed instant: be there on time.
+      if ((t.promoteAtMs ?? 0) > 0) wait = Math.min(wait, Math.max(0, (t.promoteAtMs ?? 0) - now))
+      else if (t.phase === 'arming' || (t.phase === 'trying' && t.failures === 0) || directPending(t, now, this.timing)) wait = Math.min(wait, PENDING_TICK_MS)
+      // A retry (it failed before): a handshake seen within a second is soon enough, and with many peers that never
+      // answer some retry is nearly always under way: reading the interface every 150 ms for it would cost a core.
+      else if (t.phase === 'trying') wait = Math.min(wait, RETRY_TICK_MS)
+      else if (t.busy === true) wait = Math.min(wait, BUSY_TICK_MS)
+      else if (t.phase === 'direct') wait = Math.min(wait, IDLE_TICK_MS)
+      else if (t.phase === 'hub' && Number.isFinite(t.retryAtMs)) wait = Math.min(wait, Math.max(0, t.retryAtMs - now))
+    }
+    return wait
   }
 
   private async tick (): Promise<void> {
@@ -336,14 +374,13 @@ export class MeshClient {
       // One-way policy rules: drop new connections from managed peers that may not open them (none: no table).
       this.policyFilter.update(this.desired.values())
     }
-    if (this.retryNow) {
-      // The network changed: every peer waiting on the hub gets a fresh attempt now.
-      this.retryNow = false
-      for (const [key, t] of this.tracks) if (t.phase === 'hub') this.tracks.set(key, { ...t, failures: 0, retryAtMs: 0, classes: undefined })
-    }
+    // The network changed: kick every direct peer and retry every waiting one (once a table says who they are).
+    const networkChanged = this.retryNow && this.desired !== null
+    if (networkChanged) this.retryNow = false
+    const waiters = networkChanged || this.desired === null ? this.kickWaiters.splice(0) : []
     const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address, portMapped: this.portMapper?.current != null }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
-    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching })
+    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged })
     // Defence in depth: the hub peer and our own key are never changed, whatever the machine above decided.
     const refused = out.changes.filter((c) => c.publicKey === this.init.registryKey || c.publicKey === this.selfKey)
     if (refused.length > 0) {
@@ -374,17 +411,34 @@ export class MeshClient {
       await this.store.save(out.tracks.keys())
     }
     if (out.events.length > 0) this.observer?.pathEvents?.(out.events, this.tracks, this.nowMs())
+    const previous = this.tracks
     this.tracks = out.tracks
+    for (const resolve of waiters) resolve()
     // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
     if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {
       this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`))
     }
+    // A path change once at info; attempts and failures at debug, summed up at most once a minute.
+    const infoEvents = new Set(this.pathLog.record(out.events))
     for (const e of out.events) {
       const endpoint = out.tracks.get(e.publicKey)?.endpoint ?? undefined
       // The hub's name for the peer when it serves one (vetted), else a key prefix.
       const peer = this.desired?.get(e.publicKey)?.name ?? shortKey(e.publicKey)
-      this.log.info({ peer, endpoint }, `peer ${peer}: ${e.from} -> ${e.to} (${e.reason})`)
-      if (e.to === 'hub' && !this.registryState.relay) this.log.warn({ peer }, `peer ${peer} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
+      const fields = { peer, endpoint }
+      const text = `peer ${peer}: ${e.from} -> ${e.to} (${e.reason})`
+      if (infoEvents.has(e)) this.log.info(fields, text)
+      else this.log.debug(fields, text)
+      if (e.to === 'hub' && !this.registryState.relay && !this.warnedUnreachable.has(e.publicKey)) {
+        // Once per peer: after that its retries are in the summary (and at debug).
+        this.warnedUnreachable.add(e.publicKey)
+        this.log.warn({ peer }, `peer ${peer} is unreachable: no direct path, and the hub does not relay (wgnat-server --relay)`)
+      }
+      if (e.to === 'direct' || e.to === 'removed') this.warnedUnreachable.delete(e.publicKey)
+    }
+    const summary = this.pathLog.summary(this.nowMs(), [...this.tracks.values()].map((t) => t.phase))
+    if (summary !== null) this.log.info(summary)
+    for (const [key, t] of out.tracks) {
+      if ((t.probeAtMs ?? 0) > 0 && t.probeAtMs !== previous.get(key)?.probeAtMs) this.log.debug({ peer: shortKey(key) }, `peer ${shortKey(key)}: data unanswered, probing the direct path with a fresh handshake`)
     }
     if (partial !== undefined) throw partial
   }

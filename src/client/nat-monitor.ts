@@ -11,9 +11,12 @@ import { stunProbe, type StunProbeResult } from './stun-probe.js'
 
 /**
  * How often the NAT mapping is checked again when nothing else prompts it: a router that reboots or drops its
- * mappings is noticed within this. One STUN exchange each time, with the raw receive socket open for one round trip.
+ * mappings is noticed within this, and the direct paths are back within about this plus a second (the goal is 5 s,
+ * whichever side is sending). One STUN exchange each time, with the raw receive socket open for one round trip.
  */
-export const NAT_RECHECK_MS = 5_000
+export const NAT_RECHECK_MS = 2_000
+/** Longest an announcement of a new mapping waits for the direct peers to be kicked through it. */
+export const KICK_BEFORE_ANNOUNCE_MS = 1000
 /** Wait after a failed discovery round before the next. */
 export const NAT_FAILURE_RETRY_MS = 5_000
 
@@ -35,8 +38,12 @@ export interface NatMonitorComponents {
   hubView: () => { hub: Endpoint, mapped: Endpoint } | null
   /** Send the announcement to the registry; throws when it cannot. */
   announce: (a: Announce, signal: AbortSignal) => Promise<void>
-  /** The network changed (addresses, links, routes) or the mapping moved: re-punch at once. */
-  onNetworkChange: () => void
+  /**
+   * The network changed (addresses, links, routes) or the mapping moved: re-punch at once. May return a promise,
+   * settled once our router has been re-opened towards the direct peers: a new mapping is announced only after
+   * that (at most {@link KICK_BEFORE_ANNOUNCE_MS} later), so the peers' packets to it find our router open.
+   */
+  onNetworkChange: () => void | Promise<void>
   probe?: typeof stunProbe
   addresses?: typeof listAddresses
   /** Peers we have punched towards and are about to handshake with (carried in the announcement). */
@@ -169,7 +176,10 @@ export class NatMonitor {
       this.c.logger.info({ natClass: found.announce.natClass, mapped: found.announce.mappedEndpoint }, `NAT ${found.announce.natClass}: ${found.reason}`)
       if (before !== null) this.c.observer?.natChanged?.()
     }
-    if (before !== null && before.announce.natClass !== 'hard' && this.mappingMoved(stun)) this.c.onNetworkChange()
+    if (before !== null && before.announce.natClass !== 'hard' && this.mappingMoved(stun)) {
+      const kicked = this.c.onNetworkChange()
+      if (kicked !== undefined) await Promise.race([kicked.catch(() => {}), sleep(KICK_BEFORE_ANNOUNCE_MS, signal)])
+    }
     if (stun !== null) this.lastSamples = new Map(stun.samples.map((s) => [s.server, formatEndpoint(s.mapped)]))
     if (this.c.hubView() !== null) await this.send(found.announce, signal)
   }

@@ -30,6 +30,23 @@ export interface PeerTrack {
   /** Last seen transfer-rx and when it last grew: a direct path that receives nothing is dead. */
   rx: number
   rxAtMs: number
+  /** Direct: last seen transfer-tx, and its value when rx last grew (what we sent since is unanswered). */
+  tx?: number
+  txAtRx?: number
+  /** Direct: since when more than {@link UNANSWERED_BYTES} went out with nothing back (0: not so). */
+  unansweredSinceMs?: number
+  /** Direct: a probe (a fresh handshake) is out since then (0: none). */
+  probeAtMs?: number
+  /** Direct: when the last probe was answered; no new probe for `probeHoldoffMs` after it. */
+  probeOkAtMs?: number
+  /** Direct: data (not only keepalives) went out since the previous check: worth checking more often. */
+  busy?: boolean
+  /** When this peer last lost a working direct path (retries stay frequent for a while after). */
+  lostAtMs?: number
+  /** Hub: the peer's "ready for us" was already answered with an attempt. */
+  readySeen?: boolean
+  /** Trying, handshake done: the routes move at this instant, which both sides compute alike (0: at once). */
+  promoteAtMs?: number
   /** Why the peer is in this phase, for logs and status. */
   reason: string
   /** NAT classes of both sides when the last attempt failed: a change is worth a new attempt. */
@@ -54,6 +71,17 @@ export interface PathTiming {
   armMinMs: number
   /** Arming: go ahead without the peer's word after this long (it may not punch at all). */
   armTimeoutMs: number
+  /** Data went out to a direct peer and nothing came back for this long: probe the path (a fresh handshake). */
+  suspectAfterMs: number
+  /** A probe not answered within this long: the direct path is dead; its routes go back to the hub. */
+  probeTimeoutMs: number
+  /** After an answered probe, no new one for this long (a one-way stream gets an answer only this often). */
+  probeHoldoffMs: number
+  /** Data unanswered for this long is a dead path, probe or not: WireGuard answers data within 10 s at the latest. */
+  answerTimeoutMs: number
+  /** After a lost direct path: retries at most this far apart (on the pair's slots) for `lostWindowMs`. */
+  lostRetryMaxMs: number
+  lostWindowMs: number
 }
 
 export function defaultTiming (keepaliveS: number): PathTiming {
@@ -66,7 +94,17 @@ export function defaultTiming (keepaliveS: number): PathTiming {
     keepaliveS,
     maxFailures: 4,
     armMinMs: 300,
-    armTimeoutMs: 3000
+    armTimeoutMs: 3000,
+    // With the client's 1 s check while data flows: a path that dies is seen within 1-2 s, probed 0.5 s later and
+    // given up 1 s after that: the longest outage stays under 5 s (issue 11's goal).
+    suspectAfterMs: 500,
+    probeTimeoutMs: 1000,
+    // WireGuard's KEEPALIVE_TIMEOUT: a live peer that receives data sends something back within 10 s.
+    probeHoldoffMs: 10_000,
+    answerTimeoutMs: 12_000,
+    // Healed within 30 s: an attempt lasts directTimeoutMs (10 s), the next one starts at most 15 s later.
+    lostRetryMaxMs: 15_000,
+    lostWindowMs: 10 * 60_000
   }
 }
 
@@ -85,6 +123,12 @@ export interface ReconcileInput {
   self?: { natClass: string, publicAddress: string | null, portMapped?: boolean }
   /** Punch before each attempt and coordinate with the peer (phase `arming`). @default false */
   punching?: boolean
+  /**
+   * Our own network changed since the last call (a netlink address/link/route event, a new STUN mapping): every
+   * direct peer is kicked (WireGuard sends to it at once from the WireGuard port, re-opening our router towards it
+   * through whatever mapping it now has), and every peer waiting on the hub gets a fresh attempt now. @default false
+   */
+  networkChanged?: boolean
 }
 
 export interface PathEvent { publicKey: string, from: PathPhase | 'new', to: PathPhase | 'removed', reason: string }
@@ -119,7 +163,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
       if (devicePeers.has(key)) changes.push({ publicKey: key, remove: true })
       events.push({ publicKey: key, from: track.phase, to: 'removed', reason: 'no longer in the registry table' })
     } else if (desired === null) {
-      tracks.set(key, silenceCheck(key, track, devicePeers.get(key), nowMs, timing, changes, events))
+      tracks.set(key, directCheck(key, track, devicePeers.get(key), nowMs, timing, changes, events, input.selfKey))
     }
   }
   if (desired === null) return { changes, tracks, events }
@@ -128,7 +172,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
   const selfPublic = input.self?.publicAddress ?? null
 
   for (const [key, want] of desired) {
-    const old = input.tracks.get(key)
+    const old = networkReset(input.tracks.get(key), input.networkChanged === true)
     const onDevice = devicePeers.get(key)
     const candidates = candidatesOf(want, selfPublic)
     const classes = `${selfClass}/${want.natClass}`
@@ -139,14 +183,14 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
     // Start an attempt: straight away, or, with punching, after arming.
     const begin = (endpoint: Endpoint, failures: number, reason: string): void => {
-      if (input.punching !== true) changes.push(attempt(key, endpoint, timing))
-      move(key, old, fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets))
+      if (input.punching !== true) changes.push(...attempt(key, endpoint, timing, onDevice))
+      move(key, old, { ...fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets), lostAtMs: old?.lostAtMs, readySeen: want.readyFor })
     }
 
     if (old?.phase === 'arming') {
       const waited = nowMs - old.sinceMs
       if (old.endpoint !== null && waited >= timing.armMinMs && (want.readyFor || waited >= timing.armTimeoutMs)) {
-        changes.push(attempt(key, parseEndpoint(old.endpoint), timing))
+        changes.push(...attempt(key, parseEndpoint(old.endpoint), timing, onDevice))
         move(key, old, { ...old, phase: 'trying', sinceMs: nowMs, reason: want.readyFor ? `both sides punched; handshaking with ${old.endpoint}` : `peer did not punch; handshaking with ${old.endpoint} anyway` })
       } else {
         tracks.set(key, old)
@@ -170,14 +214,20 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     switch (track.phase) {
       case 'trying': {
         const next = pick(0)
-        if (handshakeSinceStart) {
+        const promoteAt = handshakeSinceStart ? promoteAtMs(track, onDevice, nowMs, timing) : 0
+        if (handshakeSinceStart && nowMs < promoteAt) {
+          tracks.set(key, { ...track, promoteAtMs: promoteAt })
+        } else if (handshakeSinceStart) {
           changes.push({ publicKey: key, allowedIps: want.allowedIps })
-          move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: `handshake on the direct path (${track.endpoint ?? '?'})` })
+          move(key, old, { ...track, ...DIRECT_START, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: `handshake on the direct path (${track.endpoint ?? '?'})` })
         } else if (endpointMoved && next !== undefined) {
           begin(next, 0, 'new endpoint from the registry')
         } else if (nowMs - track.sinceMs >= timing.directTimeoutMs) {
           const failures = track.failures + 1
-          const parked = failures >= timing.maxFailures * Math.max(1, candidates.length)
+          // A pair that had a working path lately is tried every lostRetryMaxMs at most, and never parked: the
+          // path was cut, it may heal any moment (issue 11: direct again within 30 s).
+          const lostRecently = track.lostAtMs !== undefined && nowMs - track.lostAtMs < timing.lostWindowMs
+          const parked = !lostRecently && failures >= timing.maxFailures * Math.max(1, candidates.length)
           changes.push({ publicKey: key, persistentKeepalive: 0 })
           move(key, old, {
             ...track,
@@ -185,7 +235,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
             sinceMs: nowMs,
             failures,
             classes,
-            retryAtMs: parked ? Number.POSITIVE_INFINITY : retryAt(nowMs, failures, input.selfKey, key, timing),
+            retryAtMs: parked ? Number.POSITIVE_INFINITY : retryAt(nowMs, failures, input.selfKey, key, lostRecently ? { ...timing, retryMaxMs: timing.lostRetryMaxMs } : timing),
             reason: parked
               ? `no handshake in ${failures} attempts; waiting for a new endpoint or NAT class`
               : `no handshake within ${timing.directTimeoutMs / 1000}s from ${track.endpoint ?? '?'}`
@@ -197,45 +247,62 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
       }
 
       case 'direct': {
-        const checked = silenceCheck(key, track, onDevice, nowMs, timing, changes, events)
-        if (checked.phase === 'hub') {
+        const checked = directCheck(key, old, onDevice, nowMs, timing, changes, events, input.selfKey)
+        if (checked.phase === 'hub' || checked.probeAtMs === nowMs) {
+          // Gone back to the hub, or probed just now (the probe re-adds the peer as it is: nothing else this round).
           tracks.set(key, checked)
-        } else if (endpointMoved && track.endpoint !== null && candidates.some((c) => formatEndpoint(c) === track.endpoint)) {
+        } else if (endpointMoved && checked.endpoint !== null && candidates.some((c) => formatEndpoint(c) === track.endpoint)) {
           // New candidates, but the one in use is still among them: nothing to change.
-          tracks.set(key, { ...track, targets })
-        } else if (endpointMoved && pick(0) !== undefined && (want.natClass !== 'hard' || nowMs - track.rxAtMs > timing.keepaliveS * 1000 + QUIET_SLACK_MS)) {
+          tracks.set(key, { ...checked, targets })
+        } else if (endpointMoved && pick(0) !== undefined && (want.natClass !== 'hard' || nowMs - checked.rxAtMs > timing.keepaliveS * 1000 + QUIET_SLACK_MS)) {
           // The endpoint we use is no longer among the peer's: its NAT moved (a rebooted router, a new network).
           // Follow at once. Behind a symmetric NAT the hub sees another port than we do, so there we follow only
           // once our path has gone quiet; until then WireGuard's roaming knows better than the registry.
           const next = pick(0) as Endpoint
-          changes.push({ ...attempt(key, next, timing), allowedIps: undefined })
-          tracks.set(key, { ...track, endpoint: formatEndpoint(next), targets, reason: `peer moved to ${formatEndpoint(next)}` })
+          changes.push({ publicKey: key, endpoint: next, persistentKeepalive: timing.keepaliveS, kick: true })
+          tracks.set(key, { ...checked, endpoint: formatEndpoint(next), targets, reason: `peer moved to ${formatEndpoint(next)}` })
         } else {
           if (!sameList(onDevice.allowedIps, want.allowedIps)) changes.push({ publicKey: key, allowedIps: want.allowedIps })
-          tracks.set(key, track)
+          tracks.set(key, checked)
         }
         break
       }
 
       case 'hub': {
         const classesChanged = track.classes !== undefined && track.classes !== classes
-        const next = endpointMoved || classesChanged ? pick(0) : pick(track.failures)
+        // The peer announced it punched towards us (it is attempting now): once per announcement.
+        const peerPunched = want.readyFor && track.readySeen !== true
+        const next = endpointMoved || classesChanged || peerPunched ? pick(0) : pick(track.failures)
         if (onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - HANDSHAKE_CLOCK_SLACK_MS) {
           // The other side's attempt got through while we waited (handshake times are whole seconds).
           changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
-          move(key, old, { ...track, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
-        } else if (next !== undefined && !hopeless(selfClass, want, candidates, input.self?.portMapped === true) && (endpointMoved || classesChanged || nowMs >= track.retryAtMs)) {
-          const fresher = endpointMoved || classesChanged
+          move(key, old, { ...track, ...DIRECT_START, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
+        } else if (next !== undefined && !hopeless(selfClass, want, candidates, input.self?.portMapped === true) && (endpointMoved || classesChanged || peerPunched || nowMs >= track.retryAtMs)) {
+          // Something that could help (a new endpoint or candidate, a new NAT class, the peer punching towards us
+          // right now) starts afresh, backoff forgotten; otherwise this is the next retry of the backoff.
+          const fresher = endpointMoved || classesChanged || peerPunched
           begin(next, fresher ? 0 : track.failures,
-            endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : `retry ${track.failures + 1}`)
+            endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : peerPunched ? 'the peer punched towards us' : `retry ${track.failures + 1}`)
         } else {
-          tracks.set(key, track)
+          tracks.set(key, { ...track, readySeen: want.readyFor })
         }
         break
       }
     }
+    if (input.networkChanged === true && tracks.get(key)?.phase === 'direct' && !changes.some((c) => c.publicKey === key && c.kick === true)) {
+      changes.push({ publicKey: key, persistentKeepalive: timing.keepaliveS, kick: true })
+    }
   }
   return { changes, tracks, events }
+}
+
+/**
+ * After a change of our own network, a peer waiting on the hub is tried again at once (its backoff forgotten): the
+ * reason it failed may be gone. Direct peers keep their track; they are kicked after the switch above.
+ */
+function networkReset (track: PeerTrack | undefined, networkChanged: boolean): PeerTrack | undefined {
+  if (!networkChanged || track?.phase !== 'hub') return track
+  return { ...track, failures: 0, retryAtMs: 0, classes: undefined }
 }
 
 /**
@@ -264,15 +331,48 @@ function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[],
 
 /**
  * Set an endpoint and keepalive, no allowed IPs: WireGuard handshakes at once (kicked, even if keepalive was already
- * on), while the traffic stays on the hub.
+ * on), while the traffic stays on the hub. A peer that may still hold a session (it handshook before) is removed
+ * and added again in the same `wg set`: only a fresh handshake proves the path now, and with a live session
+ * WireGuard would send a keepalive instead, which nothing answers.
  */
-function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming): PeerChange {
-  return { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [], kick: true }
+function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming, onDevice?: WgPeer): PeerChange[] {
+  const add: PeerChange = { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [], kick: true }
+  if (onDevice === undefined || onDevice.latestHandshake === 0 || onDevice.hasPresharedKey) return [add]
+  return [{ publicKey, remove: true }, { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [] }]
+}
+
+/**
+ * A fresh handshake with a direct peer, its routes kept: remove it and add it back as it is, in one `wg set`. The
+ * new peer has no session, so turning its keepalive on makes WireGuard send a handshake initiation at once, which
+ * a live peer answers within a round trip (WireGuard answers nothing else on demand). Costs the session: what is in
+ * flight for that round trip. Never for a peer with a preshared key (we do not hold it).
+ */
+function probe (publicKey: string, onDevice: WgPeer, timing: PathTiming): PeerChange[] {
+  return [
+    { publicKey, remove: true },
+    { publicKey, ...(onDevice.endpoint === null ? {} : { endpoint: onDevice.endpoint }), persistentKeepalive: timing.keepaliveS, allowedIps: onDevice.allowedIps }
+  ]
 }
 
 function fresh (phase: PathPhase, nowMs: number, endpoint: string, onDevice: WgPeer | undefined, failures: number, reason: string, targets: string | null): PeerTrack {
   return { phase, sinceMs: nowMs, failures, retryAtMs: 0, endpoint, targets, rx: onDevice?.transferRx ?? 0, rxAtMs: nowMs, reason }
 }
+
+/**
+ * When a proven path gets its routes. At once, normally. But a pair whose path was lost and healed has traffic
+ * flowing through the hub, and WireGuard accepts a packet only from the peer that holds its source address: while
+ * one side has moved its routes and the other not, both directions are dropped. So both move at the same instant:
+ * `PROMOTE_DELAY_S` after the handshake's second, which both interfaces record (whole seconds, their own clocks).
+ */
+function promoteAtMs (track: PeerTrack, onDevice: WgPeer, nowMs: number, timing: PathTiming): number {
+  const healing = track.lostAtMs !== undefined && nowMs - track.lostAtMs < timing.lostWindowMs
+  return healing ? (onDevice.latestHandshake + PROMOTE_DELAY_S) * 1000 : 0
+}
+/** Seconds after the handshake's second at which a healed pair moves its routes: both sides have seen it by then. */
+export const PROMOTE_DELAY_S = 2
+
+/** A track becoming direct starts its path checks afresh (counters may have been zeroed by a re-add). */
+const DIRECT_START: Partial<PeerTrack> = { tx: undefined, txAtRx: undefined, unansweredSinceMs: 0, probeAtMs: 0, busy: false, promoteAtMs: 0 }
 
 /** WireGuard reports handshake times in whole seconds: a handshake within this much before a phase began counts. */
 const HANDSHAKE_CLOCK_SLACK_MS = 1000
@@ -295,18 +395,81 @@ export function retryAt (nowMs: number, failures: number, keyA: string, keyB: st
 }
 
 /**
- * A direct path that received nothing for `deadAfterMs` goes back to the hub (which may relay). Also run without a
- * table (the registry unreachable since start), so adopted direct paths are watched too.
+ * Is a direct path still alive? Run for direct peers on every check (also without a table, so adopted direct paths
+ * are watched too). Three rules, cheapest first; idle peers (keepalives only) never trigger the first two:
+ * - data went out and nothing came back for `suspectAfterMs`: probe with a fresh handshake; no answer within
+ *   `probeTimeoutMs`: dead. After an answered probe, no new one for `probeHoldoffMs` (a one-way stream is answered
+ *   only by WireGuard's passive keepalive, every 10 s);
+ * - data unanswered for `answerTimeoutMs`: dead (WireGuard answers data within 10 s), probe or not;
+ * - nothing received for `deadAfterMs` (two keepalives and slack): dead.
+ * A dead path's routes go back to the hub (which may relay); retries stay frequent for a while (`lostWindowMs`).
  */
-function silenceCheck (key: string, track: PeerTrack, onDevice: WgPeer | undefined, nowMs: number, timing: PathTiming, changes: PeerChange[], events: PathEvent[]): PeerTrack {
+function directCheck (key: string, track: PeerTrack, onDevice: WgPeer | undefined, nowMs: number, timing: PathTiming, changes: PeerChange[], events: PathEvent[], selfKey: string): PeerTrack {
   if (track.phase !== 'direct' || onDevice === undefined) return track
   const next = { ...track }
-  if (onDevice.transferRx !== next.rx) { next.rx = onDevice.transferRx; next.rxAtMs = nowMs }
-  if (nowMs - next.rxAtMs < timing.deadAfterMs) return next
-  changes.push({ publicKey: key, allowedIps: [], persistentKeepalive: 0 })
-  const reason = `direct path silent for ${Math.round((nowMs - next.rxAtMs) / 1000)}s`
-  events.push({ publicKey: key, from: 'direct', to: 'hub', reason })
-  return { ...next, phase: 'hub', sinceMs: nowMs, failures: 0, retryAtMs: nowMs + Math.min(timing.retryBaseMs, 2000), reason }
+  const rxGrew = onDevice.transferRx !== next.rx
+  const lastTx = next.tx ?? onDevice.transferTx
+  next.busy = onDevice.transferTx - lastTx > BUSY_BYTES
+  next.tx = onDevice.transferTx
+  // The first check of a direct phase sets the baseline: what was sent before it counts as answered.
+  next.txAtRx ??= onDevice.transferTx
+  if (rxGrew) {
+    next.rx = onDevice.transferRx
+    next.rxAtMs = nowMs
+    next.txAtRx = onDevice.transferTx
+    next.unansweredSinceMs = 0
+  }
+  const dead = (reason: string): PeerTrack => {
+    changes.push({ publicKey: key, allowedIps: [], persistentKeepalive: 0 })
+    events.push({ publicKey: key, from: 'direct', to: 'hub', reason })
+    // Retry on the pair's slot (both sides compute the same): both then read their interface often while trying,
+    // so they move their routes within a fraction of a second of each other, and nothing is lost on the way back.
+    const retry = retryAt(nowMs, 1, selfKey, key, { ...timing, retryBaseMs: timing.lostRetryMaxMs, retryMaxMs: timing.lostRetryMaxMs })
+    return { ...next, phase: 'hub', sinceMs: nowMs, failures: 0, retryAtMs: retry, lostAtMs: nowMs, probeAtMs: 0, unansweredSinceMs: 0, busy: false, reason }
+  }
+
+  const probeAt = next.probeAtMs ?? 0
+  if (probeAt > 0) {
+    const handshook = onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= probeAt - HANDSHAKE_CLOCK_SLACK_MS
+    if (rxGrew || handshook) return { ...next, probeAtMs: 0, probeOkAtMs: nowMs, unansweredSinceMs: 0 }
+    if (nowMs - probeAt >= timing.probeTimeoutMs) return dead(`no answer to a handshake within ${timing.probeTimeoutMs / 1000}s after data went unanswered`)
+    return next
+  }
+
+  const unanswered = onDevice.transferTx - next.txAtRx
+  if (!rxGrew && unanswered > UNANSWERED_BYTES) {
+    const since = (next.unansweredSinceMs ?? 0) > 0 ? next.unansweredSinceMs as number : nowMs
+    next.unansweredSinceMs = since
+    if (nowMs - since >= timing.answerTimeoutMs) return dead(`data unanswered for ${Math.round((nowMs - since) / 1000)}s`)
+    const canProbe = !onDevice.hasPresharedKey && nowMs - (next.probeOkAtMs ?? 0) >= timing.probeHoldoffMs
+    if (canProbe && nowMs - since >= timing.suspectAfterMs) {
+      changes.push(...probe(key, onDevice, timing))
+      // The peer comes back with zeroed counters and no handshake.
+      return { ...next, probeAtMs: nowMs, rx: 0, tx: 0, txAtRx: 0 }
+    }
+  } else if (!rxGrew) {
+    next.unansweredSinceMs = 0
+  }
+  if (nowMs - next.rxAtMs >= timing.deadAfterMs) return dead(`direct path silent for ${Math.round((nowMs - next.rxAtMs) / 1000)}s`)
+  return next
+}
+
+/**
+ * Bytes sent since the last receipt above which a direct peer counts as unanswered: more than an idle peer ever
+ * sends between two of the peer's keepalives (two keepalives of 32 bytes and a handshake initiation of 148).
+ */
+export const UNANSWERED_BYTES = 256
+/** Bytes sent between two checks above which a peer counts as busy (more than two keepalives). */
+export const BUSY_BYTES = 64
+
+/**
+ * Is a direct path waiting for an answer that decides it (suspect or probed)? The client then checks the interface
+ * often. A peer in its probe holdoff is not: only the slower rules apply to it.
+ */
+export function directPending (track: PeerTrack, nowMs: number, timing: PathTiming): boolean {
+  if (track.phase !== 'direct') return false
+  if ((track.probeAtMs ?? 0) > 0) return true
+  return (track.unansweredSinceMs ?? 0) > 0 && nowMs - (track.probeOkAtMs ?? 0) >= timing.probeHoldoffMs
 }
 
 /**

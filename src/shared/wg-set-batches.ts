@@ -75,28 +75,50 @@ export function losesRoutes (c: PeerChange, current?: ReadonlyMap<string, readon
 export function planWgSetBatches (iface: string, changes: PeerChange[], opts: { maxArgBytes?: number, current?: WgDevice } = {}): WgSetBatch[] {
   const max = opts.maxArgBytes ?? WG_SET_MAX_ARG_BYTES
   const current = opts.current === undefined ? undefined : new Map(opts.current.peers.map((p) => [p.publicKey, p.allowedIps]))
-  const losing = changes.filter((c) => losesRoutes(c, current))
-  const rest = changes.filter((c) => !losesRoutes(c, current))
-  return [...pack(iface, losing, max), ...pack(iface, rest, max)]
+  const all = units(changes)
+  // A re-created peer (removed and added again) loses routes only if its new allowed IPs drop some.
+  const loses = (u: PeerChange[]): boolean => losesRoutes(u[u.length - 1] as PeerChange, current)
+  return [...pack(iface, all.filter(loses), max), ...pack(iface, all.filter((u) => !loses(u)), max)]
 }
 
-function pack (iface: string, changes: PeerChange[], max: number): WgSetBatch[] {
+/**
+ * Changes that must go in one call: a peer removed and then added again in the same list (a fresh handshake that
+ * keeps its routes) is one unit, so no call boundary ever leaves it removed.
+ */
+function units (changes: PeerChange[]): PeerChange[][] {
+  const all: PeerChange[][] = []
+  const removed = new Map<string, PeerChange[]>()
+  for (const c of changes) {
+    const unit = removed.get(c.publicKey)
+    if (unit !== undefined && c.remove !== true) {
+      unit.push(c)
+      removed.delete(c.publicKey)
+      continue
+    }
+    const fresh = [c]
+    all.push(fresh)
+    if (c.remove === true) removed.set(c.publicKey, fresh)
+  }
+  return all
+}
+
+function pack (iface: string, units: PeerChange[][], max: number): WgSetBatch[] {
   const batches: WgSetBatch[] = []
   const head = ['set', iface]
   const headBytes = argBytes(head)
   let batch: WgSetBatch | undefined
   let bytes = 0
-  for (const c of changes) {
-    const args = changeArgs(c)
+  for (const unit of units) {
+    const args = unit.flatMap(changeArgs)
     const n = argBytes(args)
-    // A change never splits; one bigger than the budget on its own (64 allowed IPs are about 3 KB) goes alone.
+    // A unit never splits; one bigger than the budget on its own (64 allowed IPs are about 3 KB) goes alone.
     if (batch === undefined || bytes + n > max) {
       batch = { args: [...head], changes: [] }
       batches.push(batch)
       bytes = headBytes
     }
     batch.args.push(...args)
-    batch.changes.push(c)
+    batch.changes.push(...unit)
     bytes += n
   }
   return batches

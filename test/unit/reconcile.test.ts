@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { adoptTracks, candidatesOf, defaultTiming, reconcile, retryAt, type PeerTrack, type ReconcileInput, type ReconcileOutput } from '../../src/client/reconcile.js'
+import { adoptTracks, candidatesOf, defaultTiming, PROMOTE_DELAY_S, reconcile, retryAt, type PeerTrack, type ReconcileInput, type ReconcileOutput } from '../../src/client/reconcile.js'
 import { vetTable, type DesiredPeer } from '../../src/client/vet-table.js'
 import { parsePrefix, type Endpoint } from '../../src/shared/ip.js'
 import type { TablePeer } from '../../src/shared/protocol.js'
@@ -119,6 +119,31 @@ describe('reconcile: relay first, direct when proven', () => {
 
 
 
+  it('after our own network changed, kicks every direct peer and retries every waiting one at once', () => {
+    const { tracks, onDevice } = startTrying()
+    onDevice.latestHandshake = Math.floor(T0 / 1000) + 1
+    const direct = reconcile(input(T0 + 1500, [onDevice], tracks)).tracks
+    onDevice.allowedIps = ['100.64.0.3/32']
+    const C = testKey('c')
+    const cPeer = newPeer(C, { endpoint: ep('198.18.13.2:51820') })
+    const cWant = want({ publicKey: C, endpoint: ep('198.18.13.2:51820'), allowedIps: ['100.64.0.4/32'] })
+    const waiting = new Map([...direct, [C, { phase: 'hub' as const, sinceMs: T0, failures: 3, retryAtMs: T0 + 600_000, endpoint: '198.18.13.2:51820', targets: '198.18.13.2:51820', rx: 0, rxAtMs: T0, reason: 'no handshake' }]])
+    const cases: Array<{ name: string, changed: boolean, expected: PeerChange[] }> = [
+      { name: 'no change: nothing to do', changed: false, expected: [] },
+      {
+        name: 'changed: kick the direct peer, attempt the waiting one',
+        changed: true,
+        expected: [{ publicKey: B, persistentKeepalive: 25, kick: true }, { publicKey: C, endpoint: ep('198.18.13.2:51820'), persistentKeepalive: 25, allowedIps: [], kick: true }]
+      }
+    ]
+    for (const c of cases) {
+      const out = reconcile({ ...input(T0 + 3000, [{ ...onDevice, transferRx: 5 }, cPeer], waiting, [want(), cWant]), networkChanged: c.changed })
+      expect(out.changes, c.name).toEqual(c.expected)
+      expect(out.tracks.get(B)?.phase, c.name).toBe('direct')
+      expect(out.tracks.get(C)?.phase, c.name).toBe(c.changed ? 'trying' : 'hub')
+    }
+  })
+
   it('without any table yet, still demotes an adopted direct path that has gone silent', () => {
     const nowS = Math.floor(T0 / 1000)
     const peer = newPeer(B, { allowedIps: ['100.64.0.3/32'], latestHandshake: nowS - 10, endpoint: ep('198.18.12.2:51820'), transferRx: 100 })
@@ -160,6 +185,136 @@ describe('reconcile: relay first, direct when proven', () => {
     device.peers[0]!.allowedIps = []
     expect(adoptTracks(device, [B], T0, timing).get(B)?.phase).toBe('hub')
     expect(adoptTracks(device, [HUB].filter(() => false), T0, timing).size).toBe(0)
+  })
+})
+
+describe('reconcile: dead direct paths are found without waiting for keepalives', () => {
+  /** One check: the interface's counters at `atMs` after the start of the direct phase (they only grow). */
+  interface Sample { atMs: number, rx: number, tx: number, handshakeAtMs?: number }
+  const ALLOWED = ['100.64.0.3/32']
+  const ENDPOINT = ep('198.18.12.2:51820')
+
+  /**
+   * Run a direct peer through the samples, after a first check at 0 (counters zero); the device follows the changes
+   * as WireGuard would (a re-add zeroes counters). Results are per sample, the first check left out.
+   */
+  function drive (given: Sample[], opts: { psk?: boolean } = {}): { phases: string[], changes: PeerChange[][], track: PeerTrack | undefined } {
+    const samples = [{ atMs: 0, rx: 0, tx: 0 }, ...given]
+    let tracks = new Map<string, PeerTrack>([[B, { phase: 'direct', sinceMs: T0, failures: 0, retryAtMs: 0, endpoint: '198.18.12.2:51820', targets: '198.18.12.2:51820', rx: 0, rxAtMs: T0, reason: 'handshake' }]])
+    // Counters the interface shows are the samples' minus what they were when the peer was last re-added.
+    let base = { rx: 0, tx: 0 }
+    let handshakeS = Math.floor(T0 / 1000)
+    let allowed = ALLOWED
+    const phases: string[] = []; const changes: PeerChange[][] = []
+    for (const x of samples) {
+      if (x.handshakeAtMs !== undefined) handshakeS = Math.floor((T0 + x.handshakeAtMs) / 1000)
+      const peer = newPeer(B, { endpoint: ENDPOINT, allowedIps: allowed, persistentKeepalive: 25, hasPresharedKey: opts.psk === true, latestHandshake: handshakeS, transferRx: x.rx - base.rx, transferTx: x.tx - base.tx })
+      const out = reconcile(input(T0 + x.atMs, [peer], tracks))
+      if (out.changes.some((c) => c.remove === true)) { base = { rx: x.rx, tx: x.tx }; handshakeS = 0 }
+      const routes = out.changes.filter((c) => c.allowedIps !== undefined).at(-1)
+      if (routes?.allowedIps !== undefined) allowed = routes.allowedIps
+      tracks = out.tracks
+      phases.push(out.tracks.get(B)?.phase ?? 'none')
+      changes.push(out.changes)
+    }
+    return { phases: phases.slice(1), changes: changes.slice(1), track: tracks.get(B) }
+  }
+
+  const PROBE: PeerChange[] = [{ publicKey: B, remove: true }, { publicKey: B, endpoint: ENDPOINT, persistentKeepalive: 25, allowedIps: ALLOWED }]
+  const TO_HUB: PeerChange[] = [{ publicKey: B, allowedIps: [], persistentKeepalive: 0 }]
+  /** Checks every second for a minute; `f` gives the counters at second i. */
+  const everySecond = (n: number, f: (i: number) => { rx: number, tx: number }): Sample[] => Array.from({ length: n }, (_, i) => ({ atMs: (i + 1) * 1000, ...f(i + 1) }))
+
+  it.each([
+    { name: 'idle: keepalives each way every 25 s, 5 minutes', samples: everySecond(300, (i) => ({ rx: 32 * Math.floor(i / 25), tx: 32 * Math.floor((i + 12) / 25) })) },
+    { name: 'traffic both ways', samples: everySecond(60, (i) => ({ rx: 640 * i, tx: 640 * i })) },
+    { name: 'our keepalives and a handshake initiation unanswered for 20 s (under deadAfter)', samples: everySecond(20, (i) => ({ rx: 0, tx: i >= 5 ? 180 : 32 })) }
+  ])('stays direct, no change, no probe: $name', ({ samples }) => {
+    const r = drive(samples)
+    expect(r.phases.every((p) => p === 'direct')).toBe(true)
+    expect(r.changes.flat()).toEqual([])
+  })
+
+  it('data unanswered: probes with a fresh handshake after suspectAfterMs, back to the hub when the probe is not answered', () => {
+    const r = drive([
+      { atMs: 1000, rx: 640, tx: 640 },
+      { atMs: 2000, rx: 640, tx: 1280 }, // nothing back: suspect
+      { atMs: 2400, rx: 640, tx: 1536 }, // not yet suspectAfterMs
+      { atMs: 2550, rx: 640, tx: 1664 }, // probe
+      { atMs: 3000, rx: 640, tx: 2000 },
+      { atMs: 3550, rx: 640, tx: 2300 } // probeTimeoutMs later: dead
+    ])
+    expect(r.changes).toEqual([[], [], [], PROBE, [], TO_HUB])
+    expect(r.phases.at(-1)).toBe('hub')
+    expect(r.track).toMatchObject({ lostAtMs: T0 + 3550, retryAtMs: retryAt(T0 + 3550, 1, SELF, B, { ...timing, retryBaseMs: timing.lostRetryMaxMs }) })
+  })
+
+  it('an answered probe keeps the path; a one-way stream is then probed at most every probeHoldoffMs, and dead after answerTimeoutMs without answers', () => {
+    const samples: Sample[] = [
+      { atMs: 1000, rx: 0, tx: 640 },
+      { atMs: 1500, rx: 0, tx: 960 }, // probe
+      { atMs: 1650, rx: 92, tx: 1200, handshakeAtMs: 1600 } // answered
+    ]
+    for (let t = 2000; t <= 11_000; t += 1000) samples.push({ atMs: t, rx: 92, tx: 1200 + t })
+    const r = drive(samples)
+    expect(r.changes.filter((c) => c.length > 0)).toEqual([PROBE])
+    expect(r.phases.every((p) => p === 'direct')).toBe(true)
+    const longer = drive([...samples, ...Array.from({ length: 15 }, (_, i) => ({ atMs: 12_000 + i * 1000, rx: 92, tx: 20_000 + i * 1000 }))])
+    // After the holdoff a new probe goes out; unanswered, the path is dead.
+    expect(longer.changes.slice(0, longer.phases.indexOf('hub') + 1).filter((c) => c.length > 0)).toEqual([PROBE, PROBE, TO_HUB])
+  })
+
+  it('a peer with a preshared key is never removed to probe; data unanswered for answerTimeoutMs is dead', () => {
+    const samples = everySecond(20, (i) => ({ rx: 0, tx: 640 * i }))
+    const r = drive(samples, { psk: true })
+    expect(r.changes.flat().some((c) => c.remove === true)).toBe(false)
+    expect(r.changes.slice(0, r.phases.indexOf('hub') + 1).filter((c) => c.length > 0)).toEqual([TO_HUB])
+    // Unanswered from the first check that saw data (1 s) on.
+    expect(samples[r.phases.indexOf('hub')]?.atMs).toBe(1000 + timing.answerTimeoutMs)
+  })
+
+  it('a healed pair moves its routes at the instant both sides compute (PROMOTE_DELAY_S after the handshake\'s second); a new pair at once', () => {
+    const lost = drive([{ atMs: 1000, rx: 0, tx: 640 }, { atMs: 1500, rx: 0, tx: 960 }, { atMs: 2600, rx: 0, tx: 1300 }])
+    const retry = lost.track!.retryAtMs
+    const peer = newPeer(B, { endpoint: ENDPOINT, latestHandshake: Math.floor(T0 / 1000) })
+    const trying = reconcile(input(retry, [peer], new Map([[B, lost.track!]])))
+    expect(trying.tracks.get(B)?.phase).toBe('trying')
+    const hsS = Math.floor((retry + 300) / 1000)
+    const shook = { ...peer, latestHandshake: hsS, persistentKeepalive: 25 }
+    const cases = [
+      { name: 'handshake seen, before the instant', at: retry + 400, phase: 'trying', changes: [] },
+      { name: 'just before the instant', at: (hsS + PROMOTE_DELAY_S) * 1000 - 1, phase: 'trying', changes: [] },
+      { name: 'at the instant', at: (hsS + PROMOTE_DELAY_S) * 1000, phase: 'direct', changes: [{ publicKey: B, allowedIps: ALLOWED }] }
+    ]
+    for (const c of cases) {
+      const out = reconcile(input(c.at, [shook], trying.tracks))
+      expect(out.tracks.get(B)?.phase, c.name).toBe(c.phase)
+      expect(out.changes, c.name).toEqual(c.changes)
+    }
+    // A pair that never lost a path: routes at once.
+    const { tracks, onDevice } = startTrying()
+    onDevice.latestHandshake = Math.floor(T0 / 1000) + 1
+    expect(reconcile(input(T0 + 1500, [onDevice], tracks)).tracks.get(B)?.phase).toBe('direct')
+  })
+
+  it('after a lost path, retries stay at most lostRetryMaxMs apart and are never parked; each is a fresh handshake', () => {
+    const lost = drive([{ atMs: 1000, rx: 0, tx: 640 }, { atMs: 1500, rx: 0, tx: 960 }, { atMs: 2600, rx: 0, tx: 1300 }])
+    let tracks = new Map([[B, lost.track!]])
+    const peer = newPeer(B, { endpoint: ENDPOINT, persistentKeepalive: 0, latestHandshake: Math.floor(T0 / 1000) })
+    let now = T0 + 2600
+    const starts: number[] = []
+    for (let n = 0; n < 12; n++) {
+      const retry = tracks.get(B)!.retryAtMs
+      expect(retry - now).toBeLessThanOrEqual(timing.lostRetryMaxMs + 1000)
+      now = retry
+      const tryOut = reconcile(input(now, [peer], tracks))
+      expect(tryOut.changes[0], `retry ${n}`).toEqual({ publicKey: B, remove: true })
+      starts.push(now)
+      now += timing.directTimeoutMs
+      tracks = reconcile(input(now, [peer], tryOut.tracks)).tracks
+      expect(tracks.get(B)?.phase).toBe('hub')
+    }
+    expect(starts.length).toBe(12)
   })
 })
 

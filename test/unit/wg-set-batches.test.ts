@@ -47,6 +47,26 @@ describe('planWgSetBatches', { timeout: 60_000 }, () => {
     expect(batches.flatMap((b) => b.changes)).toEqual(changes)
   })
 
+  it('keeps a peer removed and added again (a fresh handshake) in one call, even at a call boundary', () => {
+    const a = testKey('a')
+    const current = { publicKey: SELF, listenPort: 1, peers: [newPeer(a, { allowedIps: ['100.64.0.2/32'] })] }
+    const recreate: PeerChange[] = [
+      { publicKey: a, remove: true },
+      { publicKey: a, endpoint: { address: '198.18.1.1', port: 1 }, allowedIps: ['100.64.0.2/32'], persistentKeepalive: 25 }
+    ]
+    const changes = [...adds(40), ...recreate, ...adds(40).map((c, i) => ({ ...c, publicKey: testKey(`z${i}`) }))]
+    for (const max of [2048, 4096, 32 * 1024]) {
+      const batches = planWgSetBatches('wg0', changes, { maxArgBytes: max, current })
+      const holding = batches.filter((b) => b.changes.some((c) => c.publicKey === a))
+      expect(holding).toHaveLength(1)
+      const args = holding[0]!.args
+      expect(args.indexOf('remove')).toBeLessThan(args.lastIndexOf(a))
+    }
+    // Re-created with fewer routes, it goes with the changes that take routes away.
+    const shrink: PeerChange[] = [{ publicKey: a, remove: true }, { publicKey: a, allowedIps: [] }]
+    expect(planWgSetBatches('wg0', [...adds(1), ...shrink], { current })[0]!.changes.map((c) => c.publicKey)).toEqual([a, a])
+  })
+
   it('puts the changes that take routes away first, judged against the current device', () => {
     const [a, b, c] = [testKey('a'), testKey('b'), testKey('c')]
     const current = { publicKey: SELF, listenPort: 1, peers: [newPeer(a, { allowedIps: ['100.64.0.2/32', '100.64.0.9/32'] }), newPeer(b, { allowedIps: ['100.64.0.3/32'] })] }

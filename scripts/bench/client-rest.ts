@@ -1,0 +1,110 @@
+/**
+ * The client at rest with many peers that never answer (issue 18): the real wgnat-client on a real lab WireGuard
+ * interface (wireguard-go), against a fake registry (fake-registry.ts, not wgnat-server) in the hub's namespace that
+ * serves N peers whose endpoints lead nowhere, holds long-polls, and says the hub relays.
+ *
+ *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60]
+ *
+ * Per run (a fresh lab each): start the client at the default log level; time until the interface holds all N
+ * peers ("applied"); then CPU (the client's utime+stime plus its reaped `wg` children, from /proc), RSS and log lines
+ * over the first minute after applied, and over `--seconds` once `--warmup` seconds have passed since applied
+ * (steady state: every attempt failed and backed off). Prints medians (min-max) as Markdown.
+ */
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { run } from '../lab/command.js'
+import { createLab, labSupport, type Lab } from '../lab/lab.js'
+import { CLIENT_BIN, registerWithHub } from '../lab/mesh.js'
+
+const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' } } })
+const N = Number(values.peers); const RUNS = Number(values.runs); const WARMUP_S = Number(values.warmup); const SECONDS = Number(values.seconds)
+if (![N, RUNS, WARMUP_S, SECONDS].every((x) => Number.isInteger(x) && x > 0) || N > 60_000) {
+  console.error(`client-rest: --peers (1-60000), --runs, --warmup and --seconds must be positive whole numbers`)
+  process.exit(64)
+}
+const FAKE_REGISTRY = join(import.meta.dirname, 'fake-registry.js')
+const CLK_TCK = Number((await run(['getconf', 'CLK_TCK'], { reject: false })).stdout.trim()) || 100
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+function statFields (pid: number): number[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ').map(Number)
+}
+/** utime+stime+cutime+cstime, in clock ticks: the client and the `wg` commands it ran. */
+function cpuTicks (pid: number): number { const f = statFields(pid); return (f[11] ?? 0) + (f[12] ?? 0) + (f[13] ?? 0) + (f[14] ?? 0) }
+function rssMb (pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return Number(m?.[1] ?? 0) / 1024
+}
+/** The node process running the client (`ip netns exec` execs in place; else a descendant). */
+function clientPid (spawned: number): number {
+  const isClient = (pid: number): boolean => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(CLIENT_BIN) } catch { return false } }
+  if (isClient(spawned)) return spawned
+  const found = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).find((pid) => isClient(pid) && pid > spawned)
+  if (found === undefined) throw new Error(`client-rest: wgnat-client not found under pid ${spawned}`)
+  return found
+}
+
+interface Window { cpuPct: number, rssMb: number, logLines: number }
+interface Result { appliedS: number, first: Window, steady: Window }
+
+async function once (): Promise<Result> {
+  const lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }] })
+  const stateDir = mkdtempSync(join(tmpdir(), 'wgnat-bench-rest-'))
+  try {
+    await registerWithHub(lab)
+    const a = lab.clients.a!
+    // A /16 mesh through the hub, so that N /32s fit.
+    await lab.exec('a', ['wg', 'set', a.wgIf, 'peer', lab.hub.publicKey, 'allowed-ips', '100.64.0.0/16'])
+    const registry = lab.spawn('hub', [process.execPath, FAKE_REGISTRY, '--listen', `${lab.hub.tunnelIp}:${lab.hub.listenPort}`, '--peers', String(N), '--self', `${a.publicKey}=${lab.routers.a!.wanIp}:${a.listenPort}`, '--prefix', '100.64', '--relay'])
+    await sleep(1500)
+    const lines: number[] = []
+    const client = lab.spawn('a', [process.execPath, CLIENT_BIN, '-i', a.wgIf, '-r', lab.hub.publicKey, '-t', '1m', '--state-dir', stateDir])
+    client.stderr?.on('data', (chunk: Buffer) => { for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(Date.now()) })
+    const t0 = Date.now()
+    let appliedAt = 0
+    while (Date.now() - t0 < 120_000) {
+      const peers = (await lab.exec('a', ['wg', 'show', a.wgIf, 'peers'], { reject: false })).stdout.split('\n').filter((l) => l !== '').length
+      if (peers >= N + 1) { appliedAt = Date.now(); break }
+      await sleep(200)
+    }
+    if (appliedAt === 0) throw new Error(`client-rest: the table was not applied within 120 s\n${client.all === undefined ? '' : ''}`)
+    const pid = clientPid(client.pid!)
+    const measure = async (seconds: number): Promise<Window> => {
+      const c0 = cpuTicks(pid); const w0 = Date.now()
+      await sleep(seconds * 1000)
+      const c1 = cpuTicks(pid); const w1 = Date.now()
+      return { cpuPct: (c1 - c0) / CLK_TCK / ((w1 - w0) / 1000) * 100, rssMb: rssMb(pid), logLines: lines.filter((t) => t >= w0 && t < w1).length * 60 / ((w1 - w0) / 1000) }
+    }
+    const first = await measure(60)
+    const rest = appliedAt + WARMUP_S * 1000 - Date.now()
+    if (rest > 0) await sleep(rest)
+    const steady = await measure(SECONDS)
+    client.kill('SIGTERM'); registry.kill('SIGTERM')
+    return { appliedS: (appliedAt - t0) / 1000, first, steady }
+  } finally {
+    await lab.destroy()
+    rmSync(stateDir, { recursive: true, force: true })
+  }
+}
+
+function stat (xs: number[], digits = 1): string {
+  const s = [...xs].sort((x, y) => x - y)
+  const m = Math.floor(s.length / 2)
+  const med = s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+  return `${med.toFixed(digits)} (${s[0]!.toFixed(digits)}–${s.at(-1)!.toFixed(digits)})`
+}
+
+const support = await labSupport()
+if (!support.ok) { console.error(`client-rest: no lab here: ${support.reason}`); process.exit(69) }
+const results: Result[] = []
+for (let r = 0; r < RUNS; r++) {
+  const res = await once()
+  results.push(res)
+  console.error(`run ${r + 1}: applied after ${res.appliedS.toFixed(1)} s; first minute ${res.first.cpuPct.toFixed(2)} % CPU, ${res.first.rssMb.toFixed(0)} MB, ${res.first.logLines.toFixed(0)} lines/min; steady ${res.steady.cpuPct.toFixed(2)} % CPU, ${res.steady.rssMb.toFixed(0)} MB, ${res.steady.logLines.toFixed(0)} lines/min`)
+}
+console.log(`| peers | table applied (s) | first minute: CPU % / RSS MB / log lines/min | steady (after ${WARMUP_S} s): CPU % core | RSS MB | log lines/min |`)
+console.log('| --- | --- | --- | --- | --- | --- |')
+console.log(`| ${N} | ${stat(results.map((x) => x.appliedS))} | ${stat(results.map((x) => x.first.cpuPct), 2)} / ${stat(results.map((x) => x.first.rssMb), 0)} / ${stat(results.map((x) => x.first.logLines), 0)} | ${stat(results.map((x) => x.steady.cpuPct), 2)} | ${stat(results.map((x) => x.steady.rssMb), 0)} | ${stat(results.map((x) => x.steady.logLines), 0)} |`)
