@@ -19,25 +19,29 @@
  * Modes are interleaved run by run so the machine's noise hits all alike. Prints a Markdown table of medians.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { HUB_UNDERLAY_IP } from '../lab/plan.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
-import { registerWithHub, startMesh, type MeshProcesses } from '../lab/mesh.js'
+import { CLIENT_BIN, registerWithHub, startMesh, type MeshProcesses } from '../lab/mesh.js'
 import type { SpawnedProcess } from '../lab/command.js'
 
-const MODES = ['wgnat', 'no-push', 'nebula'] as const
+const MODES = ['before', 'wgnat', 'no-push', 'nebula'] as const
 type Mode = typeof MODES[number]
 
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '5' },
     sizes: { type: 'string', default: '2,8,16' },
-    modes: { type: 'string', default: MODES.join(',') },
+    modes: { type: 'string', default: 'wgnat,no-push,nebula' },
+    /** Mode `before`: wgnat-client from another build (a path to its wgnat-client.mjs), run like `wgnat`. */
+    'before-bin': { type: 'string' },
     interval: { type: 'string', default: '1m' },
-    timeout: { type: 'string', default: '60' }
+    timeout: { type: 'string', default: '60' },
+    /** Print the daemons' logs of every run to stderr. */
+    verbose: { type: 'boolean', default: false }
   }
 })
 const RUNS = Number(values.runs)
@@ -111,38 +115,68 @@ function nebulaConfig (dir: string, i: number): string {
   return path
 }
 
-async function once (n: number, mode: Mode, pkiDir: string): Promise<number | undefined> {
+const launchTimes = new Map<Lab, number>()
+const t0Of = (lab: Lab): number => launchTimes.get(lab) ?? 0
+
+/** CPU time (user + system) a process has used so far, from /proc; undefined when it is gone. */
+function cpuMsOf (pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS_PER_S
+  } catch {
+    return undefined
+  }
+}
+/** USER_HZ: clock ticks per second in /proc/<pid>/stat (100 on Linux everywhere that matters). */
+const CLOCK_TICKS_PER_S = 100
+
+interface RunResult { ms: number, cpuMs: number | undefined }
+
+async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult | undefined> {
   const names = Array.from({ length: n }, (_, i) => `c${i + 1}`)
   const lab = await createLab({ sites: names.map((name) => ({ name, kind: 'easy' as const, clients: [name] })) })
   let mesh: MeshProcesses | undefined
+  const clients = new Map<string, SpawnedProcess>()
   try {
     let launch: () => void
     let ipOf: (name: string) => string
     if (mode === 'nebula') {
       lab.spawn('hub', ['nebula', '-config', nebulaConfig(pkiDir, 0)])
       ipOf = (name) => `${NEBULA_NET}.${names.indexOf(name) + 2}`
-      launch = () => { names.forEach((name, i) => lab.spawn(name, ['nebula', '-config', nebulaConfig(pkiDir, i + 1)])) }
+      launch = () => { names.forEach((name, i) => clients.set(name, lab.spawn(name, ['nebula', '-config', nebulaConfig(pkiDir, i + 1)]))) }
     } else {
       // Spokes of a running hub: each has handshaked with the hub, so the hub knows its endpoint.
       await registerWithHub(lab)
-      const clientArgs = ['-t', INTERVAL, '--log-level', 'info', ...(mode === 'no-push' ? ['--no-push'] : [])]
+      const bin = mode === 'before' ? values['before-bin'] : CLIENT_BIN
+      if (bin === undefined) throw new Error('mode before needs --before-bin <path to an older dist/bin/wgnat-client.mjs>')
+      const clientArgs = ['-t', INTERVAL, '--log-level', values.verbose === true ? 'debug' : 'info', ...(mode === 'no-push' ? ['--no-push'] : [])]
       mesh = startMesh(lab, { clients: [], clientArgs })
       ipOf = (name) => lab.clients[name]!.tunnelIp
       const m = mesh
-      launch = () => { for (const name of names) m.startClient(name) }
+      launch = () => {
+        for (const name of names) {
+          clients.set(name, lab.spawn(name, [process.execPath, bin, '-i', lab.clients[name]!.wgIf, '-r', lab.hub.publicKey, '--state-dir', join(m.stateDir, name), ...clientArgs]))
+        }
+      }
     }
     await sleep(HUB_SETTLE_MS)
     const pingers = startPingers(lab, names, ipOf)
     await sleep(PINGERS_SETTLE_MS)
     const t0 = Date.now()
+    launchTimes.set(lab, t0)
     launch()
     while (pingers.firstReply.size < pingers.expected && Date.now() - t0 < TIMEOUT_S * 1000) await sleep(100)
     if (pingers.firstReply.size < pingers.expected) {
       console.error(`  n=${n} ${mode}: only ${pingers.firstReply.size} of ${pingers.expected} pairs answered within ${TIMEOUT_S} s`)
       return undefined
     }
-    return Math.max(...pingers.firstReply.values()) - t0
+    const cpu = [...clients.values()].map((p) => cpuMsOf(p.pid)).filter((x): x is number => x !== undefined)
+    return { ms: Math.max(...pingers.firstReply.values()) - t0, cpuMs: median(cpu) }
   } finally {
+    for (const p of clients.values()) p.kill('SIGTERM')
+    if (values.verbose === true && mesh !== undefined) console.error(`t0 ${new Date(t0Of(lab)).toISOString()}\n${mesh.logs()}`)
     mesh?.cleanup()
     await lab.destroy()
   }
@@ -169,24 +203,26 @@ const pkiDir = mkdtempSync(join(tmpdir(), 'wgnat-bench-nebula-'))
 try {
   if (RUN_MODES.includes('nebula')) { ensureNebula(); nebulaPki(pkiDir, Math.max(...SIZES) + 1) }
   const fmt = (ms: number | undefined): string => ms === undefined ? 'timeout' : `${(ms / 1000).toFixed(2)} s`
+  const fmtCpu = (ms: number | undefined): string => ms === undefined ? '-' : `${Math.round(ms)} ms CPU`
   const rows: string[] = []
   for (const n of SIZES) {
-    const res = new Map<Mode, Array<number | undefined>>(RUN_MODES.map((m) => [m, []]))
+    const res = new Map<Mode, Array<RunResult | undefined>>(RUN_MODES.map((m) => [m, []]))
     for (let r = 0; r < RUNS; r++) {
       for (const mode of RUN_MODES) {
-        const ms = await once(n, mode, pkiDir)
-        res.get(mode)?.push(ms)
-        console.error(`  n=${n} ${mode} run ${r + 1}: last pair answered ${fmt(ms)} after launch`)
+        const x = await once(n, mode, pkiDir)
+        res.get(mode)?.push(x)
+        console.error(`  n=${n} ${mode} run ${r + 1}: last pair answered ${fmt(x?.ms)} after launch; CPU per client ${fmtCpu(x?.cpuMs)}`)
       }
     }
     const cell = (m: Mode): string => {
-      const xs = res.get(m) ?? []
+      const xs = (res.get(m) ?? []).map((x) => x?.ms)
       const ok = xs.filter((x): x is number => x !== undefined)
-      return `${fmt(median(xs))} (${ok.length === 0 ? '-' : `${fmt(Math.min(...ok))}–${fmt(Math.max(...ok))}`})`
+      const cpu = median((res.get(m) ?? []).map((x) => x?.cpuMs))
+      return `${fmt(median(xs))} (${ok.length === 0 ? '-' : `${fmt(Math.min(...ok))}–${fmt(Math.max(...ok))}`}); ${fmtCpu(cpu)}`
     }
     rows.push(`| ${n} | ${RUN_MODES.map(cell).join(' | ')} |`)
   }
-  console.log(`| clients | ${RUN_MODES.map((m) => `${m} (median of ${RUNS}, min–max)`).join(' | ')} |`)
+  console.log(`| clients | ${RUN_MODES.map((m) => `${m}: median of ${RUNS} (min–max); CPU per client`).join(' | ')} |`)
   console.log(`| --- | ${RUN_MODES.map(() => '---').join(' | ')} |`)
   for (const row of rows) console.log(row)
 } finally {

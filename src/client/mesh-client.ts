@@ -160,8 +160,7 @@ export class MeshClient {
         this.log.warn(`no status socket at ${quote(this.init.statusSocket)}: ${messageOf(err)}`)
       }
     }
-    // NAT discovery starts once the first table says how the hub sees us: it needs that, and the first sync and the
-    // first attempts should not wait behind it.
+    // NAT discovery starts once the first table's attempts are out (see tick).
     this.nat = this.natMonitor()
     this.loops = [this.syncLoop(), this.tickLoop()]
   }
@@ -231,7 +230,7 @@ export class MeshClient {
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
         const selfMoved = res.self.endpoint !== this.selfEntry?.endpoint
         this.selfEntry = res.self
-        if (!this.natStarted) { this.natStarted = true; this.nat?.start() } else if (selfMoved) this.nat?.recheck()
+        if (this.natStarted && selfMoved) this.nat?.recheck()
         if (failures > 0) this.log.info('registry reachable again')
         failures = 0
       } catch (err) {
@@ -298,7 +297,8 @@ export class MeshClient {
     }
     const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
-    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching })
+    // Where the hub does not relay, a peer's routes go on with the attempt (nothing to protect on the hub path).
+    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, hubRelays: this.registryState.relay })
     // Defence in depth: the hub peer and our own key are never changed, whatever the machine above decided.
     const refused = out.changes.filter((c) => c.publicKey === this.init.registryKey || c.publicKey === this.selfKey)
     if (refused.length > 0) {
@@ -314,6 +314,12 @@ export class MeshClient {
       await this.store.save(out.tracks.keys())
     }
     this.tracks = out.tracks
+    if (!this.natStarted && this.desired !== null) {
+      // NAT discovery (netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table
+      // (how the hub sees us), and the first attempts need nothing from it but would wait for its CPU.
+      this.natStarted = true
+      this.nat?.start()
+    }
     // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
     if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {
       this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`))

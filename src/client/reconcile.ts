@@ -81,6 +81,13 @@ export interface ReconcileInput {
   self?: { natClass: string, publicAddress: string | null }
   /** Punch before each attempt and coordinate with the peer (phase `arming`). @default false */
   punching?: boolean
+  /**
+   * The hub forwards between spokes (the table's `relay`). Then an attempt carries no allowed IPs until a handshake
+   * proves the path, so traffic keeps flowing through the hub. When it does not, the hub path carries nothing
+   * between spokes: there is nothing to protect, and the peer's allowed IPs go on with the attempt, so traffic
+   * flows the moment the handshake completes (and its first packet starts the handshake). @default true
+   */
+  hubRelays?: boolean
 }
 
 export interface PathEvent { publicKey: string, from: PathPhase | 'new', to: PathPhase | 'removed', reason: string }
@@ -122,6 +129,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
   const selfClass = input.self?.natClass ?? 'unknown'
   const selfPublic = input.self?.publicAddress ?? null
+  const routesEarly = input.hubRelays === false
 
   for (const [key, want] of desired) {
     const old = input.tracks.get(key)
@@ -135,14 +143,14 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
     // Start an attempt: straight away, or, with punching, after arming.
     const begin = (endpoint: Endpoint, failures: number, reason: string): void => {
-      if (input.punching !== true) changes.push(attempt(key, endpoint, timing))
+      if (input.punching !== true) changes.push(attempt(key, endpoint, timing, routesEarly ? want.allowedIps : []))
       move(key, old, fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets))
     }
 
     if (old?.phase === 'arming') {
       const waited = nowMs - old.sinceMs
       if (old.endpoint !== null && waited >= timing.armMinMs && (want.readyFor || waited >= timing.armTimeoutMs)) {
-        changes.push(attempt(key, parseEndpoint(old.endpoint), timing))
+        changes.push(attempt(key, parseEndpoint(old.endpoint), timing, routesEarly ? want.allowedIps : []))
         move(key, old, { ...old, phase: 'trying', sinceMs: nowMs, reason: want.readyFor ? `both sides punched; handshaking with ${old.endpoint}` : `peer did not punch; handshaking with ${old.endpoint} anyway` })
       } else {
         tracks.set(key, old)
@@ -174,7 +182,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         } else if (nowMs - track.sinceMs >= timing.directTimeoutMs) {
           const failures = track.failures + 1
           const parked = failures >= timing.maxFailures * Math.max(1, candidates.length)
-          changes.push({ publicKey: key, persistentKeepalive: 0 })
+          // Allowed IPs off too: they may have gone on early (hub not relaying), and the hub may relay by now.
+          changes.push({ publicKey: key, persistentKeepalive: 0, ...(onDevice.allowedIps.length > 0 ? { allowedIps: [] } : {}) })
           move(key, old, {
             ...track,
             phase: 'hub',
@@ -187,6 +196,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
               : `no handshake within ${timing.directTimeoutMs / 1000}s from ${track.endpoint ?? '?'}`
           })
         } else {
+          // Routes put on early while the hub did not relay come off if it relays now: the hub path is the safe one.
+          if (!routesEarly && onDevice.allowedIps.length > 0) changes.push({ publicKey: key, allowedIps: [] })
           tracks.set(key, track)
         }
         break
@@ -204,7 +215,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
           // Follow at once. Behind a symmetric NAT the hub sees another port than we do, so there we follow only
           // once our path has gone quiet; until then WireGuard's roaming knows better than the registry.
           const next = pick(0) as Endpoint
-          changes.push({ ...attempt(key, next, timing), allowedIps: undefined })
+          changes.push({ ...attempt(key, next, timing, []), allowedIps: undefined })
           tracks.set(key, { ...track, endpoint: formatEndpoint(next), targets, reason: `peer moved to ${formatEndpoint(next)}` })
         } else {
           if (!sameList(onDevice.allowedIps, want.allowedIps)) changes.push({ publicKey: key, allowedIps: want.allowedIps })
@@ -255,11 +266,11 @@ function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[])
 }
 
 /**
- * Set an endpoint and keepalive, no allowed IPs: WireGuard handshakes at once (kicked, even if keepalive was already
- * on), while the traffic stays on the hub.
+ * Set an endpoint and keepalive: WireGuard handshakes at once (kicked, even if keepalive was already on). Without
+ * allowed IPs (the hub relays) the traffic stays on the hub meanwhile; with them (it does not) it goes direct at once.
  */
-function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming): PeerChange {
-  return { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [], kick: true }
+function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming, allowedIps: string[]): PeerChange {
+  return { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps, kick: true }
 }
 
 function fresh (phase: PathPhase, nowMs: number, endpoint: string, onDevice: WgPeer | undefined, failures: number, reason: string, targets: string | null): PeerTrack {

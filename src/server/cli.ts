@@ -7,6 +7,7 @@ import { wgCli, type WgControl } from '../shared/wg.js'
 import { closeAll, listenOn, registryHandler } from './registry-http.js'
 import { RegistryService } from './registry-service.js'
 import { enableRelay, type RelayHandle } from './relay.js'
+import { forwardingProbe } from './forwarding-probe.js'
 import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
 
 export interface ServerOptions {
@@ -53,7 +54,7 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
       await stun.start()
     }
     if (opts.relay) relay = await enableRelay(opts.interface, logger)
-    servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: opts.relay }))
+    servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: forwardingProbe({ relay: opts.relay }) }))
   } catch (err) {
     service.stop()
     await relay?.stop()

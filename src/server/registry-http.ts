@@ -23,8 +23,9 @@ class HttpError extends Error {
  * The registry's request handler. The caller is whoever WireGuard says the source address belongs to;
  * nothing the client sends about its own identity is trusted.
  */
-export function registryHandler (service: RegistryService, logger: Logger, opts: { relay?: boolean } = {}) {
-  const relay = String(opts.relay ?? false)
+export function registryHandler (service: RegistryService, logger: Logger, opts: { relay?: boolean | (() => boolean) } = {}) {
+  // Whether the hub forwards between spokes, as the table's `relay` tells clients (see forwardingProbe).
+  const relayNow = typeof opts.relay === 'function' ? opts.relay : () => opts.relay === true
   const announceLimiter = new SourceRateLimiter(ANNOUNCE_RATE_PER_SECOND, ANNOUNCE_BURST)
   return async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
@@ -60,7 +61,7 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     const self = t.get(caller)
     if (self === undefined) throw new HttpError(403, 'caller is no longer a peer of this hub')
     const delta = t.since(since, caller)
-    const head = Buffer.from(`{"epoch":"${t.epoch}","version":${delta.version},"now":${t.now},"relay":${relay},"full":${String(delta.full)},"self":${JSON.stringify(self)},"peers":[`)
+    const head = Buffer.from(`{"epoch":"${t.epoch}","version":${delta.version},"now":${t.now},"relay":${String(relayNow())},"full":${String(delta.full)},"self":${JSON.stringify(self)},"peers":[`)
     const tail = Buffer.from(`],"removed":${JSON.stringify(delta.removed)}}`)
     const chunks = [head, ...delta.peers, tail]
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': chunks.reduce((n, c) => n + c.length, 0), 'cache-control': 'no-store' })

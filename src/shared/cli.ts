@@ -100,7 +100,7 @@ export async function runDaemon (
   const stderr = io.stderr ?? ((line: string) => process.stderr.write(line + '\n'))
   const opts = await parse(program, argv, stderr, io.stdout ?? ((t: string) => process.stdout.write(t)))
   if (typeof opts === 'number') return opts
-  const logger = createLogger({ name: program.name(), level: opts.logLevel as LogLevel, format: opts.logFormat as LogFormat })
+  const logger = await createLogger({ name: program.name(), level: opts.logLevel as LogLevel, format: opts.logFormat as LogFormat })
   // Listen for stop signals before starting: a SIGTERM during start-up waits for start to finish and is then obeyed,
   // rather than killing the process halfway (say, with --relay's forwarding set up and never undone). The handlers
   // stay installed, so a second signal while stopping cannot cut the clean-up short.

@@ -1,4 +1,4 @@
-import { execa, type ExecaError } from 'execa'
+import { execFile } from 'node:child_process'
 import { WgError, quote } from './errors.js'
 import { formatEndpoint, type Endpoint } from './ip.js'
 import { parseWgDump, type WgDevice } from './wg-dump.js'
@@ -52,12 +52,14 @@ export function wgCli (init: WgCliInit = {}): WgControl {
   const timeoutMs = init.timeoutMs ?? 5000
 
   async function run (iface: string, args: string[], signal?: AbortSignal): Promise<string> {
-    try {
-      const result = await execa(wgPath, args, { timeout: timeoutMs, cancelSignal: signal, stripFinalNewline: false })
-      return result.stdout
-    } catch (err) {
-      throw explain(err as ExecaError, iface, wgPath)
-    }
+    // node:child_process rather than execa: the client runs `wg` from its first milliseconds, and execa alone took
+    // more start-up CPU than all the rest of the client's code (issue 16).
+    return await new Promise((resolve, reject) => {
+      execFile(wgPath, args, { timeout: timeoutMs, signal, maxBuffer: MAX_WG_OUTPUT_BYTES, encoding: 'utf8' }, (err, stdout, stderr) => {
+        if (err === null) resolve(stdout)
+        else reject(explain({ ...err, name: err.name, code: err.code, killed: err.killed, stderr }, iface, wgPath))
+      })
+    })
   }
 
   return {
@@ -71,15 +73,28 @@ export function wgCli (init: WgCliInit = {}): WgControl {
   }
 }
 
+/** What a failed `wg` run left to explain it (node:child_process's error, with the output). */
+export interface WgRunFailure {
+  name?: string
+  /** Exit code, or an errno name such as ENOENT. */
+  code?: number | string | null
+  /** Killed by the timeout. */
+  killed?: boolean
+  stderr?: string
+}
+
 /** Turn a failed `wg` run into one line a user can act on. Never includes stdout (it may hold keys). */
-export function explain (err: ExecaError, iface: string, wgPath = 'wg'): WgError {
-  if (err.isCanceled === true) return new WgError('wg: cancelled')
-  if ((err as { code?: string }).code === 'ENOENT') return new WgError(`wg not found: is wireguard-tools installed? (tried ${quote(wgPath)})`, 69)
-  if (err.timedOut === true) return new WgError(`wg on interface ${quote(iface)} timed out`)
+export function explain (err: WgRunFailure, iface: string, wgPath = 'wg'): WgError {
+  if (err.name === 'AbortError') return new WgError('wg: cancelled')
+  if (err.code === 'ENOENT') return new WgError(`wg not found: is wireguard-tools installed? (tried ${quote(wgPath)})`, 69)
+  if (err.killed === true) return new WgError(`wg on interface ${quote(iface)} timed out`)
   const stderr = String(err.stderr ?? '').trim()
   // "Protocol not supported": no userspace socket for that name, and a kernel without WireGuard to ask instead.
   if (/No such device|does not exist|Unable to access interface: (No such|Protocol not supported)/i.test(stderr)) return new WgError(`interface ${quote(iface)} not found or not a WireGuard interface`, 69)
   if (/Operation not permitted|Permission denied/i.test(stderr)) return new WgError(`not permitted to control WireGuard interface ${quote(iface)}: run as root or with CAP_NET_ADMIN`, 77)
   const line = stderr.split('\n')[0] ?? ''
-  return new WgError(`wg failed on interface ${quote(iface)}: ${line === '' ? `exit code ${String(err.exitCode)}` : quote(line)}`)
+  return new WgError(`wg failed on interface ${quote(iface)}: ${line === '' ? `exit code ${String(err.code)}` : quote(line)}`)
 }
+
+/** Largest `wg show dump` read: about 200 bytes a peer, so room for far more than 65,536 peers. */
+const MAX_WG_OUTPUT_BYTES = 64 * 1024 * 1024
