@@ -74,6 +74,8 @@ export const PUNCH_ROUNDS = 3
 export const LONG_POLL_S = 25
 /** Device read interval while an attempt is pending: both sides see the handshake within one round trip. */
 export const PENDING_TICK_MS = 150
+/** The same when the hub does not relay (routes go on with the attempt): only status and retries wait on it. */
+export const PENDING_TICK_NO_RELAY_MS = 1000
 /** Device read interval otherwise: catches dead direct paths and peers changed behind our back. */
 export const IDLE_TICK_MS = 2000
 /** First wait after a failed registry call (the registry may still be starting); doubles up to 30 s or the interval. */
@@ -275,7 +277,9 @@ export class MeshClient {
         failing = true
       }
       const pending = [...this.tracks.values()].some((t) => t.phase === 'trying' || t.phase === 'arming')
-      await this.wakeup.wait(pending ? PENDING_TICK_MS : IDLE_TICK_MS, signal)
+      // Without a relaying hub the routes are on from the attempt: seeing the handshake soon changes nothing a user
+      // sees, and a `wg show` every 150 ms per client is CPU that many clients starting at once need elsewhere.
+      await this.wakeup.wait(pending ? (this.registryState.relay ? PENDING_TICK_MS : PENDING_TICK_NO_RELAY_MS) : IDLE_TICK_MS, signal)
     }
   }
 

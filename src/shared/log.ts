@@ -1,4 +1,4 @@
-import { writeSync } from 'node:fs'
+import { isatty } from 'node:tty'
 import { pino, destination, type Logger } from 'pino'
 import { formatLogLine } from './log-line.js'
 
@@ -17,11 +17,14 @@ export type LogFormat = typeof LOG_FORMATS[number]
 export async function createLogger (opts: { name: string, level: LogLevel, format: LogFormat, isTerminal?: boolean }): Promise<Logger> {
   const base = { name: opts.name, level: opts.level, base: undefined }
   if (opts.format === 'json') return pino(base, destination({ fd: 2, sync: true }))
-  if (opts.isTerminal ?? process.stderr.isTTY === true) {
+  // isatty(2), not process.stderr.isTTY: that would open stderr as a non-blocking stream for nothing.
+  if (opts.isTerminal ?? isatty(2)) {
     const { default: pretty } = await import('pino-pretty')
     return pino(base, pretty({ destination: 2, sync: true, colorize: false, translateTime: 'SYS:HH:MM:ss.l', ignore: 'name', singleLine: true }))
   }
-  return pino(base, { write: (json: string) => { writeSync(2, textLine(json)) } })
+  // sonic-boom (pino's destination) writes synchronously and waits out a full pipe (EAGAIN) instead of throwing.
+  const stderr = destination({ fd: 2, sync: true })
+  return pino(base, { write: (json: string) => { stderr.write(textLine(json)) } })
 }
 
 function textLine (json: string): string {

@@ -162,7 +162,8 @@ export function watchAddressChanges (onChange: (change: NetworkChange) => void |
   }, { once: true })
 }
 
-type NetlinkModule = typeof import('netlink')
+/** The rtnetlink part of `netlink` only: the package's index also loads nl80211 and more, twice the start-up cost. */
+type NetlinkModule = typeof import('netlink/dist/rt/rt.js')
 let netlinkModule: NetlinkModule | undefined
 
 /**
@@ -170,7 +171,7 @@ let netlinkModule: NetlinkModule | undefined
  * its first milliseconds, and loading it up front was a tenth of the client's start-up.
  */
 function loadNetlink (): NetlinkModule {
-  netlinkModule ??= createRequire(import.meta.url)('netlink') as NetlinkModule
+  netlinkModule ??= createRequire(import.meta.url)('netlink/dist/rt/rt.js') as NetlinkModule
   return netlinkModule
 }
 
