@@ -176,6 +176,8 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
     return { ms: Math.max(...pingers.firstReply.values()) - t0, cpuMs: median(cpu) }
   } finally {
     for (const p of clients.values()) p.kill('SIGTERM')
+    // Let them exit (wgnat-client writes its state file on the way) before their state directory goes.
+    await Promise.all(clients.values())
     if (values.verbose === true && mesh !== undefined) console.error(`t0 ${new Date(t0Of(lab)).toISOString()}\n${mesh.logs()}`)
     mesh?.cleanup()
     await lab.destroy()

@@ -4,11 +4,10 @@ import { lookup } from 'node:dns/promises'
 import { UsageError, messageOf, quote } from '../shared/errors.js'
 import { parseIp, type Endpoint } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
-import { wgCli, type WgControl } from '../shared/wg.js'
+import type { WgControl } from '../shared/wg.js'
 import { isWgKey } from '../shared/wg-dump.js'
-import { MeshClient } from './mesh-client.js'
-import { renderStatus } from './status.js'
-import { defaultStatusSocket, fetchStatus } from './status-socket.js'
+import type { MeshClient } from './mesh-client.js'
+import { defaultStatusSocket } from './status-socket.js'
 
 export interface ClientOptions {
   interface: string
@@ -89,7 +88,9 @@ export function statusProgram (): Command {
     .option('--json', 'print the status as JSON, the structure the daemon holds')
 }
 
-export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli()): Promise<MeshClient> {
+export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgControl): Promise<MeshClient> {
+  // The daemon's code is loaded once the options are good: `--help` and usage errors need none of it.
+  const [{ MeshClient }, { wgCli }] = await Promise.all([import('./mesh-client.js'), import('../shared/wg.js')])
   const client = new MeshClient({
     iface: opts.interface,
     registryKey: opts.registry,
@@ -106,7 +107,7 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg: WgCo
     punchTtl: opts.punchTtl,
     natCheckMs: opts.natCheck,
     timing: { directTimeoutMs: opts.directTimeout }
-  }, { wg, logger })
+  }, { wg: wg ?? wgCli(), logger })
   await client.start()
   return client
 }
@@ -115,6 +116,7 @@ export async function run (argv: string[], io?: RunIo): Promise<number> {
   if (argv[2] === 'status') {
     return await runCommand(statusProgram(), [argv[0] ?? 'node', argv[1] ?? 'wgnat-client', ...argv.slice(3)], async (opts, out) => {
       const iface = opts.interface as string
+      const [{ renderStatus }, { fetchStatus }] = await Promise.all([import('./status.js'), import('./status-socket.js')])
       const status = await fetchStatus((opts.statusSocket as string | undefined) ?? defaultStatusSocket(iface))
       out(opts.json === true ? JSON.stringify(status, null, 2) + '\n' : renderStatus(status, Math.floor(Date.now() / 1000)))
     }, io)

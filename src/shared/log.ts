@@ -2,11 +2,10 @@ import { isatty } from 'node:tty'
 import { pino, destination, type Logger } from 'pino'
 import { formatLogLine } from './log-line.js'
 
+import type { LogFormat, LogLevel } from './log-options.js'
+
 export type { Logger }
-export const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const
-export type LogLevel = typeof LOG_LEVELS[number]
-export const LOG_FORMATS = ['text', 'json'] as const
-export type LogFormat = typeof LOG_FORMATS[number]
+export { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log-options.js'
 
 /**
  * The daemons' logger: always stderr (stdout is for command output), synchronous so nothing is lost on exit.
