@@ -15,8 +15,10 @@
  * - `no-push`: the same with `--no-push` (wg-nat's polling; wg-nat itself also waits one interval before its first
  *   sync, which is not added here: this is the figure after its first sync);
  * - `nebula`: Debian's `nebula` (installed here with apt-get when missing): lighthouse on the hub, a static host map,
- *   `punchy: {punch: true, respond: true}`, accept-all firewall, its own tun device and overlay 100.65.0.0/24.
- * Modes are interleaved run by run so the machine's noise hits all alike. Prints a Markdown table of medians.
+ *   `punchy: {punch: true, respond: true}`, accept-all firewall, its own tun device and overlay 100.65.0.0/24;
+ * - `before`: wgnat-client from another build (`--before-bin <its dist/bin/wgnat-client.mjs>`), run like `wgnat`.
+ * Also reported: CPU time (user + system) of each client process when the last pair answered, median over clients.
+ * `--verbose` prints the wgnat daemons' logs (at debug level) after each run. Modes are interleaved run by run so the machine's noise hits all alike. Prints a Markdown table of medians.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
