@@ -91,7 +91,7 @@ export function startMesh (lab: Lab, opts: MeshOptions = {}): MeshProcesses {
     cleanup () {
       server?.kill('SIGTERM')
       for (const p of Object.values(clients)) p.kill('SIGTERM')
-      rmSync(stateDir, { recursive: true, force: true })
+      rmSync(stateDir, { recursive: true, force: true, maxRetries: 5 })
     }
   }
 }

@@ -4,13 +4,11 @@ import { lookup } from 'node:dns/promises'
 import { UsageError, messageOf, quote } from '../shared/errors.js'
 import { parseIp, type Endpoint } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
-import { wgCli, type WgControl } from '../shared/wg.js'
+import type { WgControl } from '../shared/wg.js'
 import { isWgKey } from '../shared/wg-dump.js'
 import { HTTP_OPTION_HELP, httpAddressArg, type HttpAddress } from '../shared/metrics/http-option.js'
-import { MeshClient } from './mesh-client.js'
-import { PathReporter } from './path-reporter.js'
-import { renderStatus } from './status.js'
-import { defaultStatusSocket, fetchStatus } from './status-socket.js'
+import type { MeshClient } from './mesh-client.js'
+import { defaultStatusSocket } from './status-socket.js'
 
 export interface ClientOptions {
   interface: string
@@ -95,7 +93,9 @@ export function statusProgram (): Command {
     .option('--json', 'print the status as JSON, the structure the daemon holds')
 }
 
-export async function startClient (opts: ClientOptions, logger: Logger, wg: WgControl = wgCli({}, { logger })): Promise<{ client: MeshClient, stop: () => Promise<void> }> {
+export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgControl): Promise<{ client: MeshClient, stop: () => Promise<void> }> {
+  // The daemon's code is loaded once the options are good: `--help` and usage errors need none of it.
+  const [{ MeshClient }, { wgCli }, { PathReporter }] = await Promise.all([import('./mesh-client.js'), import('../shared/wg.js'), import('./path-reporter.js')])
   let client: MeshClient | undefined
   // prom-client is loaded only with --http: it adds about a tenth of a second to every start otherwise.
   const metrics = opts.http === undefined ? undefined : (await import('./client-metrics.js')).createClientMetrics(() => (client as MeshClient).status())
@@ -116,7 +116,7 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg: WgCo
     natCheckMs: opts.natCheck,
     portMapping: opts.portMapping,
     timing: { directTimeoutMs: opts.directTimeout }
-  }, { wg, logger, observer: metrics?.observer })
+  }, { wg: wg ?? wgCli({}, { logger }), logger, observer: metrics?.observer })
   await client.start()
   let http
   try {
@@ -135,6 +135,7 @@ export async function run (argv: string[], io?: RunIo): Promise<number> {
   if (argv[2] === 'status') {
     return await runCommand(statusProgram(), [argv[0] ?? 'node', argv[1] ?? 'wgnat-client', ...argv.slice(3)], async (opts, out) => {
       const iface = opts.interface as string
+      const [{ renderStatus }, { fetchStatus }] = await Promise.all([import('./status.js'), import('./status-socket.js')])
       const status = await fetchStatus((opts.statusSocket as string | undefined) ?? defaultStatusSocket(iface))
       out(opts.json === true ? JSON.stringify(status, null, 2) + '\n' : renderStatus(status, Math.floor(Date.now() / 1000)))
     }, io)

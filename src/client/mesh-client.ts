@@ -85,6 +85,11 @@ export const PUNCH_ROUNDS = 3
 export const LONG_POLL_S = 25
 /** Device read interval while an attempt is pending: both sides see the handshake within one round trip. */
 export const PENDING_TICK_MS = 150
+/**
+ * The same for a first attempt when the hub does not relay (routes go on with the attempt): only status and retries
+ * wait on it, and a `wg show` every 150 ms per client is CPU that many clients starting at once need elsewhere.
+ */
+export const PENDING_TICK_NO_RELAY_MS = 1000
 /** Device read interval while data flows to a direct peer: a dead path is seen within one or two of these. */
 export const BUSY_TICK_MS = 1000
 /** Device read interval while a retry (an attempt after a failure) is pending. */
@@ -189,8 +194,7 @@ export class MeshClient {
         this.log.warn(`no status socket at ${quote(this.init.statusSocket)}: ${messageOf(err)}`)
       }
     }
-    // NAT discovery starts once the first table says how the hub sees us: it needs that, and the first sync and the
-    // first attempts should not wait behind it.
+    // NAT discovery starts once the first table's attempts are out (see tick).
     this.nat = this.natMonitor()
     if (this.init.portMapping !== false) {
       // In the background from the start: the mapping reaches the registry with the next announcement.
@@ -291,7 +295,7 @@ export class MeshClient {
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
         const selfMoved = res.self.endpoint !== this.selfEntry?.endpoint
         this.selfEntry = res.self
-        if (!this.natStarted) { this.natStarted = true; this.nat?.start() } else if (selfMoved) this.nat?.recheck()
+        if (this.natStarted && selfMoved) this.nat?.recheck()
         if (failures > 0) this.log.info('registry reachable again')
         failures = 0
       } catch (err) {
@@ -350,7 +354,8 @@ export class MeshClient {
     for (const t of this.tracks.values()) {
       // A healed pair moves its routes at an agreed instant: be there on time.
       if ((t.promoteAtMs ?? 0) > 0) wait = Math.min(wait, Math.max(0, (t.promoteAtMs ?? 0) - now))
-      else if (t.phase === 'arming' || (t.phase === 'trying' && t.failures === 0) || directPending(t, now, this.timing)) wait = Math.min(wait, PENDING_TICK_MS)
+      else if (t.phase === 'arming' || directPending(t, now, this.timing)) wait = Math.min(wait, PENDING_TICK_MS)
+      else if (t.phase === 'trying' && t.failures === 0) wait = Math.min(wait, this.registryState.relay ? PENDING_TICK_MS : PENDING_TICK_NO_RELAY_MS)
       // A retry (it failed before): a handshake seen within a second is soon enough, and with many peers that never
       // answer some retry is nearly always under way: reading the interface every 150 ms for it would cost a core.
       else if (t.phase === 'trying') wait = Math.min(wait, RETRY_TICK_MS)
@@ -380,7 +385,8 @@ export class MeshClient {
     const waiters = networkChanged || this.desired === null ? this.kickWaiters.splice(0) : []
     const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address, portMapped: this.portMapper?.current != null }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
-    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged })
+    // Where the hub does not relay, a peer's routes go on with the attempt (nothing to protect on the hub path).
+    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged, hubRelays: this.registryState.relay })
     // Defence in depth: the hub peer and our own key are never changed, whatever the machine above decided.
     const refused = out.changes.filter((c) => c.publicKey === this.init.registryKey || c.publicKey === this.selfKey)
     if (refused.length > 0) {
@@ -414,6 +420,12 @@ export class MeshClient {
     const previous = this.tracks
     this.tracks = out.tracks
     for (const resolve of waiters) resolve()
+    if (!this.natStarted && this.desired !== null) {
+      // NAT discovery (netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table
+      // (how the hub sees us), and the first attempts need nothing from it but would wait for its CPU.
+      this.natStarted = true
+      this.nat?.start()
+    }
     // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
     if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {
       this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`))

@@ -129,6 +129,13 @@ export interface ReconcileInput {
    * through whatever mapping it now has), and every peer waiting on the hub gets a fresh attempt now. @default false
    */
   networkChanged?: boolean
+  /**
+   * The hub forwards between spokes (the table's `relay`). Then an attempt carries no allowed IPs until a handshake
+   * proves the path, so traffic keeps flowing through the hub. When it does not, the hub path carries nothing
+   * between spokes: there is nothing to protect, and the peer's allowed IPs go on with the attempt, so traffic
+   * flows the moment the handshake completes (and its first packet starts the handshake). @default true
+   */
+  hubRelays?: boolean
 }
 
 export interface PathEvent { publicKey: string, from: PathPhase | 'new', to: PathPhase | 'removed', reason: string }
@@ -170,6 +177,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
   const selfClass = input.self?.natClass ?? 'unknown'
   const selfPublic = input.self?.publicAddress ?? null
+  const routesEarly = input.hubRelays === false
 
   for (const [key, want] of desired) {
     const old = networkReset(input.tracks.get(key), input.networkChanged === true)
@@ -183,14 +191,14 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
     // Start an attempt: straight away, or, with punching, after arming.
     const begin = (endpoint: Endpoint, failures: number, reason: string): void => {
-      if (input.punching !== true) changes.push(...attempt(key, endpoint, timing, onDevice))
+      if (input.punching !== true) changes.push(...attempt(key, endpoint, timing, onDevice, routesEarly ? want.allowedIps : []))
       move(key, old, { ...fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets), lostAtMs: old?.lostAtMs, readySeen: want.readyFor })
     }
 
     if (old?.phase === 'arming') {
       const waited = nowMs - old.sinceMs
       if (old.endpoint !== null && waited >= timing.armMinMs && (want.readyFor || waited >= timing.armTimeoutMs)) {
-        changes.push(...attempt(key, parseEndpoint(old.endpoint), timing, onDevice))
+        changes.push(...attempt(key, parseEndpoint(old.endpoint), timing, onDevice, routesEarly ? want.allowedIps : []))
         move(key, old, { ...old, phase: 'trying', sinceMs: nowMs, reason: want.readyFor ? `both sides punched; handshaking with ${old.endpoint}` : `peer did not punch; handshaking with ${old.endpoint} anyway` })
       } else {
         tracks.set(key, old)
@@ -228,7 +236,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
           // path was cut, it may heal any moment (issue 11: direct again within 30 s).
           const lostRecently = track.lostAtMs !== undefined && nowMs - track.lostAtMs < timing.lostWindowMs
           const parked = !lostRecently && failures >= timing.maxFailures * Math.max(1, candidates.length)
-          changes.push({ publicKey: key, persistentKeepalive: 0 })
+          // Allowed IPs off too: they may have gone on early (hub not relaying), and the hub may relay by now.
+          changes.push({ publicKey: key, persistentKeepalive: 0, ...(onDevice.allowedIps.length > 0 ? { allowedIps: [] } : {}) })
           move(key, old, {
             ...track,
             phase: 'hub',
@@ -241,6 +250,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
               : `no handshake within ${timing.directTimeoutMs / 1000}s from ${track.endpoint ?? '?'}`
           })
         } else {
+          // Routes put on early while the hub did not relay come off if it relays now: the hub path is the safe one.
+          if (!routesEarly && onDevice.allowedIps.length > 0) changes.push({ publicKey: key, allowedIps: [] })
           tracks.set(key, track)
         }
         break
@@ -330,15 +341,16 @@ function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[],
 }
 
 /**
- * Set an endpoint and keepalive, no allowed IPs: WireGuard handshakes at once (kicked, even if keepalive was already
- * on), while the traffic stays on the hub. A peer that may still hold a session (it handshook before) is removed
- * and added again in the same `wg set`: only a fresh handshake proves the path now, and with a live session
- * WireGuard would send a keepalive instead, which nothing answers.
+ * Set an endpoint and keepalive: WireGuard handshakes at once (kicked, even if keepalive was already on). Without
+ * allowed IPs (the hub relays) the traffic stays on the hub meanwhile; with them (it does not: `allowedIps` is the
+ * peer's own) it goes direct at once. A peer that may still hold a session (it handshook before) is removed and added
+ * again in the same `wg set`: only a fresh handshake proves the path now, and with a live session WireGuard would send
+ * a keepalive instead, which nothing answers.
  */
-function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming, onDevice?: WgPeer): PeerChange[] {
-  const add: PeerChange = { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [], kick: true }
+function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming, onDevice: WgPeer | undefined, allowedIps: string[]): PeerChange[] {
+  const add: PeerChange = { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps, kick: true }
   if (onDevice === undefined || onDevice.latestHandshake === 0 || onDevice.hasPresharedKey) return [add]
-  return [{ publicKey, remove: true }, { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps: [] }]
+  return [{ publicKey, remove: true }, { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps }]
 }
 
 /**

@@ -14,6 +14,7 @@ import { HTTP_OPTION_HELP, httpAddressArg, type HttpAddress } from '../shared/me
 import { buildMeshView } from './mesh/mesh-view.js'
 import { PathReports } from './mesh/path-reports.js'
 import { serveJson } from '../shared/json-socket.js'
+import { forwardingProbe } from './forwarding-probe.js'
 import { createStunServer, STUN_PORT, type StunServer } from './stun-server.js'
 import { createExposeService, type ExposeService } from './expose/expose-service.js'
 import { parseExposeSpec, type ExposeSpec } from './expose/expose-spec.js'
@@ -166,7 +167,7 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
         })
     let servers
     try {
-      servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: relayOn, onResponse: metrics?.request, reports }))
+      servers = await listenOn(addresses, port, registryHandler(service, logger, { relay: forwardingProbe({ relay: relayOn }), onResponse: metrics?.request, reports }))
     } catch (err) {
       if (err instanceof WgnatError) throw err
       throw new WgnatError(`cannot listen on ${addresses.join(', ')} port ${port}: ${(err as Error).message}`)

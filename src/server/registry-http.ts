@@ -36,7 +36,8 @@ class HttpError extends Error {
 }
 
 export interface RegistryHandlerOptions {
-  relay?: boolean
+  /** The hub forwards between peers, now (a function: asked at each answer). */
+  relay?: boolean | (() => boolean)
   /** What one caller may take (connections, requests in progress, full tables). */
   limits?: Partial<CallerLimitsInit>
   /** Where path reports go (POST /v1/report); without it the route answers 404. */
@@ -52,7 +53,8 @@ export type RegistryHandler = ((req: IncomingMessage, res: ServerResponse) => Pr
  * nothing the client sends about its own identity is trusted.
  */
 export function registryHandler (service: RegistryService, logger: Logger, opts: RegistryHandlerOptions = {}): RegistryHandler {
-  const relay = String(opts.relay ?? false)
+  // Whether the hub forwards between spokes, as the table's `relay` tells clients (see forwardingProbe).
+  const relayNow = typeof opts.relay === 'function' ? opts.relay : () => opts.relay === true
   const announceLimiter = new SourceRateLimiter(ANNOUNCE_RATE_PER_SECOND, ANNOUNCE_BURST)
   const reportLimiter = new SourceRateLimiter(REPORT_RATE_PER_SECOND, REPORT_BURST)
   const onResponse = opts.onResponse
@@ -116,7 +118,7 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     const view = service.view(caller)
     const delta = t.since(since, caller, view)
     const policy = view === undefined ? '' : '"policy":true,'
-    const head = Buffer.from(`{"epoch":"${t.epoch}","version":${delta.version},"now":${t.now},"relay":${relay},${policy}"full":${String(delta.full)},"self":${JSON.stringify(self)},"peers":[`)
+    const head = Buffer.from(`{"epoch":"${t.epoch}","version":${delta.version},"now":${t.now},"relay":${String(relayNow())},${policy}"full":${String(delta.full)},"self":${JSON.stringify(self)},"peers":[`)
     const tail = Buffer.from(`],"removed":${JSON.stringify(delta.removed)}}`)
     const chunks = [head, ...delta.peers, tail]
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': chunks.reduce((n, c) => n + c.length, 0), 'cache-control': 'no-store' })

@@ -1,7 +1,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { WgnatError, EXIT_USAGE, messageOf, quote } from './errors.js'
 import { parseGoDuration } from './duration.js'
-import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from './log.js'
+import type { Logger } from './log.js'
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log-options.js'
 
 /** Options both daemons take. */
 export interface CommonOptions {
@@ -101,7 +102,9 @@ export async function runDaemon (
   const stderr = io.stderr ?? ((line: string) => process.stderr.write(line + '\n'))
   const opts = await parse(program, argv, stderr, io.stdout ?? ((t: string) => process.stdout.write(t)))
   if (typeof opts === 'number') return opts
-  const logger = createLogger({ name: program.name(), level: opts.logLevel as LogLevel, format: opts.logFormat as LogFormat })
+  // Loaded only for a daemon that starts: `--help` and usage errors need no logger.
+  const { createLogger } = await import('./log.js')
+  const logger = await createLogger({ name: program.name(), level: opts.logLevel as LogLevel, format: opts.logFormat as LogFormat })
   // Listen for stop signals before starting: a SIGTERM during start-up waits for start to finish and is then obeyed,
   // rather than killing the process halfway (say, with --relay's forwarding set up and never undone). The handlers
   // stay installed, so a second signal while stopping cannot cut the clean-up short.

@@ -3,7 +3,8 @@
  * the kernel's address/link change notifications, so the client re-probes when the network changes instead of
  * polling. The only file that imports `netlink`. Linux only; the dump needs no privileges.
  */
-import { createRtNetlink, rt, type RtNetlinkSocket } from 'netlink'
+import { createRequire } from 'node:module'
+import type { rt, RtNetlinkSocket } from 'netlink'
 import ipaddr from 'ipaddr.js'
 import { WgnatError, messageOf } from './errors.js'
 
@@ -161,20 +162,36 @@ export function watchAddressChanges (onChange: (change: NetworkChange) => void |
   }, { once: true })
 }
 
+/** The rtnetlink part of `netlink` only: the package's index also loads nl80211 and more, twice the start-up cost. */
+type NetlinkModule = typeof import('netlink/dist/rt/rt.js')
+let netlinkModule: NetlinkModule | undefined
+
+/**
+ * Load `netlink` (and its native addon) on first use: the client needs it only once NAT discovery starts, not in
+ * its first milliseconds, and loading it up front was a tenth of the client's start-up.
+ */
+function loadNetlink (): NetlinkModule {
+  netlinkModule ??= createRequire(import.meta.url)('netlink/dist/rt/rt.js') as NetlinkModule
+  return netlinkModule
+}
+
 function openSocket (what: string): RtNetlinkSocket {
   try {
-    return createRtNetlink()
+    return loadNetlink().createRtNetlink()
   } catch (err) {
     throw new NetlinkError(`netlink ${what}: cannot open an rtnetlink socket: ${messageOf(err)}`)
   }
 }
 
+/** rtnetlink's route scopes (linux/rtnetlink.h, `rt.RouteScope` in `netlink`), as constants so nothing loads early. */
+const RT_SCOPE = { UNIVERSE: 0, SITE: 200, LINK: 253, HOST: 254 } as const
+
 function scopeName (scope: number): AddressScope {
   switch (scope) {
-    case rt.RouteScope.UNIVERSE: return 'global'
-    case rt.RouteScope.SITE: return 'site'
-    case rt.RouteScope.LINK: return 'link'
-    case rt.RouteScope.HOST: return 'host'
+    case RT_SCOPE.UNIVERSE: return 'global'
+    case RT_SCOPE.SITE: return 'site'
+    case RT_SCOPE.LINK: return 'link'
+    case RT_SCOPE.HOST: return 'host'
     default: return 'nowhere'
   }
 }

@@ -740,3 +740,52 @@ describe('candidatesOf', () => {
     expect(candidatesOf(peer, selfPublic)).toEqual(expected)
   })
 })
+
+describe('reconcile: a hub that does not relay has no path to protect', () => {
+  const noRelay = (i: ReconcileInput): ReconcileInput => ({ ...i, hubRelays: false })
+
+  it('a new peer gets its allowed IPs with the attempt, so traffic flows the moment the handshake completes', () => {
+    const out = reconcile(noRelay(input(T0, [], new Map())))
+    expect(out.changes).toEqual([{ publicKey: B, endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25, allowedIps: ['100.64.0.3/32'], kick: true }])
+    expect(out.tracks.get(B)?.phase).toBe('trying')
+  })
+
+  it('the same peer behind a relaying hub gets none (the hub carries its traffic until a handshake)', () => {
+    const out = reconcile({ ...input(T0, [], new Map()), hubRelays: true })
+    expect(out.changes[0]).toMatchObject({ allowedIps: [] })
+  })
+
+  it('still counts the path direct only after a handshake, and leaves the routes alone while trying', () => {
+    const tracks = reconcile(noRelay(input(T0, [], new Map()))).tracks
+    const onDevice = newPeer(B, { endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25, allowedIps: ['100.64.0.3/32'] })
+    const waiting = reconcile(noRelay(input(T0 + 500, [onDevice], tracks)))
+    expect(waiting.changes).toEqual([])
+    expect(waiting.tracks.get(B)?.phase).toBe('trying')
+    onDevice.latestHandshake = Math.floor((T0 + 700) / 1000)
+    expect(reconcile(noRelay(input(T0 + 800, [onDevice], waiting.tracks))).tracks.get(B)?.phase).toBe('direct')
+  })
+
+  it('takes the early routes off when the attempt fails', () => {
+    const tracks = reconcile(noRelay(input(T0, [], new Map()))).tracks
+    const onDevice = newPeer(B, { endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25, allowedIps: ['100.64.0.3/32'] })
+    const failed = reconcile(noRelay(input(T0 + timing.directTimeoutMs, [onDevice], tracks)))
+    expect(failed.changes).toEqual([{ publicKey: B, persistentKeepalive: 0, allowedIps: [] }])
+    expect(failed.tracks.get(B)?.phase).toBe('hub')
+  })
+
+  it('takes them off mid-attempt when the hub starts relaying: the hub path is the safe one again', () => {
+    const tracks = reconcile(noRelay(input(T0, [], new Map()))).tracks
+    const onDevice = newPeer(B, { endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25, allowedIps: ['100.64.0.3/32'] })
+    const out = reconcile({ ...input(T0 + 500, [onDevice], tracks), hubRelays: true })
+    expect(out.changes).toEqual([{ publicKey: B, allowedIps: [] }])
+    expect(out.tracks.get(B)?.phase).toBe('trying')
+  })
+
+  it('with punching, the routes go on when the armed attempt starts', () => {
+    const armed = reconcile({ ...noRelay(input(T0, [], new Map())), punching: true })
+    expect(armed.changes).toEqual([])
+    expect(armed.tracks.get(B)?.phase).toBe('arming')
+    const out = reconcile({ ...noRelay(input(T0 + timing.armTimeoutMs, [], armed.tracks)), punching: true, desired: new Map([[B, want({ readyFor: true })]]) })
+    expect(out.changes).toEqual([{ publicKey: B, endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25, allowedIps: ['100.64.0.3/32'], kick: true }])
+  })
+})

@@ -1,0 +1,234 @@
+/**
+ * Mesh formation as a user sees it (issue 16), in the NAT lab: N clients, each behind its own `easy` router, the hub
+ * NOT forwarding, so a ping between two spokes is answered only over a direct path.
+ *
+ *   node dist/scripts/bench/mesh-formation.js [--runs 5] [--sizes 2,8,16] [--modes wgnat,no-push,nebula] [--interval 1m]
+ *
+ * Per run: a fresh lab; the hub's daemon started (wgnat-server, or a nebula lighthouse) and given time to come up;
+ * then, in every client namespace and for every other client, a ping every 0.1 s (`ping -D -c 1 -i 0.1 -w ...`,
+ * restarted every 0.1 s while it fails at once, as it does before nebula has made its tun device); then the clients
+ * are launched. The figure is the moment the last ordered pair got its first reply (ping's own receive timestamp),
+ * counted from launching the clients.
+ *
+ * Modes:
+ * - `wgnat`: `wgnat-client -t <interval>` (defaults otherwise);
+ * - `no-push`: the same with `--no-push` (wg-nat's polling; wg-nat itself also waits one interval before its first
+ *   sync, which is not added here: this is the figure after its first sync);
+ * - `nebula`: Debian's `nebula` (installed here with apt-get when missing): lighthouse on the hub, a static host map,
+ *   `punchy: {punch: true, respond: true}`, accept-all firewall, its own tun device and overlay 100.65.0.0/24;
+ * - `before`: wgnat-client from another build (`--before-bin <its dist/bin/wgnat-client.mjs>`), run like `wgnat`.
+ * Also reported: CPU time (user + system) of each client process when the last pair answered, median over clients.
+ * `--verbose` prints the wgnat daemons' logs (at debug level) after each run. Modes are interleaved run by run so the machine's noise hits all alike. Prints a Markdown table of medians.
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { HUB_UNDERLAY_IP } from '../lab/plan.js'
+import { createLab, labSupport, type Lab } from '../lab/lab.js'
+import { CLIENT_BIN, registerWithHub, startMesh, type MeshProcesses } from '../lab/mesh.js'
+import type { SpawnedProcess } from '../lab/command.js'
+
+const MODES = ['before', 'wgnat', 'no-push', 'nebula'] as const
+type Mode = typeof MODES[number]
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    sizes: { type: 'string', default: '2,8,16' },
+    modes: { type: 'string', default: 'wgnat,no-push,nebula' },
+    /** Mode `before`: wgnat-client from another build (a path to its wgnat-client.mjs), run like `wgnat`. */
+    'before-bin': { type: 'string' },
+    interval: { type: 'string', default: '1m' },
+    timeout: { type: 'string', default: '60' },
+    /** Print the daemons' logs of every run to stderr. */
+    verbose: { type: 'boolean', default: false }
+  }
+})
+const RUNS = Number(values.runs)
+const SIZES = (values.sizes ?? '').split(',').map(Number)
+const RUN_MODES = (values.modes ?? '').split(',') as Mode[]
+for (const m of RUN_MODES) if (!MODES.includes(m)) throw new Error(`--modes: unknown mode '${m}' (${MODES.join(', ')})`)
+const INTERVAL = values.interval ?? '1m'
+/** Give up on a run after this long (seconds from launching the clients). */
+const TIMEOUT_S = Number(values.timeout)
+/** Time for the hub's daemon to come up before the clients start. */
+const HUB_SETTLE_MS = 1500
+/** Time for the pingers to be running before the clients start. */
+const PINGERS_SETTLE_MS = 1000
+const NEBULA_PORT = 4242
+const NEBULA_NET = '100.65.0'
+
+/** The pinger of one namespace: for every target, ping every 0.1 s until the first reply; print `<ip> <epoch s>`. */
+function pingerScript (targets: string[], deadlineS: number): string {
+  const loops = targets.map((ip) => `( until out=$(ping -D -n -c 1 -i 0.1 -W 1 -w ${deadlineS} ${ip} 2>/dev/null); do sleep 0.1; done
+  ts=$(printf '%s\\n' "$out" | sed -n 's/^\\[\\([0-9.]*\\)\\].*bytes from.*/\\1/p' | head -n 1); echo "${ip} $ts" ) &`)
+  return [...loops, 'wait'].join('\n')
+}
+
+interface Pingers { firstReply: Map<string, number>, procs: SpawnedProcess[], expected: number }
+
+function startPingers (lab: Lab, names: string[], ipOf: (name: string) => string): Pingers {
+  const firstReply = new Map<string, number>()
+  const procs = names.map((from) => {
+    const targets = names.filter((to) => to !== from).map(ipOf)
+    const p = lab.spawn(from, ['bash', '-c', pingerScript(targets, TIMEOUT_S + 30)])
+    let buf = ''
+    p.stdout?.on('data', (chunk: Buffer) => {
+      buf += String(chunk)
+      const lines = buf.split('\n')
+      buf = lines.pop() ?? ''
+      for (const line of lines) {
+        const [ip, ts] = line.trim().split(' ')
+        if (ip !== undefined && ts !== undefined && ts !== '') firstReply.set(`${from}>${ip}`, Number(ts) * 1000)
+      }
+    })
+    return p
+  })
+  return { firstReply, procs, expected: names.length * (names.length - 1) }
+}
+
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+/** nebula's CA and one certificate per node (index 0: the lighthouse), made once for the whole benchmark. */
+function nebulaPki (dir: string, nodes: number): void {
+  execFileSync('nebula-cert', ['ca', '-name', 'wgnat-bench', '-out-crt', join(dir, 'ca.crt'), '-out-key', join(dir, 'ca.key')])
+  for (let i = 0; i < nodes; i++) {
+    execFileSync('nebula-cert', ['sign', '-ca-crt', join(dir, 'ca.crt'), '-ca-key', join(dir, 'ca.key'), '-name', `n${i}`,
+      '-ip', `${NEBULA_NET}.${i + 1}/24`, '-out-crt', join(dir, `n${i}.crt`), '-out-key', join(dir, `n${i}.key`)])
+  }
+}
+
+function nebulaConfig (dir: string, i: number): string {
+  const lighthouse = i === 0
+  const path = join(dir, `n${i}.yml`)
+  // JSON is YAML: one line per node, no YAML library needed.
+  writeFileSync(path, JSON.stringify({
+    pki: { ca: join(dir, 'ca.crt'), cert: join(dir, `n${i}.crt`), key: join(dir, `n${i}.key`) },
+    static_host_map: lighthouse ? {} : { [`${NEBULA_NET}.1`]: [`${HUB_UNDERLAY_IP}:${NEBULA_PORT}`] },
+    lighthouse: { am_lighthouse: lighthouse, interval: 60, hosts: lighthouse ? [] : [`${NEBULA_NET}.1`] },
+    listen: { host: '0.0.0.0', port: NEBULA_PORT },
+    punchy: { punch: true, respond: true },
+    tun: { dev: 'neb0', mtu: 1300 },
+    logging: { level: 'info' },
+    firewall: { outbound: [{ port: 'any', proto: 'any', host: 'any' }], inbound: [{ port: 'any', proto: 'any', host: 'any' }] }
+  }))
+  return path
+}
+
+const launchTimes = new Map<Lab, number>()
+const t0Of = (lab: Lab): number => launchTimes.get(lab) ?? 0
+
+/** CPU time (user + system) a process has used so far, from /proc; undefined when it is gone. */
+function cpuMsOf (pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS_PER_S
+  } catch {
+    return undefined
+  }
+}
+/** USER_HZ: clock ticks per second in /proc/<pid>/stat (100 on Linux everywhere that matters). */
+const CLOCK_TICKS_PER_S = 100
+
+interface RunResult { ms: number, cpuMs: number | undefined }
+
+async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult | undefined> {
+  const names = Array.from({ length: n }, (_, i) => `c${i + 1}`)
+  const lab = await createLab({ sites: names.map((name) => ({ name, kind: 'easy' as const, clients: [name] })) })
+  let mesh: MeshProcesses | undefined
+  const clients = new Map<string, SpawnedProcess>()
+  try {
+    let launch: () => void
+    let ipOf: (name: string) => string
+    if (mode === 'nebula') {
+      lab.spawn('hub', ['nebula', '-config', nebulaConfig(pkiDir, 0)])
+      ipOf = (name) => `${NEBULA_NET}.${names.indexOf(name) + 2}`
+      launch = () => { names.forEach((name, i) => clients.set(name, lab.spawn(name, ['nebula', '-config', nebulaConfig(pkiDir, i + 1)]))) }
+    } else {
+      // Spokes of a running hub: each has handshaked with the hub, so the hub knows its endpoint.
+      await registerWithHub(lab)
+      const bin = mode === 'before' ? values['before-bin'] : CLIENT_BIN
+      if (bin === undefined) throw new Error('mode before needs --before-bin <path to an older dist/bin/wgnat-client.mjs>')
+      const clientArgs = ['-t', INTERVAL, '--log-level', values.verbose === true ? 'debug' : 'info', ...(mode === 'no-push' ? ['--no-push'] : [])]
+      mesh = startMesh(lab, { clients: [], clientArgs })
+      ipOf = (name) => lab.clients[name]!.tunnelIp
+      const m = mesh
+      launch = () => {
+        for (const name of names) {
+          clients.set(name, lab.spawn(name, [process.execPath, bin, '-i', lab.clients[name]!.wgIf, '-r', lab.hub.publicKey, '--state-dir', join(m.stateDir, name), ...clientArgs]))
+        }
+      }
+    }
+    await sleep(HUB_SETTLE_MS)
+    const pingers = startPingers(lab, names, ipOf)
+    await sleep(PINGERS_SETTLE_MS)
+    const t0 = Date.now()
+    launchTimes.set(lab, t0)
+    launch()
+    while (pingers.firstReply.size < pingers.expected && Date.now() - t0 < TIMEOUT_S * 1000) await sleep(100)
+    if (pingers.firstReply.size < pingers.expected) {
+      console.error(`  n=${n} ${mode}: only ${pingers.firstReply.size} of ${pingers.expected} pairs answered within ${TIMEOUT_S} s`)
+      return undefined
+    }
+    const cpu = [...clients.values()].map((p) => cpuMsOf(p.pid)).filter((x): x is number => x !== undefined)
+    return { ms: Math.max(...pingers.firstReply.values()) - t0, cpuMs: median(cpu) }
+  } finally {
+    for (const p of clients.values()) p.kill('SIGTERM')
+    // Let them exit (wgnat-client writes its state file on the way) before their state directory goes.
+    await Promise.all(clients.values())
+    if (values.verbose === true && mesh !== undefined) console.error(`t0 ${new Date(t0Of(lab)).toISOString()}\n${mesh.logs()}`)
+    mesh?.cleanup()
+    await lab.destroy()
+  }
+}
+
+function median (xs: Array<number | undefined>): number | undefined {
+  const v = xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b)
+  if (v.length < xs.length || v.length === 0) return undefined
+  return v.length % 2 === 1 ? v[(v.length - 1) / 2] : ((v[v.length / 2 - 1] ?? 0) + (v[v.length / 2] ?? 0)) / 2
+}
+
+function ensureNebula (): void {
+  try {
+    execFileSync('nebula', ['-version'], { stdio: 'ignore' })
+  } catch {
+    console.error('mesh-formation: installing Debian\'s nebula (apt-get install nebula)')
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'nebula'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+  }
+}
+
+const support = await labSupport()
+if (!support.ok) { console.error(`mesh-formation: the lab cannot run here: ${support.reason}`); process.exit(1) }
+const pkiDir = mkdtempSync(join(tmpdir(), 'wgnat-bench-nebula-'))
+try {
+  if (RUN_MODES.includes('nebula')) { ensureNebula(); nebulaPki(pkiDir, Math.max(...SIZES) + 1) }
+  const fmt = (ms: number | undefined): string => ms === undefined ? 'timeout' : `${(ms / 1000).toFixed(2)} s`
+  const fmtCpu = (ms: number | undefined): string => ms === undefined ? '-' : `${Math.round(ms)} ms CPU`
+  const rows: string[] = []
+  for (const n of SIZES) {
+    const res = new Map<Mode, Array<RunResult | undefined>>(RUN_MODES.map((m) => [m, []]))
+    for (let r = 0; r < RUNS; r++) {
+      for (const mode of RUN_MODES) {
+        const x = await once(n, mode, pkiDir)
+        res.get(mode)?.push(x)
+        console.error(`  n=${n} ${mode} run ${r + 1}: last pair answered ${fmt(x?.ms)} after launch; CPU per client ${fmtCpu(x?.cpuMs)}`)
+      }
+    }
+    const cell = (m: Mode): string => {
+      const xs = (res.get(m) ?? []).map((x) => x?.ms)
+      const ok = xs.filter((x): x is number => x !== undefined)
+      const cpu = median((res.get(m) ?? []).map((x) => x?.cpuMs))
+      return `${fmt(median(xs))} (${ok.length === 0 ? '-' : `${fmt(Math.min(...ok))}–${fmt(Math.max(...ok))}`}); ${fmtCpu(cpu)}`
+    }
+    rows.push(`| ${n} | ${RUN_MODES.map(cell).join(' | ')} |`)
+  }
+  console.log(`| clients | ${RUN_MODES.map((m) => `${m}: median of ${RUNS} (min–max); CPU per client`).join(' | ')} |`)
+  console.log(`| --- | ${RUN_MODES.map(() => '---').join(' | ')} |`)
+  for (const row of rows) console.log(row)
+} finally {
+  rmSync(pkiDir, { recursive: true, force: true })
+}
