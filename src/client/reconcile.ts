@@ -45,6 +45,9 @@ export interface PeerTrack {
   lostAtMs?: number
   /** Hub: the peer's "ready for us" was already answered with an attempt. */
   readySeen?: boolean
+  /** Fresh attempts the peer's own changes may still start at once (a token bucket; see FRESH_BURST), and when it was last spent. */
+  freshTokens?: number
+  freshAtMs?: number
   /** Trying, handshake done: the routes move at this instant, which both sides compute alike (0: at once). */
   promoteAtMs?: number
   /** Why the peer is in this phase, for logs and status. */
@@ -82,6 +85,22 @@ export interface PathTiming {
   /** After a lost direct path: retries at most this far apart (on the pair's slots) for `lostWindowMs`. */
   lostRetryMaxMs: number
   lostWindowMs: number
+}
+
+/**
+ * What a peer announces (new candidates, a new NAT class, "I punched towards you") starts a fresh attempt at once,
+ * backoff forgotten: that is how a rebooted router is followed within seconds. But a peer controls what it
+ * announces, and each attempt sends handshakes to the addresses it names (its LAN candidates may be anyone's): so
+ * such fresh starts come from a bucket of FRESH_BURST, refilled by one every FRESH_REFILL_MS. A peer flapping its
+ * announcements makes us send at most a few packets every FRESH_REFILL_MS; a real change is still followed at once.
+ */
+export const FRESH_BURST = 3
+export const FRESH_REFILL_MS = 10_000
+
+/** May the peer's announced change start an attempt now? Returns the bucket after spending one, or undefined. */
+function spendFresh (track: PeerTrack, nowMs: number): { freshTokens: number, freshAtMs: number } | undefined {
+  const level = Math.min(FRESH_BURST, (track.freshTokens ?? FRESH_BURST) + Math.max(0, nowMs - (track.freshAtMs ?? nowMs)) / FRESH_REFILL_MS)
+  return level >= 1 ? { freshTokens: level - 1, freshAtMs: nowMs } : undefined
 }
 
 export function defaultTiming (keepaliveS: number): PathTiming {
@@ -190,9 +209,15 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     const targets = candidates.length === 0 ? null : candidates.map(formatEndpoint).join(',')
 
     // Start an attempt: straight away, or, with punching, after arming.
-    const begin = (endpoint: Endpoint, failures: number, reason: string): void => {
+    const begin = (endpoint: Endpoint, failures: number, reason: string, bucket?: { freshTokens: number, freshAtMs: number }): void => {
       if (input.punching !== true) changes.push(...attempt(key, endpoint, timing, onDevice, routesEarly ? want.allowedIps : []))
-      move(key, old, { ...fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets), lostAtMs: old?.lostAtMs, readySeen: want.readyFor })
+      move(key, old, {
+        ...fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets),
+        lostAtMs: old?.lostAtMs,
+        readySeen: want.readyFor,
+        freshTokens: bucket?.freshTokens ?? old?.freshTokens,
+        freshAtMs: bucket?.freshAtMs ?? old?.freshAtMs
+      })
     }
 
     if (old?.phase === 'arming') {
@@ -228,8 +253,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         } else if (handshakeSinceStart) {
           changes.push({ publicKey: key, allowedIps: want.allowedIps })
           move(key, old, { ...track, ...DIRECT_START, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: `handshake on the direct path (${track.endpoint ?? '?'})` })
-        } else if (endpointMoved && next !== undefined) {
-          begin(next, 0, 'new endpoint from the registry')
+        } else if (endpointMoved && next !== undefined && spendFresh(track, nowMs) !== undefined) {
+          begin(next, 0, 'new endpoint from the registry', spendFresh(track, nowMs))
         } else if (nowMs - track.sinceMs >= timing.directTimeoutMs) {
           const failures = track.failures + 1
           // A pair that had a working path lately is tried every lostRetryMaxMs at most, and never parked: the
@@ -283,17 +308,20 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         const classesChanged = track.classes !== undefined && track.classes !== classes
         // The peer announced it punched towards us (it is attempting now): once per announcement.
         const peerPunched = want.readyFor && track.readySeen !== true
-        const next = endpointMoved || classesChanged || peerPunched ? pick(0) : pick(track.failures)
+        // What the peer announced changed: try afresh at once, within the peer's budget (spendFresh).
+        const bucket = endpointMoved || classesChanged || peerPunched ? spendFresh(track, nowMs) : undefined
+        const fresher = bucket !== undefined
+        const next = fresher ? pick(0) : pick(track.failures)
         if (onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - HANDSHAKE_CLOCK_SLACK_MS) {
           // The other side's attempt got through while we waited (handshake times are whole seconds).
           changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
           move(key, old, { ...track, ...DIRECT_START, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
-        } else if (next !== undefined && !hopeless(selfClass, want, candidates, input.self?.portMapped === true) && (endpointMoved || classesChanged || peerPunched || nowMs >= track.retryAtMs)) {
+        } else if (next !== undefined && !hopeless(selfClass, want, candidates, input.self?.portMapped === true) && (fresher || nowMs >= track.retryAtMs)) {
           // Something that could help (a new endpoint or candidate, a new NAT class, the peer punching towards us
           // right now) starts afresh, backoff forgotten; otherwise this is the next retry of the backoff.
-          const fresher = endpointMoved || classesChanged || peerPunched
           begin(next, fresher ? 0 : track.failures,
-            endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : peerPunched ? 'the peer punched towards us' : `retry ${track.failures + 1}`)
+            !fresher ? `retry ${track.failures + 1}` : endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : 'the peer punched towards us',
+            bucket)
         } else {
           tracks.set(key, { ...track, readySeen: want.readyFor })
         }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { adoptTracks, candidatesOf, defaultTiming, PROMOTE_DELAY_S, reconcile, retryAt, type PeerTrack, type ReconcileInput, type ReconcileOutput } from '../../src/client/reconcile.js'
+import { adoptTracks, candidatesOf, defaultTiming, FRESH_BURST, FRESH_REFILL_MS, PROMOTE_DELAY_S, reconcile, retryAt, type PeerTrack, type ReconcileInput, type ReconcileOutput } from '../../src/client/reconcile.js'
 import { vetTable, type DesiredPeer } from '../../src/client/vet-table.js'
 import { parsePrefix, type Endpoint } from '../../src/shared/ip.js'
 import type { TablePeer } from '../../src/shared/protocol.js'
@@ -787,5 +787,34 @@ describe('reconcile: a hub that does not relay has no path to protect', () => {
     expect(armed.tracks.get(B)?.phase).toBe('arming')
     const out = reconcile({ ...noRelay(input(T0 + timing.armTimeoutMs, [], armed.tracks)), punching: true, desired: new Map([[B, want({ readyFor: true })]]) })
     expect(out.changes).toEqual([{ publicKey: B, endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25, allowedIps: ['100.64.0.3/32'], kick: true }])
+  })
+})
+
+describe('reconcile: a peer flapping its announcements cannot make us send without bound', () => {
+  it('starts fresh attempts for new LAN candidates from a small bucket, then one per FRESH_REFILL_MS', async () => {
+    // B sits behind our router and announces a new list of LAN candidates (anyone's addresses) twice a second.
+    const sim = new Sim([want({ candidates: [L1] })], { publicAddress: SAME })
+    let attempts = 0
+    const durationMs = 120_000
+    for (let t = 0; t <= durationMs; t += 500) {
+      const n = t / 500
+      sim.desired = [want({ candidates: [ep(`192.168.1.${(n % 200) + 20}:51820`)] })]
+      const out = await sim.step(T0 + t)
+      attempts += out.changes.filter((c) => c.kick === true).length
+    }
+    // Flapping 240 times: at most the burst, one per 10 s, and the timed retries of the backoff.
+    expect(FRESH_REFILL_MS).toBeGreaterThanOrEqual(10_000)
+    const bound = FRESH_BURST + durationMs / 10_000 + 2
+    expect(attempts).toBeGreaterThan(FRESH_BURST) // it does keep trying the new candidates, at a bounded rate
+    expect(attempts).toBeLessThanOrEqual(bound)
+  })
+
+  it('still follows a real change at once (a rebooted router announces a new endpoint once)', async () => {
+    const sim = new Sim([want()])
+    await sim.step()
+    await sim.timeOut()
+    sim.desired = [want({ endpoint: P_MOVED })]
+    const out = await sim.step(sim.nowMs + 100)
+    expect(out.changes).toEqual([attemptOf(P_MOVED)])
   })
 })
