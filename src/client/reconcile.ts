@@ -307,7 +307,9 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
       case 'hub': {
         const classesChanged = track.classes !== undefined && track.classes !== classes
         // The peer announced it punched towards us (it is attempting now): once per announcement.
-        const peerPunched = want.readyFor && track.readySeen !== true
+        // Only between punching clients (--punch-ttl), where "ready" means the peer's NAT is open for us right now;
+        // and never for a parked pair, or two clients' attempts would set each other off for ever.
+        const peerPunched = input.punching === true && want.readyFor && track.readySeen !== true && Number.isFinite(track.retryAtMs)
         // What the peer announced changed: try afresh at once, within the peer's budget (spendFresh).
         const bucket = endpointMoved || classesChanged || peerPunched ? spendFresh(track, nowMs) : undefined
         const fresher = bucket !== undefined
@@ -319,7 +321,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         } else if (next !== undefined && !hopeless(selfClass, want, candidates, input.self?.portMapped === true) && (fresher || nowMs >= track.retryAtMs)) {
           // Something that could help (a new endpoint or candidate, a new NAT class, the peer punching towards us
           // right now) starts afresh, backoff forgotten; otherwise this is the next retry of the backoff.
-          begin(next, fresher ? 0 : track.failures,
+          // The peer punching brings the attempt forward without forgetting the failures (so a pair still parks).
+          begin(next, fresher && (endpointMoved || classesChanged) ? 0 : track.failures,
             !fresher ? `retry ${track.failures + 1}` : endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : 'the peer punched towards us',
             bucket)
         } else {

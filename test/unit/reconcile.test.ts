@@ -818,3 +818,23 @@ describe('reconcile: a peer flapping its announcements cannot make us send witho
     expect(out.changes).toEqual([attemptOf(P_MOVED)])
   })
 })
+
+describe('reconcile: a peer saying it is ready for us', () => {
+  it('brings an attempt forward only between punching clients, and never wakes a parked pair', async () => {
+    for (const punching of [false, true]) {
+      const sim = new Sim([want()])
+      await sim.step()
+      await sim.timeOut()
+      const before = sim.track()
+      sim.desired = [want({ readyFor: true })]
+      const out = reconcile({ nowMs: sim.nowMs + 100, selfKey: SELF, device: await sim.wg.show(IFACE), desired: new Map([[B, want({ readyFor: true })]]), tracks: sim.tracks, timing, punching })
+      expect(out.tracks.get(B)?.phase).toBe(punching ? 'arming' : 'hub')
+      if (punching) expect(out.tracks.get(B)?.failures).toBe(before.failures) // brought forward, failures kept
+      // Parked: no attempt, whatever the peer says.
+      const parked = new Map([[B, { ...before, retryAtMs: Number.POSITIVE_INFINITY }]])
+      const still = reconcile({ nowMs: sim.nowMs + 100, selfKey: SELF, device: await sim.wg.show(IFACE), desired: new Map([[B, want({ readyFor: true })]]), tracks: parked, timing, punching })
+      expect(still.tracks.get(B)?.phase).toBe('hub')
+      expect(still.changes).toEqual([])
+    }
+  })
+})
