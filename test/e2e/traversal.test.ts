@@ -134,6 +134,7 @@ describe.skipIf(!support.ok)('a pair that cannot go direct stays on the hub with
     console.log(`[e2e] easy-hard: ${ping.sent - ping.received} of ${ping.sent} pings lost while trying; path now ${toH?.path ?? '?'} (${toH?.reason ?? ''})`)
     expect(ping.sent).toBe(50)
     expect(ping.received, mesh.logs()).toBe(50)
-    expect(toH?.path).toBe('via hub')
+    // Traffic is on the hub either way: between attempts ('via hub') or during a timed retry ('trying', no routes).
+    expect(['via hub', 'trying']).toContain(toH?.path)
   })
 })
