@@ -15,7 +15,7 @@ import { execa } from 'execa'
 import { evaluatePolicy, type PolicyPeer } from '../../src/server/policy/evaluate-policy.js'
 import { parsePolicy } from '../../src/server/policy/parse-policy.js'
 import { relayRuleset } from '../../src/server/policy/relay-ruleset.js'
-import { RegistryTable } from '../../src/server/registry-table.js'
+import { RegistryTable } from '../../src/server/registry/registry-table.js'
 import type { WgDevice } from '../../src/shared/wg-dump.js'
 
 const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, groups: { type: 'string', default: '50' }, runs: { type: 'string', default: '7' } } })

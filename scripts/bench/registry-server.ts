@@ -8,9 +8,9 @@
  * time, event-loop delay and the time each interface read took ({ reset: true } clears those samples).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { closeAll, listenOn, registryHandler } from '../../src/server/registry-http.js'
-import { RegistryService } from '../../src/server/registry-service.js'
-import type { CallerLimitsInit } from '../../src/server/caller-limits.js'
+import { closeAll, listenOn, registryHandler } from '../../src/server/registry/registry-http.js'
+import { RegistryService } from '../../src/server/registry/registry-service.js'
+import type { CallerLimitsInit } from '../../src/server/registry/caller-limits.js'
 import { silentLogger } from '../../src/shared/log.js'
 import { wgCli, type WgControl } from '../../src/shared/wg.js'
 import { syntheticWg } from './synthetic-wg.js'

@@ -136,7 +136,7 @@ export async function waitFor (check: () => Promise<boolean>, timeoutMs: number)
 }
 
 /** `wgnat-client status --json` of a running client, as a user would run it. */
-export async function clientStatus (lab: Lab, name: string): Promise<import('../../src/client/status.js').ClientStatus> {
+export async function clientStatus (lab: Lab, name: string): Promise<import('../../src/client/observe/status.js').ClientStatus> {
   const host = lab.clients[name]
   if (host === undefined) throw new Error(`no client ${name}`)
   const out = await lab.exec(name, [process.execPath, CLIENT_BIN, 'status', '-i', host.wgIf, '--json'])

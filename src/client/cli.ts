@@ -8,7 +8,7 @@ import type { WgControl } from '../shared/wg.js'
 import { isWgKey } from '../shared/wg-dump.js'
 import { HTTP_OPTION_HELP, httpAddressArg, type HttpAddress } from '../shared/metrics/http-option.js'
 import type { MeshClient } from './mesh-client.js'
-import { defaultStatusSocket } from './status-socket.js'
+import { defaultStatusSocket } from './observe/status-socket.js'
 
 export interface ClientOptions {
   interface: string
@@ -95,10 +95,10 @@ export function statusProgram (): Command {
 
 export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgControl): Promise<{ client: MeshClient, stop: () => Promise<void> }> {
   // The daemon's code is loaded once the options are good: `--help` and usage errors need none of it.
-  const [{ MeshClient }, { wgCli }, { PathReporter }] = await Promise.all([import('./mesh-client.js'), import('../shared/wg.js'), import('./path-reporter.js')])
+  const [{ MeshClient }, { wgCli }, { PathReporter }] = await Promise.all([import('./mesh-client.js'), import('../shared/wg.js'), import('./observe/path-reporter.js')])
   let client: MeshClient | undefined
   // prom-client is loaded only with --http: it adds about a tenth of a second to every start otherwise.
-  const metrics = opts.http === undefined ? undefined : (await import('./client-metrics.js')).createClientMetrics(() => (client as MeshClient).status())
+  const metrics = opts.http === undefined ? undefined : (await import('./observe/client-metrics.js')).createClientMetrics(() => (client as MeshClient).status())
   client = new MeshClient({
     iface: opts.interface,
     registryKey: opts.registry,
@@ -135,7 +135,7 @@ export async function run (argv: string[], io?: RunIo): Promise<number> {
   if (argv[2] === 'status') {
     return await runCommand(statusProgram(), [argv[0] ?? 'node', argv[1] ?? 'wgnat-client', ...argv.slice(3)], async (opts, out) => {
       const iface = opts.interface as string
-      const [{ renderStatus }, { fetchStatus }] = await Promise.all([import('./status.js'), import('./status-socket.js')])
+      const [{ renderStatus }, { fetchStatus }] = await Promise.all([import('./observe/status.js'), import('./observe/status-socket.js')])
       const status = await fetchStatus((opts.statusSocket as string | undefined) ?? defaultStatusSocket(iface))
       out(opts.json === true ? JSON.stringify(status, null, 2) + '\n' : renderStatus(status, Math.floor(Date.now() / 1000)))
     }, io)

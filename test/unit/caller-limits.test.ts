@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { CallerLimits } from '../../src/server/caller-limits.js'
+import { CallerLimits } from '../../src/server/registry/caller-limits.js'
 
 describe('CallerLimits', () => {
   it('counts connections per source and gives a place back on close', () => {

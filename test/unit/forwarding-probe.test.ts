@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FORWARDING_PROBE_TTL_MS, forwardingProbe } from '../../src/server/forwarding-probe.js'
+import { FORWARDING_PROBE_TTL_MS, forwardingProbe } from '../../src/server/registry/forwarding-probe.js'
 
 function files (values: Record<string, string | NodeJS.ErrnoException>): (path: string) => string {
   return (path) => {

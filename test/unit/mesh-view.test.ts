@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { reportOf } from '../../src/client/path-reporter.js'
-import type { ClientStatus } from '../../src/client/status.js'
+import { reportOf } from '../../src/client/observe/path-reporter.js'
+import type { ClientStatus } from '../../src/client/observe/status.js'
 import { buildMeshView, pairPath, renderMeshView, type PairPath } from '../../src/server/mesh/mesh-view.js'
 import { PathReports, REPORT_STALE_S } from '../../src/server/mesh/path-reports.js'
 import { reportSchema, type TablePeer } from '../../src/shared/protocol.js'

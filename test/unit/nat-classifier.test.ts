@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { NatClass, classifyNat, type MappingSample } from '../../src/client/nat-classifier.js'
+import { NatClass, classifyNat, type MappingSample } from '../../src/client/nat/nat-classifier.js'
 
 const LOCAL_PORT = 51820
 const LOCAL_ADDRESSES = ['10.0.1.2', '192.168.7.20', 'fd00::2']

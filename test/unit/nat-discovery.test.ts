@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { discover, type DiscoveryInput } from '../../src/client/nat-discovery.js'
-import type { StunProbeResult } from '../../src/client/stun-probe.js'
+import { discover, type DiscoveryInput } from '../../src/client/nat/nat-discovery.js'
+import type { StunProbeResult } from '../../src/client/nat/stun-probe.js'
 import { parsePrefix } from '../../src/shared/ip.js'
 import type { NetlinkAddress } from '../../src/shared/netlink-addresses.js'
 import { PROTOCOL_LIMITS } from '../../src/shared/protocol.js'

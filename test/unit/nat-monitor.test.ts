@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { NatMonitor, type NatMonitorComponents, type NatMonitorInit } from '../../src/client/nat-monitor.js'
-import type { StunProbeInit, StunProbeResult } from '../../src/client/stun-probe.js'
+import { NatMonitor, type NatMonitorComponents, type NatMonitorInit } from '../../src/client/nat/nat-monitor.js'
+import type { StunProbeInit, StunProbeResult } from '../../src/client/nat/stun-probe.js'
 import { formatEndpoint, parsePrefix, type Endpoint } from '../../src/shared/ip.js'
 import { silentLogger } from '../../src/shared/log.js'
 import type { NetlinkAddress, NetworkChange } from '../../src/shared/netlink-addresses.js'

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { PathLog, SUMMARY_EVERY_MS, isPathChange } from '../../src/client/path-log.js'
-import type { PathEvent } from '../../src/client/reconcile.js'
+import { PathLog, SUMMARY_EVERY_MS, isPathChange } from '../../src/client/paths/path-log.js'
+import type { PathEvent } from '../../src/client/paths/reconcile.js'
 
 const ev = (from: PathEvent['from'], to: PathEvent['to']): PathEvent => ({ publicKey: 'k', from, to, reason: 'r' })
 

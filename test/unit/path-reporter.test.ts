@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { PathReporter } from '../../src/client/path-reporter.js'
-import type { ClientStatus, PeerStatus } from '../../src/client/status.js'
+import { PathReporter } from '../../src/client/observe/path-reporter.js'
+import type { ClientStatus, PeerStatus } from '../../src/client/observe/status.js'
 import { silentLogger } from '../../src/shared/log.js'
 import type { PathReport } from '../../src/shared/protocol.js'
 import { testKey } from '../helpers/keys.js'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { PUNCH_PAYLOAD, punch, type PuncherComponents } from '../../src/client/puncher.js'
+import { PUNCH_PAYLOAD, punch, type PuncherComponents } from '../../src/client/nat/puncher.js'
 import { RawSocketUnavailable, RawUdpError, type RawUdpSendInit } from '../../src/shared/raw-udp.js'
 
 const LOCAL_PORT = 51820

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { RegistryTable } from '../../src/server/registry-table.js'
+import { RegistryTable } from '../../src/server/registry/registry-table.js'
 import type { WgDevice } from '../../src/shared/wg-dump.js'
 import { ep, newPeer } from '../helpers/fake-wg.js'
 import { testKey } from '../helpers/keys.js'

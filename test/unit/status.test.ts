@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { meshPrefixes } from '../../src/client/mesh-client.js'
-import { peerStatus, renderStatus, type ClientStatus } from '../../src/client/status.js'
+import { peerStatus, renderStatus, type ClientStatus } from '../../src/client/observe/status.js'
 import { parsePrefix } from '../../src/shared/ip.js'
 import { ep } from '../helpers/fake-wg.js'
 import { testKey } from '../helpers/keys.js'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { stunProbe, type StunProbeComponents } from '../../src/client/stun-probe.js'
+import { stunProbe, type StunProbeComponents } from '../../src/client/nat/stun-probe.js'
 import { RawSocketUnavailable, RawUdpError, type RawUdpReceiverInit, type RawUdpSendInit } from '../../src/shared/raw-udp.js'
 import {
   StunClass,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { vetTable, type VetContext } from '../../src/client/vet-table.js'
+import { vetTable, type VetContext } from '../../src/client/paths/vet-table.js'
 import { parsePrefix } from '../../src/shared/ip.js'
 import type { TablePeer } from '../../src/shared/protocol.js'
 import { newPeer } from '../helpers/fake-wg.js'

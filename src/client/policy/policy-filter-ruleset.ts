@@ -1,4 +1,4 @@
-import { parsePrefix } from '../shared/ip.js'
+import { parsePrefix } from '../../shared/ip.js'
 
 /** Name of the client's nftables table for an interface: `inet wgnat_client_<if>`. */
 export function clientTableName (iface: string): string {

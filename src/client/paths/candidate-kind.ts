@@ -1,4 +1,4 @@
-import { formatEndpoint } from '../shared/ip.js'
+import { formatEndpoint } from '../../shared/ip.js'
 import type { DesiredPeer } from './vet-table.js'
 
 /**

@@ -1,7 +1,7 @@
-import { formatEndpoint, parseIp, prefixHas, type Endpoint, type Prefix } from '../shared/ip.js'
-import type { Announce } from '../shared/protocol.js'
-import { PROTOCOL_LIMITS } from '../shared/protocol.js'
-import type { NetlinkAddress } from '../shared/netlink-addresses.js'
+import { formatEndpoint, parseIp, prefixHas, type Endpoint, type Prefix } from '../../shared/ip.js'
+import type { Announce } from '../../shared/protocol.js'
+import { PROTOCOL_LIMITS } from '../../shared/protocol.js'
+import type { NetlinkAddress } from '../../shared/netlink-addresses.js'
 import { classifyNat, type MappingSample } from './nat-classifier.js'
 import type { StunProbeResult } from './stun-probe.js'
 

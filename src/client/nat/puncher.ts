@@ -7,11 +7,11 @@
  * accepts only 1-4 (handshake initiation, response, cookie reply, transport data); anything else is dropped
  * silently by both wireguard-go and the kernel module, so a punch that reaches the peer's WireGuard is harmless.
  */
-import { messageOf } from '../shared/errors.js'
-import { formatEndpoint, type Endpoint } from '../shared/ip.js'
-import type { Logger } from '../shared/log.js'
-import { RawSocketUnavailable, openUdpSender, type RawUdpSender, type RawUdpSenderInit } from '../shared/raw-udp.js'
-import { sleep } from '../shared/sleep.js'
+import { messageOf } from '../../shared/errors.js'
+import { formatEndpoint, type Endpoint } from '../../shared/ip.js'
+import type { Logger } from '../../shared/log.js'
+import { RawSocketUnavailable, openUdpSender, type RawUdpSender, type RawUdpSenderInit } from '../../shared/raw-udp.js'
+import { sleep } from '../../shared/sleep.js'
 
 /**
  * Punch payload: `0x00 'w' 'g' 'n'`. Message type 0x6e677700 (little-endian) is not a WireGuard message,

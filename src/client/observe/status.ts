@@ -1,8 +1,8 @@
-import type { PeerTrack } from './reconcile.js'
-import type { DesiredPeer } from './vet-table.js'
-import { shortKey } from '../shared/wg-dump.js'
-import { candidateKind, type CandidateKind } from './candidate-kind.js'
-import type { PortMappingStatus } from './portmap/port-mapper.js'
+import type { PeerTrack } from '../paths/reconcile.js'
+import type { DesiredPeer } from '../paths/vet-table.js'
+import { shortKey } from '../../shared/wg-dump.js'
+import { candidateKind, type CandidateKind } from '../paths/candidate-kind.js'
+import type { PortMappingStatus } from '../portmap/port-mapper.js'
 
 /** How a peer's traffic flows, as `wgnat-client status` shows it. */
 export type PathStatus = 'direct' | 'trying' | 'via hub' | 'unreachable'

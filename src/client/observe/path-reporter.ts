@@ -1,7 +1,7 @@
-import { messageOf } from '../shared/errors.js'
-import type { Logger } from '../shared/log.js'
-import type { PathReport, ReportPath } from '../shared/protocol.js'
-import { Wakeup } from '../shared/sleep.js'
+import { messageOf } from '../../shared/errors.js'
+import type { Logger } from '../../shared/log.js'
+import type { PathReport, ReportPath } from '../../shared/protocol.js'
+import { Wakeup } from '../../shared/sleep.js'
 import type { MeshObserver } from './mesh-observer.js'
 import type { ClientStatus, PathStatus } from './status.js'
 

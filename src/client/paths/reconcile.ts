@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
-import { formatEndpoint, parseEndpoint, type Endpoint } from '../shared/ip.js'
-import type { PeerChange } from '../shared/wg.js'
-import type { WgDevice, WgPeer } from '../shared/wg-dump.js'
+import { formatEndpoint, parseEndpoint, type Endpoint } from '../../shared/ip.js'
+import type { PeerChange } from '../../shared/wg.js'
+import type { WgDevice, WgPeer } from '../../shared/wg-dump.js'
 import type { DesiredPeer } from './vet-table.js'
 import { candidateKind, candidateReason } from './candidate-kind.js'
 

@@ -1,12 +1,12 @@
-import type { Logger } from '../shared/log.js'
-import { messageOf } from '../shared/errors.js'
-import { parseIp, parsePrefix, prefixHas, type Prefix } from '../shared/ip.js'
-import type { WgControl } from '../shared/wg.js'
-import { shortKey, type WgDevice } from '../shared/wg-dump.js'
-import type { TablePeer } from '../shared/protocol.js'
+import type { Logger } from '../../shared/log.js'
+import { messageOf } from '../../shared/errors.js'
+import { parseIp, parsePrefix, prefixHas, type Prefix } from '../../shared/ip.js'
+import type { WgControl } from '../../shared/wg.js'
+import { shortKey, type WgDevice } from '../../shared/wg-dump.js'
+import type { TablePeer } from '../../shared/protocol.js'
 import { RegistryTable, type TableView } from './registry-table.js'
-import { evaluatePolicy, type PolicyEvaluation } from './policy/evaluate-policy.js'
-import type { LoadedPolicy } from './policy/load-policy.js'
+import { evaluatePolicy, type PolicyEvaluation } from '../policy/evaluate-policy.js'
+import type { LoadedPolicy } from '../policy/load-policy.js'
 
 /** How often expired long-polls are answered; a long-poll lasts its wait plus at most this. */
 const WAITER_SWEEP_MS = 1000

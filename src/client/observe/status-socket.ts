@@ -1,4 +1,4 @@
-import { fetchJson, serveJson } from '../shared/json-socket.js'
+import { fetchJson, serveJson } from '../../shared/json-socket.js'
 import type { ClientStatus } from './status.js'
 
 /** Where the daemon serves its status by default: root-only directory, one socket per interface. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import type { Announce, TablePeer } from '../shared/protocol.js'
-import { formatEndpoint } from '../shared/ip.js'
-import type { WgDevice, WgPeer } from '../shared/wg-dump.js'
+import type { Announce, TablePeer } from '../../shared/protocol.js'
+import { formatEndpoint } from '../../shared/ip.js'
+import type { WgDevice, WgPeer } from '../../shared/wg-dump.js'
 
 /** A handshake older than this (WireGuard's REJECT_AFTER_TIME) means the peer is offline. */
 export const ONLINE_AFTER_HANDSHAKE_S = 180

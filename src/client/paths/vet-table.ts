@@ -1,7 +1,7 @@
-import { parseEndpoint, parseIp, parsePrefix, prefixContains, prefixesOverlap, prefixHas, type Endpoint, type Prefix } from '../shared/ip.js'
-import { PEER_NAME_RE } from '../shared/peer-name.js'
-import type { TablePeer } from '../shared/protocol.js'
-import { shortKey, type WgDevice } from '../shared/wg-dump.js'
+import { parseEndpoint, parseIp, parsePrefix, prefixContains, prefixesOverlap, prefixHas, type Endpoint, type Prefix } from '../../shared/ip.js'
+import { PEER_NAME_RE } from '../../shared/peer-name.js'
+import type { TablePeer } from '../../shared/protocol.js'
+import { shortKey, type WgDevice } from '../../shared/wg-dump.js'
 
 /** A peer the registry listed that this client may configure, after every safety check. */
 export interface DesiredPeer {

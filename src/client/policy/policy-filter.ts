@@ -1,6 +1,6 @@
-import { messageOf } from '../shared/errors.js'
-import type { Logger } from '../shared/log.js'
-import type { NftControl } from '../shared/nft.js'
+import { messageOf } from '../../shared/errors.js'
+import type { Logger } from '../../shared/log.js'
+import type { NftControl } from '../../shared/nft.js'
 import { clientFilterRuleset, clientTableName, type FilterPeer } from './policy-filter-ruleset.js'
 
 export interface PolicyFilterInit { iface: string }

@@ -1,4 +1,4 @@
-import type { PathEvent, PeerTrack } from './reconcile.js'
+import type { PathEvent, PeerTrack } from '../paths/reconcile.js'
 
 /**
  * What the mesh client and its NAT monitor tell observers (metrics): counters and durations at the moment things

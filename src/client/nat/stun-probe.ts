@@ -6,9 +6,9 @@
  * IPv4 only (see raw-udp). The samples feed {@link classifyNat}.
  */
 import { isIPv4 } from 'node:net'
-import { messageOf } from '../shared/errors.js'
-import { formatEndpoint, type Endpoint } from '../shared/ip.js'
-import type { Logger } from '../shared/log.js'
+import { messageOf } from '../../shared/errors.js'
+import { formatEndpoint, type Endpoint } from '../../shared/ip.js'
+import type { Logger } from '../../shared/log.js'
 import {
   openUdpReceiver,
   openUdpSender,
@@ -17,9 +17,9 @@ import {
   type RawUdpReceiverStats,
   type RawUdpSender,
   type RawUdpSenderInit
-} from '../shared/raw-udp.js'
-import { StunClass, StunMethod, decodeStunMessage, encodeBindingRequest, isStunMessage, newTransactionId, type StunMessage } from '../shared/stun.js'
-import type { Ipv4UdpPacket } from '../shared/udp-packet.js'
+} from '../../shared/raw-udp.js'
+import { StunClass, StunMethod, decodeStunMessage, encodeBindingRequest, isStunMessage, newTransactionId, type StunMessage } from '../../shared/stun.js'
+import type { Ipv4UdpPacket } from '../../shared/udp-packet.js'
 import type { MappingSample } from './nat-classifier.js'
 
 /** How long one probe waits for all servers, retransmissions included. Short: a probe runs every few minutes anyway. */

@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js'
-import { parseEndpoint, parsePrefix } from '../shared/ip.js'
-import type { TablePeer } from '../shared/protocol.js'
+import { parseEndpoint, parsePrefix } from '../../shared/ip.js'
+import type { TablePeer } from '../../shared/protocol.js'
 
 /** Keepalive handed to wg-nat clients, in seconds: wg-nat set none, so its clients' NAT holes closed. */
 export const WGNAT_KEEPALIVE_S = 25

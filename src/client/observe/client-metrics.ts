@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, newMetricsRegistry, type Registry } from '../shared/metrics/prom.js'
+import { Counter, Gauge, Histogram, newMetricsRegistry, type Registry } from '../../shared/metrics/prom.js'
 import type { MeshObserver } from './mesh-observer.js'
 import type { ClientStatus, PathStatus } from './status.js'
 

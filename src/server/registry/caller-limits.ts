@@ -1,4 +1,4 @@
-import { SourceRateLimiter } from '../shared/rate-limiter.js'
+import { SourceRateLimiter } from '../../shared/rate-limiter.js'
 
 /**
  * What one caller may take of the registry. A caller is a tunnel source address (connections) or the peer it
