@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest'
 import { parseHubEndpoint } from '../../src/server/bootstrap/endpoint-arg.js'
 import { fullTunnelHooks, hubConfig, hubFacts, spokeConfig, takenAddresses } from '../../src/server/bootstrap/hub-config.js'
 import { generateKeyPair, publicKeyOf } from '../../src/server/bootstrap/key-pair.js'
-import { peerRows, renderPeers } from '../../src/server/bootstrap/peers-command.js'
+import { peerRows, renderPeers, withPolicy } from '../../src/server/bootstrap/peers-command.js'
+import { evaluatePolicy } from '../../src/server/policy/evaluate-policy.js'
+import { parsePolicy } from '../../src/server/policy/parse-policy.js'
 import { resolvePeer } from '../../src/server/bootstrap/resolve-peer.js'
 import { PEER_NAME_RE } from '../../src/server/inventory/peer-names.js'
 import { parsePrefix } from '../../src/shared/ip.js'
@@ -106,5 +108,19 @@ describe('hub and spoke configs', () => {
     expect(text).toMatch(/^alice +10\.8\.0\.2 +\S+ +198\.18\.11\.2:51820 +10s ago$/m)
     expect(text).toMatch(/^- +10\.8\.0\.3 .*never +not on the live interface$/m)
     expect(text).toMatch(/not in the saved config$/m)
+    expect(text).not.toContain('MAY OPEN TO')
+  })
+
+  it('with --policy, shows whom each peer may open connections to (admin: one to many, one way)', () => {
+    const config = parseWgQuickConfig(`[Interface]\nAddress = 10.8.0.1/24\n` + ['a', 'b', 'c'].map((k, i) => `[Peer]\nPublicKey = ${testKey(k)}\nAllowedIPs = 10.8.0.${i + 2}/32\n`).join(''))
+    const names = new Map([[testKey('a'), 'laptop'], [testKey('b'), 'nas'], [testKey('c'), 'cam']])
+    const rows = peerRows(peersOf(config), undefined, names)
+    const policy = parsePolicy(JSON.stringify({ groups: { admins: ['laptop'], devices: ['nas', '10.8.0.4'] }, rules: [{ from: ['admins'], to: ['devices'] }] }), 'p.json', names)
+    const shown = withPolicy(rows, evaluatePolicy(policy, rows, names))
+    expect(shown.map((r) => [r.name, r.mayOpen])).toEqual([['laptop', ['nas', 'cam']], ['nas', []], ['cam', []]])
+    const text = renderPeers({ interface: 'wg0', up: false, peers: shown }, 1000)
+    expect(text).toContain('MAY OPEN TO (POLICY)')
+    expect(text).toMatch(/^laptop +10\.8\.0\.2 +\S+ +- +- +nas,cam$/m)
+    expect(text).toMatch(/^nas +10\.8\.0\.3 +\S+ +- +- +-$/m)
   })
 })

@@ -4,6 +4,8 @@ import { formatEndpoint } from '../../shared/ip.js'
 import { wgCli, type WgControl } from '../../shared/wg.js'
 import { peersOf } from '../../shared/wg-quick-config.js'
 import { readPeerNames } from '../inventory/peer-names.js'
+import { evaluatePolicy, type PolicyEvaluation } from '../policy/evaluate-policy.js'
+import { loadPolicy } from '../policy/load-policy.js'
 import { hostAddressOf } from './hub-config.js'
 import { hubProgram, type HubCommandOptions } from './hub-options.js'
 import { HubStore, loadConfig } from './hub-store.js'
@@ -24,6 +26,8 @@ export interface PeerRow {
   saved: boolean
   /** On the live interface. */
   live: boolean
+  /** With `--policy`: the peers (names, else public keys) this one may open connections to. Absent: no policy given. */
+  mayOpen?: string[]
 }
 
 export interface PeersReport {
@@ -45,13 +49,20 @@ export function peerRows (saved: ReturnType<typeof peersOf>, live: Array<{ publi
   return [...rows.values()]
 }
 
+/** Pure: each row with the peers the access policy lets it open connections to. */
+export function withPolicy (rows: PeerRow[], evaluation: Pick<PolicyEvaluation, 'mayInitiate'>): PeerRow[] {
+  return rows.map((r) => ({ ...r, mayOpen: rows.filter((o) => o.publicKey !== r.publicKey && evaluation.mayInitiate(r.publicKey, o.publicKey)).map((o) => o.name ?? o.publicKey) }))
+}
+
 /** The human view, rendered from the report. */
 export function renderPeers (report: PeersReport, nowS: number): string {
   const ago = (t: number): string => t === 0 ? 'never' : `${Math.max(0, nowS - t)}s ago`
-  const rows = [['NAME', 'ADDRESS', 'PUBLIC KEY', 'ENDPOINT', 'HANDSHAKE', 'NOTE']]
+  const policy = report.peers.some((p) => p.mayOpen !== undefined)
+  const rows = [['NAME', 'ADDRESS', 'PUBLIC KEY', 'ENDPOINT', 'HANDSHAKE', ...(policy ? ['MAY OPEN TO (POLICY)'] : []), 'NOTE']]
   for (const p of report.peers) {
     const note = !report.up ? '' : !p.live ? 'not on the live interface' : !p.saved ? 'not in the saved config' : ''
-    rows.push([p.name ?? '-', p.address ?? '-', p.publicKey, p.endpoint ?? '-', report.up ? ago(p.latestHandshake) : '-', note])
+    const mayOpen = p.mayOpen === undefined || p.mayOpen.length === 0 ? '-' : p.mayOpen.map((k) => k.length === 44 ? k.slice(0, 8) : k).join(',')
+    rows.push([p.name ?? '-', p.address ?? '-', p.publicKey, p.endpoint ?? '-', report.up ? ago(p.latestHandshake) : '-', ...(policy ? [mayOpen] : []), note])
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
   const lines = [`${report.interface}: ${report.peers.length} peer${report.peers.length === 1 ? '' : 's'}${report.up ? '' : ' (interface down: saved config only)'}`]
@@ -62,20 +73,26 @@ export function renderPeers (report: PeersReport, nowS: number): string {
 export function peersProgram () {
   return hubProgram('wgnat-server peers', 'List the hub\'s peers: name, address, public key, endpoint, last handshake.')
     .addOption(new Option('--json', 'print the report as JSON').default(false))
+    .addOption(new Option('--policy <file>', 'also show whom each peer may open connections to under this access policy (docs/policy.md)').env('WGNAT_POLICY'))
 }
 
 /** `wgnat-server peers`: read-only (takes no lock, repairs nothing). */
 export async function runPeers (argv: string[], io?: RunIo, components: { wg?: WgControl } = {}): Promise<number> {
   const wg = components.wg ?? wgCli()
   return await runCommand(peersProgram(), argv, async (raw, out) => {
-    const opts = raw as unknown as HubCommandOptions & { json: boolean }
+    const opts = raw as unknown as HubCommandOptions & { json: boolean, policy?: string }
     const iface = opts.interface
     const config = await loadConfig(opts.configDir, iface)
     const store = new HubStore({ iface, configDir: opts.configDir, stateDir: opts.stateDir }, { wg, notice: () => {} })
     const device = await store.live()
     const names = await readPeerNames(opts.stateDir, iface)
     const live = device?.peers.map((p) => ({ publicKey: p.publicKey, allowedIps: p.allowedIps, endpoint: p.endpoint === null ? null : formatEndpoint(p.endpoint), latestHandshake: p.latestHandshake }))
-    const report: PeersReport = { interface: iface, up: device !== undefined, peers: peerRows(peersOf(config), live, names) }
+    let rows = peerRows(peersOf(config), live, names)
+    if (opts.policy !== undefined) {
+      const loaded = await loadPolicy(opts.policy, opts.stateDir, iface)
+      rows = withPolicy(rows, evaluatePolicy(loaded.policy, rows, loaded.names))
+    }
+    const report: PeersReport = { interface: iface, up: device !== undefined, peers: rows }
     out(opts.json ? JSON.stringify(report, null, 2) + '\n' : renderPeers(report, Math.floor(Date.now() / 1000)))
   }, io)
 }
