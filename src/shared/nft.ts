@@ -62,3 +62,16 @@ export function nftCli (init: NftCliInit = {}): NftControl {
 function firstError (stderr: string): string {
   return stderr.split('\n').find((l) => /Error/i.test(l)) ?? stderr.split('\n').find((l) => l.trim() !== '') ?? ''
 }
+
+/**
+ * The first lines of a script that replaces the table `inet <table>` whole in one transaction: declare it (so the
+ * delete cannot fail when it is missing, say after a crash), delete it; the rest of the script declares it anew.
+ */
+export function replaceTableLines (table: string): string[] {
+  return [`table inet ${table} {}`, `delete table inet ${table}`]
+}
+
+/** A script that removes the table `inet <table>`, whether it exists or not. */
+export function removeTableScript (table: string): string {
+  return replaceTableLines(table).join('\n') + '\n'
+}

@@ -36,7 +36,7 @@ describe('renderExposeRuleset', () => {
   it('replaces the table in one transaction: create, delete, create with the rules', () => {
     const script = renderExposeRuleset(exposes('443/tcp=nas:443'), opts)
     const lines = script.split('\n')
-    expect(lines.slice(0, 3)).toEqual(['table inet wgnat_expose_wg0', 'delete table inet wgnat_expose_wg0', 'table inet wgnat_expose_wg0 {'])
+    expect(lines.slice(0, 3)).toEqual(['table inet wgnat_expose_wg0 {}', 'delete table inet wgnat_expose_wg0', 'table inet wgnat_expose_wg0 {'])
     expect(script).toContain('type nat hook prerouting priority dstnat; policy accept;')
     expect(script).toContain('type filter hook forward priority filter; policy accept;')
     expect(script).toContain('type nat hook postrouting priority srcnat; policy accept;')
@@ -103,6 +103,6 @@ describe('renderExposeRuleset', () => {
   })
 
   it('deleting is safe when the table is gone', () => {
-    expect(renderDeleteTable('wg0')).toBe('table inet wgnat_expose_wg0\ndelete table inet wgnat_expose_wg0\n')
+    expect(renderDeleteTable('wg0')).toBe('table inet wgnat_expose_wg0 {}\ndelete table inet wgnat_expose_wg0\n')
   })
 })

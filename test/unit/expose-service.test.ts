@@ -60,7 +60,7 @@ describe('expose service', () => {
     expect(f.state.ipv4).toBe(true)
     await s.stop()
     expect(f.state.ipv4).toBe(false)
-    expect(f.scripts[1]).toBe('table inet wgnat_expose_wg0\ndelete table inet wgnat_expose_wg0\n')
+    expect(f.scripts[1]).toBe('table inet wgnat_expose_wg0 {}\ndelete table inet wgnat_expose_wg0\n')
   })
 
   it('leaves forwarding that was already on as it was, and adds no guard', async () => {

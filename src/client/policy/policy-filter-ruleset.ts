@@ -1,4 +1,5 @@
 import { parsePrefix } from '../../shared/ip.js'
+import { replaceTableLines } from '../../shared/nft.js'
 
 /** Name of the client's nftables table for an interface: `inet wgnat_client_<if>`. */
 export function clientTableName (iface: string): string {
@@ -31,7 +32,7 @@ export function clientFilterRuleset (iface: string, peers: Iterable<FilterPeer>)
   }
   if (v4.size === 0 && v6.size === 0) return undefined
   const table = clientTableName(iface)
-  const lines = [`table inet ${table} {}`, `delete table inet ${table}`, `table inet ${table} {`]
+  const lines = [...replaceTableLines(table), `table inet ${table} {`]
   const matches: string[] = []
   for (const [fam, type, set, match] of [['4', 'ipv4_addr', v4, 'ip'], ['6', 'ipv6_addr', v6, 'ip6']] as const) {
     if (set.size === 0) continue

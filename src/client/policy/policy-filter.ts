@@ -1,6 +1,6 @@
 import { messageOf } from '../../shared/errors.js'
 import type { Logger } from '../../shared/log.js'
-import type { NftControl } from '../../shared/nft.js'
+import { removeTableScript, type NftControl } from '../../shared/nft.js'
 import { clientFilterRuleset, clientTableName, type FilterPeer } from './policy-filter-ruleset.js'
 
 export interface PolicyFilterInit { iface: string }
@@ -72,7 +72,7 @@ export class PolicyFilter {
 
   private async put (script: string | undefined): Promise<void> {
     const table = clientTableName(this.iface)
-    await this.nft.apply(script ?? `table inet ${table} {}\ndelete table inet ${table}\n`)
+    await this.nft.apply(script ?? removeTableScript(table))
     const was = this.applied
     this.applied = script
     if (script === undefined) this.log.info(`policy filter removed (table inet ${table})`)

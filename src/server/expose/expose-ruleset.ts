@@ -1,4 +1,5 @@
 import { UsageError, quote } from '../../shared/errors.js'
+import { removeTableScript, replaceTableLines } from '../../shared/nft.js'
 import { formatPublic, formatRange, type PortRange } from './expose-spec.js'
 import type { ResolvedExpose } from './expose-resolve.js'
 
@@ -85,8 +86,7 @@ export function renderExposeRuleset (exposes: readonly ResolvedExpose[], opts: E
   const chain = (name: string, head: string, rules: string[]): string =>
     [`  chain ${name} {`, `    ${head}`, ...rules.map((r) => `    ${r}`), '  }'].join('\n')
   return [
-    `table ${table}`,
-    `delete table ${table}`,
+    ...replaceTableLines(exposeTableName(opts.iface)),
     `table ${table} {`,
     chain('prerouting', 'type nat hook prerouting priority dstnat; policy accept;', pre),
     chain('forward', 'type filter hook forward priority filter; policy accept;', fwd),
@@ -113,6 +113,5 @@ function dnat (e: ResolvedExpose, ipf: string, addr: string): string {
 
 /** The script that removes the table (`nft -f`); an absent table is not an error since the first line creates it. */
 export function renderDeleteTable (iface: string): string {
-  const table = `inet ${exposeTableName(iface)}`
-  return `table ${table}\ndelete table ${table}\n`
+  return removeTableScript(exposeTableName(iface))
 }

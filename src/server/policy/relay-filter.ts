@@ -1,7 +1,7 @@
 import type { Logger } from '../../shared/log.js'
 import { messageOf } from '../../shared/errors.js'
 import type { PolicyEvaluation, PolicyPeer } from './evaluate-policy.js'
-import type { NftControl } from '../../shared/nft.js'
+import { removeTableScript, type NftControl } from '../../shared/nft.js'
 import { DENIED_COUNTER, relayRuleset, relayTableName } from './relay-ruleset.js'
 
 export interface Counter { packets: number, bytes: number }
@@ -55,7 +55,7 @@ export class RelayFilter {
     await this.settled()
     if (this.applied === '') return
     const table = relayTableName(this.iface)
-    await this.nft.apply(`table inet ${table} {}\ndelete table inet ${table}\n`).catch((err: unknown) => this.log.warn(`cannot remove the relay policy table: ${messageOf(err)}`))
+    await this.nft.apply(removeTableScript(table)).catch((err: unknown) => this.log.warn(`cannot remove the relay policy table: ${messageOf(err)}`))
     this.applied = ''
   }
 

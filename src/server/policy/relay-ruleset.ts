@@ -1,4 +1,5 @@
 import { parsePrefix, prefixContains, type Prefix } from '../../shared/ip.js'
+import { replaceTableLines } from '../../shared/nft.js'
 import type { PolicyEvaluation, PolicyPeer } from './evaluate-policy.js'
 
 /** Name of the hub's nftables table for an interface: `inet wgnat_policy_<if>` (characters nft rejects become `_`). */
@@ -27,7 +28,7 @@ export interface RelayRuleset {
 export function relayRuleset (iface: string, evaluation: PolicyEvaluation, peers: readonly PolicyPeer[], counter = { packets: 0, bytes: 0 }): RelayRuleset {
   const table = relayTableName(iface)
   const ips = new Map(peers.map((p) => [p.publicKey, p.allowedIps]))
-  const lines = [`table inet ${table} {}`, `delete table inet ${table}`, `table inet ${table} {`,
+  const lines = [...replaceTableLines(table), `table inet ${table} {`,
     `  counter ${DENIED_COUNTER} { packets ${counter.packets} bytes ${counter.bytes} }`]
   let elements = 0
   const used = new Set(evaluation.edges.flatMap((e) => [e.from, e.to]))
