@@ -113,6 +113,9 @@ describe('orderCandidates: IPv6 first when both sides have it', () => {
     expect(candidateKind(want({ ipv6: [V6] }), '[2001:db8:1:2::2]:51820')).toBe('ipv6')
     expect(candidateKind(want({ ipv6: [V6] }), '198.18.12.2:51820')).toBe('ipv4')
     expect(candidateKind(want(), '[2001:db8:1:2::2]:51820')).toBeNull()
+    // A public host announces its public address as a LAN one too: the endpoint the hub sees is ipv4, not lan.
+    expect(candidateKind(want({ candidates: [ep('198.18.12.2:51820')] }), '198.18.12.2:51820')).toBe('ipv4')
+    expect(candidateKind(want({ candidates: [ep('198.19.2.2:51820')] }), '198.19.2.2:51820')).toBe('lan')
   })
 })
 

@@ -13,8 +13,9 @@ export function candidateKind (want: Pick<DesiredPeer, 'endpoint' | 'candidates'
   if (want === undefined || endpoint === null) return null
   if (want.mapped != null && formatEndpoint(want.mapped) === endpoint) return 'mapped'
   if (want.ipv6?.some((c) => formatEndpoint(c) === endpoint) === true) return 'ipv6'
-  if (want.candidates.some((c) => formatEndpoint(c) === endpoint)) return 'lan'
+  // The endpoint the hub sees before the LAN list: a host with a public address announces that same address as a LAN one.
   if (want.endpoint !== null && formatEndpoint(want.endpoint) === endpoint) return 'ipv4'
+  if (want.candidates.some((c) => formatEndpoint(c) === endpoint)) return 'lan'
   return null
 }
 
