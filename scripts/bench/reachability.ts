@@ -91,7 +91,9 @@ async function once (ipv6: boolean): Promise<Cell[]> {
       return { path: ping.received > 0 ? `direct ${peer.candidate ?? '?'}` : 'direct (no ping answer)', ms: both(p) }
     }))
   } finally {
-    mesh.cleanup()
+    // Stop the clients first: removing their state directory under them fails (they write it as they stop).
+    await Promise.all(Object.keys(lab.clients).map(async (n) => await mesh.stopClient(n).catch(() => undefined)))
+    try { mesh.cleanup() } catch (err) { console.error(`cleanup: ${String(err)}`) }
     await lab.destroy()
   }
 }
