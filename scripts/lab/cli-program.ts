@@ -31,7 +31,7 @@ export async function run (argv: string[], io: CliIo = defaultIo): Promise<void>
 
   program.command('up')
     .description('create a lab and leave it running (remove it with down)')
-    .requiredOption('--sites <list>', 'sites as name:kind[:client+client@port], comma-separated; kinds: public, easy, hard, clash, udpblock; easy+upnp and hard+upnp run miniupnpd on the router')
+    .requiredOption('--sites <list>', 'sites as name:kind[:client+client@port], comma-separated; kinds: public, easy, hard, clash, udpblock; easy+upnp and hard+upnp run miniupnpd on the router; +ipv6 (hard+ipv6, hard+upnp+ipv6) makes a site dual stack')
     .option('--id <id>', 'lab id, 1-8 of [a-z0-9] (default: random)')
     .option('--hub-forwarding', 'let the hub route between clients (ip_forward=1)', false)
     .option('--hub-allowed-ips <scope>', "clients' AllowedIPs for the hub peer: host (100.64.0.1/32) or subnet (100.64.0.0/24)", 'subnet')

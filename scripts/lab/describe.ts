@@ -9,7 +9,7 @@ export function describeLab (state: LabState, cliPath: string): string {
   if (s === undefined) return `lab ${id}: incomplete (no summary; creation failed or is in progress)`
   const rows: string[][] = [['host', 'namespace', 'underlay', 'tunnel', 'wg if', 'port']]
   rows.push(['hub', s.hub.ns, s.hub.underlayIp, s.hub.tunnelIp, s.hub.wgIf, String(s.hub.listenPort)])
-  for (const c of Object.values(s.clients)) rows.push([c.name, c.ns, c.underlayIp, c.tunnelIp, c.wgIf, String(c.listenPort)])
+  for (const c of Object.values(s.clients)) rows.push([c.name, c.ns, c.ipv6 === undefined ? c.underlayIp : `${c.underlayIp} ${c.ipv6}`, c.tunnelIp, c.wgIf, String(c.listenPort)])
   const routerRows: string[][] = [['site', 'kind', 'namespace', 'wan', 'lan']]
   for (const [name, r] of Object.entries(s.routers)) {
     routerRows.push([name, r.kind, r.ns, `${r.wanIf} ${r.wanIp}/24`, `${r.lanIf} ${r.lanSubnet}`])

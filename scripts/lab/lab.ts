@@ -10,6 +10,7 @@ import { LAB_STUN_PORT, startMiniupnpd, startStunServer } from './miniupnpd.js'
 import { HUB_GATEWAY_IP, HUB_UNDERLAY_IP, PERSISTENT_KEEPALIVE_S, hubAllowedIpsOf, planLab, randomLabId, type HostPlan, type LabPlan } from './plan.js'
 import { processStartTime } from './process-info.js'
 import { routerRules } from './router-rules.js'
+import { routerRules6 } from './router-rules6.js'
 import { labTmpDir, writeState, type LabState, type LabSummary } from './state-file.js'
 import { assertIdFree, sweepStaleLabs } from './sweep.js'
 import { teardown } from './teardown.js'
@@ -134,13 +135,16 @@ async function build (plan: LabPlan, state: LabState, track: (pid: number | unde
       if (site.portMapping) return // nftables rules, loaded with miniupnpd below
       const rules = routerRules(site.kind, { wanIf: site.wanIf, lanIf: site.lanIf, hubIp: HUB_UNDERLAY_IP })
       if (rules !== '') await run(inNs(site.ns, ['iptables-restore', '-w']), { input: rules })
+      const rules6 = site.ipv6 === null ? '' : routerRules6(site.kind, { wanIf: site.wanIf, lanIf: site.lanIf })
+      if (rules6 !== '') await run(inNs(site.ns, ['nft', '-f', '-']), { input: rules6 })
     }),
     ...wgHosts.map(async host => {
       track((await startWireguardGo(host.ns, host.wgIf, state.tmpDir)).pid)
     })
   ])
   const hostOf = (h: HostPlan, key: KeyPair): LabHost => ({
-    name: h.name, ns: h.ns, wgIf: h.wgIf, tunnelIp: h.tunnelIp, underlayIp: h.underlayIp, publicKey: key.publicKey, listenPort: h.listenPort
+    name: h.name, ns: h.ns, wgIf: h.wgIf, tunnelIp: h.tunnelIp, underlayIp: h.underlayIp, publicKey: key.publicKey, listenPort: h.listenPort,
+    ...(h.underlayIp6 === undefined ? {} : { ipv6: h.underlayIp6 })
   })
   const summaryOf = (hubKey: KeyPair, clientKeys: KeyPair[]): LabSummary => ({
     hub: hostOf(plan.hub, hubKey),

@@ -14,7 +14,9 @@ import { MINIUPNPD_START_TIMEOUT_MS, WG_START_POLL_MS } from './timings.js'
  * PCP (UDP 5351) on the LAN side. The router's rules are nftables, in the `inet filter` table where miniupnpd
  * expects its three chains, and otherwise behave like the site's kind (`easy` or `hard`): LAN traffic masqueraded
  * (fully random ports for `hard`), inbound NEW dropped unless miniupnpd's DNAT made it, the router's own traffic
- * not masqueraded (miniupnpd's STUN check must see its own address: no NAT above it).
+ * not masqueraded (miniupnpd's STUN check must see its own address: no NAT above it). On a dual-stack site the same
+ * `inet` rules are its IPv6 firewall (no NAT: the masquerade matches IPv4 sources only; inbound NEW dropped;
+ * neighbour discovery from inet accepted).
  */
 
 /** STUN server the routers' miniupnpd asks (on the internet router's hub-side address). */
@@ -27,6 +29,7 @@ export function portMappingRouterRules (site: Pick<SitePlan, 'kind' | 'wanIf' | 
   return `table inet filter {
   chain input {
     type filter hook input priority 0; policy accept;
+    iifname ${wan} icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
     iifname ${wan} ct state established,related accept
     iifname ${wan} drop
   }

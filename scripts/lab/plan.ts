@@ -35,6 +35,25 @@ export interface HostPlan {
   wgIf: string
   tunnelIp: string
   listenPort: number
+  /** Global IPv6 address on the underlay (clients of `ipv6` sites), prefix length IPV6_PREFIX_LEN. */
+  underlayIp6?: string
+  /** The router's LAN IPv6 address: the host's IPv6 default gateway. */
+  gateway6?: string
+}
+
+/** IPv6 of a dual-stack site k: WAN link 2001:db8:0:<k>::/64 (inet ::1, router ::2), LAN 2001:db8:1:<k>::/64. */
+export interface SiteIpv6Plan {
+  wanIp: string
+  wanGateway: string
+  lanIp: string
+  lanPrefix: string
+}
+
+export const IPV6_PREFIX_LEN = 64
+
+/** Pure: the IPv6 plan of site number k (1-based). The group is k's decimal digits read as hex: distinct for k <= 9999. */
+export function siteIpv6Plan (k: number): SiteIpv6Plan {
+  return { wanIp: `2001:db8:0:${k}::2`, wanGateway: `2001:db8:0:${k}::1`, lanIp: `2001:db8:1:${k}::1`, lanPrefix: `2001:db8:1:${k}::/${IPV6_PREFIX_LEN}` }
 }
 
 export interface SitePlan {
@@ -56,6 +75,8 @@ export interface SitePlan {
   bridged: boolean
   /** The router runs miniupnpd (see SiteSpec.portMapping). */
   portMapping: boolean
+  /** Dual stack (see SiteSpec.ipv6); null: IPv4 only. */
+  ipv6: SiteIpv6Plan | null
   clients: Array<HostPlan & { routerPort: string }>
 }
 
@@ -144,6 +165,7 @@ export function planLab (spec: LabSpec, id: string): LabPlan {
       lanSubnet: `198.19.${k}.0/24`,
       bridged: site.clients.length !== 1,
       portMapping: site.portMapping === true,
+      ipv6: site.ipv6 === true ? siteIpv6Plan(k) : null,
       clients: []
     }
     site.clients.forEach((entry, j) => {
@@ -166,6 +188,7 @@ export function planLab (spec: LabSpec, id: string): LabPlan {
         wgIf: wgIfName(id, n),
         tunnelIp: `100.64.0.${1 + n}`,
         listenPort,
+        ...(sitePlan.ipv6 === null ? {} : { underlayIp6: `2001:db8:1:${k}::${2 + j}`, gateway6: sitePlan.ipv6.lanIp }),
         routerPort: sitePlan.bridged ? `p-${client.name}` : sitePlan.lanIf
       }
       sitePlan.clients.push(host)

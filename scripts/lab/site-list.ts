@@ -5,16 +5,19 @@ import { ROUTER_KINDS, type ClientSpec, type RouterKind, type SiteSpec } from '.
 /**
  * Pure: parse the CLI's --sites value. Comma-separated sites, each `name:kind[:clients]`, where clients
  * is `+`-separated `name[@listenPort]`. Without clients a site has one client named like the site. A kind with
- * `+upnp` (`easy+upnp`, `hard+upnp`) runs miniupnpd on the router (port mapping by UPnP IGD, NAT-PMP, PCP).
- * Example: `a:easy,b:hard:b1+b2@51821,c:public,d:hard+upnp`.
+ * `+upnp` (`easy+upnp`, `hard+upnp`) runs miniupnpd on the router (port mapping by UPnP IGD, NAT-PMP, PCP); with
+ * `+ipv6` (`hard+ipv6`, `hard+upnp+ipv6`) the site is dual stack (see SiteSpec.ipv6).
+ * Example: `a:easy,b:hard:b1+b2@51821,c:public,d:hard+upnp,e:hard+ipv6`.
  */
 export function parseSiteList (text: string): SiteSpec[] {
   const entries = text.split(',').map(s => s.trim()).filter(s => s !== '')
   if (entries.length === 0) throw new LabSpecError(`--sites ${quote(text)}: expected name:kind[,name:kind...]`)
   return entries.map(entry => {
     const [name, kindText, clients, extra] = entry.split(':')
-    const portMapping = kindText?.endsWith('+upnp') === true
-    const kind = portMapping ? kindText?.slice(0, -'+upnp'.length) : kindText
+    const ipv6 = kindText?.endsWith('+ipv6') === true
+    const baseText = ipv6 ? kindText?.slice(0, -'+ipv6'.length) : kindText
+    const portMapping = baseText?.endsWith('+upnp') === true
+    const kind = portMapping ? baseText?.slice(0, -'+upnp'.length) : baseText
     if (name === undefined || name === '' || kind === undefined || extra !== undefined) {
       throw new LabSpecError(`--sites entry ${quote(entry)}: expected name:kind[:client+client@port]`)
     }
@@ -24,7 +27,7 @@ export function parseSiteList (text: string): SiteSpec[] {
     const clientSpecs: ClientSpec[] = clients === undefined
       ? [{ name }]
       : clients.split('+').filter(c => c !== '').map(c => parseClient(c, entry))
-    return { name, kind: kind as RouterKind, clients: clientSpecs, ...(portMapping ? { portMapping } : {}) }
+    return { name, kind: kind as RouterKind, clients: clientSpecs, ...(portMapping ? { portMapping } : {}), ...(ipv6 ? { ipv6 } : {}) }
   })
 }
 

@@ -27,6 +27,13 @@ export interface SiteSpec {
    * iptables, inbound NEW dropped unless miniupnpd mapped it. `easy` and `hard` only. @default false
    */
   portMapping?: boolean
+  /**
+   * Dual stack: the site's LAN gets the global IPv6 prefix 2001:db8:1:<k>::/64 (clients ::2, ::3...), the router
+   * forwards IPv6 without NAT and, unless `public`, drops inbound NEW (a stateful firewall, nftables); `udpblock`
+   * also drops the LAN's outbound UDP over IPv6 (the hub is IPv4-only). inet routes every IPv6 site's prefix; the hub
+   * stays IPv4-only. @default false
+   */
+  ipv6?: boolean
 }
 
 export interface LabSpec {
@@ -58,6 +65,8 @@ export interface LabHost {
   underlayIp: string
   publicKey: string
   listenPort: number
+  /** The host's global IPv6 address (clients of `ipv6` sites only). */
+  ipv6?: string
 }
 
 export interface LabRouter {

@@ -383,7 +383,7 @@ export class MeshClient {
     const networkChanged = this.retryNow && this.desired !== null
     if (networkChanged) this.retryNow = false
     const waiters = networkChanged || this.desired === null ? this.kickWaiters.splice(0) : []
-    const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address, portMapped: this.portMapper?.current != null }
+    const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address, portMapped: this.portMapper?.current != null, ipv6: (this.nat?.current?.announce.ipv6Endpoints?.length ?? 0) > 0 }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
     // Where the hub does not relay, a peer's routes go on with the attempt (nothing to protect on the hub path).
     const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged, hubRelays: this.registryState.relay })

@@ -16,7 +16,9 @@ export const PROTOCOL_LIMITS = {
   /** LAN candidates of one peer. */
   maxCandidates: 16,
   /** Peers one client announces it punched towards. */
-  maxReady: 256
+  maxReady: 256,
+  /** Global IPv6 endpoints of one peer. */
+  maxIpv6Candidates: 8
 } as const
 
 const canParse = (fn: (text: string) => unknown) => (text: string): boolean => {
@@ -45,7 +47,13 @@ export const announceSchema = z.object({
    * The endpoint the client's router maps to its WireGuard port on request (PCP, NAT-PMP or UPnP IGD), or null.
    * Reachable from anywhere, like a public endpoint, even behind a symmetric NAT. Optional: older clients omit it.
    */
-  portMapping: endpointSchema.nullable().optional()
+  portMapping: endpointSchema.nullable().optional(),
+  /**
+   * The client's global IPv6 addresses with its WireGuard port (`[2001:db8::2]:51820`): reachable over IPv6 where
+   * both sides have it, through stateful firewalls that simultaneous handshakes open. Optional: older clients omit
+   * it, and older registries drop it (the pair then stays on IPv4). Receivers vet it (global unicast only).
+   */
+  ipv6Endpoints: z.array(endpointSchema).max(PROTOCOL_LIMITS.maxIpv6Candidates).optional()
 })
 export type Announce = z.infer<typeof announceSchema>
 

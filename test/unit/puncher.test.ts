@@ -33,6 +33,16 @@ describe('punch', () => {
     expect(PUNCH_PAYLOAD.subarray(1).toString('ascii')).toBe('wgn')
   })
 
+  it('skips IPv6 targets (the raw socket is IPv4 only; WireGuard\'s own handshakes open an IPv6 firewall)', async () => {
+    const net = fakeSender()
+    const result = await punch({ localPort: LOCAL_PORT, targets: [{ address: '2001:db8:1:2::2', port: 51820 }, T1], count: 1 }, net.components)
+    expect(result).toEqual({ sent: 1, errors: [] })
+    expect(net.sent.map(s => s.dst.address)).toEqual(['198.51.100.1'])
+    const none = fakeSender()
+    expect(await punch({ localPort: LOCAL_PORT, targets: [{ address: '2001:db8:1:2::2', port: 51820 }] }, none.components)).toEqual({ sent: 0, errors: [] })
+    expect(none.open()).toBe(0)
+  })
+
   it('sends count rounds to every target from localPort, intervalMs apart, with the TTL asked', async () => {
     const net = fakeSender()
     const result = await punch({ localPort: LOCAL_PORT, targets: [T1, T2], count: 3, intervalMs: 40, ttl: 2 }, net.components)

@@ -4,6 +4,7 @@ import { PROTOCOL_LIMITS } from '../../shared/protocol.js'
 import type { NetlinkAddress } from '../../shared/netlink-addresses.js'
 import { classifyNat, type MappingSample } from './nat-classifier.js'
 import type { StunProbeResult } from './stun-probe.js'
+import { ownIpv6Endpoints } from '../paths/ipv6-candidates.js'
 
 export interface DiscoveryInput {
   /** WireGuard's listen port: STUN leaves from it, and LAN candidates use it. */
@@ -28,8 +29,8 @@ export interface Discovery {
 
 /**
  * What this client tells the registry about itself: its NAT class (from the mappings the hub's WireGuard and the
- * STUN servers saw for the WireGuard port), the STUN-mapped endpoint, and its LAN endpoints (for peers behind the
- * same router). Pure: the probe and the address list are inputs.
+ * STUN servers saw for the WireGuard port), the STUN-mapped endpoint, its LAN endpoints (for peers behind the
+ * same router) and its global IPv6 endpoints (for peers with IPv6 too). Pure: the probe and the address list are inputs.
  */
 export function discover (input: DiscoveryInput): Discovery {
   const samples: MappingSample[] = [...(input.stun?.samples ?? [])]
@@ -43,10 +44,17 @@ export function discover (input: DiscoveryInput): Discovery {
       natClass: result.natClass,
       mappedEndpoint: stunMapped === undefined ? null : formatEndpoint(stunMapped),
       lanEndpoints: lanEndpoints(input),
-      ready: []
+      ready: [],
+      ...ipv6Field(input)
     },
     reason: input.stun === null ? `${result.reason} (no STUN: raw sockets unavailable)` : result.reason
   }
+}
+
+/** Our global IPv6 candidates (see ipv6-candidates.ts); the field is left out when there are none. */
+function ipv6Field (input: DiscoveryInput): { ipv6Endpoints?: string[] } {
+  const ipv6Endpoints = ownIpv6Endpoints(input.addresses, { iface: input.iface, listenPort: input.listenPort, meshPrefixes: input.meshPrefixes })
+  return ipv6Endpoints.length === 0 ? {} : { ipv6Endpoints }
 }
 
 function lanEndpoints (input: DiscoveryInput): string[] {

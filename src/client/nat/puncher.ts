@@ -26,7 +26,7 @@ export const PUNCH_INTERVAL_MS = 200
 export interface PunchInit {
   /** WireGuard's listenPort: the source port of the punches. */
   localPort: number
-  /** The peer's candidate endpoints (IPv4). */
+  /** The peer's candidate endpoints (IPv6 ones are skipped). */
   targets: Endpoint[]
   /** @default PUNCH_COUNT */
   count?: number
@@ -60,7 +60,10 @@ const defaultComponents: PuncherComponents = { openSender: openUdpSender }
  */
 export async function punch (init: PunchInit, components: Partial<PuncherComponents> = {}): Promise<PunchResult> {
   const { openSender, logger } = { ...defaultComponents, ...components }
-  const { localPort, targets, signal, ttl } = init
+  const { localPort, signal, ttl } = init
+  // The raw socket speaks IPv4 only. An IPv6 target needs no punch: its stateful firewall opens to the handshakes
+  // WireGuard sends from its own port, and there is no NAT mapping to keep.
+  const targets = init.targets.filter((t) => !t.address.includes(':'))
   const count = init.count ?? PUNCH_COUNT
   const intervalMs = init.intervalMs ?? PUNCH_INTERVAL_MS
   const result: PunchResult = { sent: 0, errors: [] }

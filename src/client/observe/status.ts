@@ -21,7 +21,7 @@ export interface PeerStatus {
   reason: string
   /** The hub's access policy lets the peer open connections to us; false: only we to it (filtered here). */
   mayInitiate: boolean
-  /** Which of the peer's candidates the endpoint is (direct or trying): `mapped`, `lan` or `ipv4`; null otherwise. */
+  /** Which of the peer's candidates the endpoint is (direct or trying): `mapped`, `ipv6`, `lan` or `ipv4`; null otherwise. */
   candidate?: CandidateKind | null
 }
 

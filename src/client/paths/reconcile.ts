@@ -4,6 +4,7 @@ import type { PeerChange } from '../../shared/wg.js'
 import type { WgDevice, WgPeer } from '../../shared/wg-dump.js'
 import type { DesiredPeer } from './vet-table.js'
 import { candidateKind, candidateReason } from './candidate-kind.js'
+import { orderCandidates } from './candidate-order.js'
 
 /**
  * Where a managed peer's traffic goes.
@@ -139,7 +140,7 @@ export interface ReconcileInput {
    * This client's NAT class and public address as the hub sees it (unknown/null before the first discovery), and
    * whether its router granted it a port mapping (peers can then reach it even when both NATs are hard).
    */
-  self?: { natClass: string, publicAddress: string | null, portMapped?: boolean }
+  self?: { natClass: string, publicAddress: string | null, portMapped?: boolean, ipv6?: boolean }
   /** Punch before each attempt and coordinate with the peer (phase `arming`). @default false */
   punching?: boolean
   /**
@@ -201,7 +202,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
   for (const [key, want] of desired) {
     const old = networkReset(input.tracks.get(key), input.networkChanged === true)
     const onDevice = devicePeers.get(key)
-    const candidates = candidatesOf(want, selfPublic)
+    const candidates = orderCandidates(want, input.self, candidatesOf(want, selfPublic))
     const classes = `${selfClass}/${want.natClass}`
     // The endpoint for attempt number `failures`: LAN candidates first, then the public one, round and round.
     const pick = (failures: number): Endpoint | undefined => candidates[failures % Math.max(1, candidates.length)]

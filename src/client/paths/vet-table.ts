@@ -2,6 +2,7 @@ import { parseEndpoint, parseIp, parsePrefix, prefixContains, prefixesOverlap, p
 import { PEER_NAME_RE } from '../../shared/peer-name.js'
 import type { TablePeer } from '../../shared/protocol.js'
 import { shortKey, type WgDevice } from '../../shared/wg-dump.js'
+import { vetIpv6Candidates } from './ipv6-candidates.js'
 
 /** A peer the registry listed that this client may configure, after every safety check. */
 export interface DesiredPeer {
@@ -20,6 +21,8 @@ export interface DesiredPeer {
   mayInitiate: boolean
   /** The endpoint the peer's router maps to its WireGuard port (PCP / NAT-PMP / UPnP), if it announced one. */
   mapped?: Endpoint | null
+  /** Its global IPv6 endpoints (announced, vetted by vetIpv6Candidates), best first. */
+  ipv6?: Endpoint[]
 }
 
 export interface VetContext {
@@ -79,6 +82,8 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
       if (peer.allowedIps.length === 0) warnings.push(`peer ${name}: no allowed IPs in the registry; skipped`)
       continue
     }
+    const ipv6 = vetIpv6Candidates(peer.announce?.ipv6Endpoints, ctx.meshPrefixes)
+    for (const w of ipv6.warnings) warnings.push(`peer ${name}: ${w}`)
     desired.set(peer.publicKey, {
       publicKey: peer.publicKey,
       endpoint: peer.endpoint === null ? null : parseEndpoint(peer.endpoint),
@@ -89,6 +94,7 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
       readyFor: peer.announce?.ready.includes(ctx.selfKey) ?? false,
       mayInitiate: peer.mayInitiate ?? true,
       mapped: peer.announce?.portMapping == null ? null : parseEndpoint(peer.announce.portMapping),
+      ...(ipv6.endpoints.length === 0 ? {} : { ipv6: ipv6.endpoints }),
       ...(peerName === undefined ? {} : { name: peerName })
     })
   }
