@@ -205,12 +205,12 @@ export class MeshClient {
     // NAT discovery starts once the first table's attempts are out (see tick).
     this.nat = this.natMonitor()
     if (this.init.portMapping !== false) {
-      // In the background from the start: the mapping reaches the registry with the next announcement.
+      // Started with NAT discovery, once the first attempts are out: the mapping reaches the registry with the next
+      // announcement.
       this.portMapper = new PortMapper({ internalPort: this.listenPort }, {
         logger: this.log,
         onChange: () => { this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`)) }
       })
-      this.portMapper.start()
     }
     this.nat.preflight()
     this.loops = [this.syncLoop(), this.tickLoop()]
@@ -457,6 +457,7 @@ export class MeshClient {
       // (how the hub sees us), and the first attempts need nothing from it but would wait for its CPU.
       this.natStarted = true
       this.nat?.start()
+      this.portMapper?.start()
     }
     // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
     if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {
