@@ -18,6 +18,8 @@
  *   `punchy: {punch: true, respond: true}`, accept-all firewall, its own tun device and overlay 100.65.0.0/24;
  * - `before`: wgnat-client from another build (`--before-bin <its dist/bin/wgnat-client.mjs>`), run like `wgnat`.
  * Also reported: CPU time (user + system) of each client process when the last pair answered, median over clients.
+ * `--count-wg` also reports the `wg` runs of each client (a counting `wg` first on its PATH) and their CPU;
+ * `--cpu-prof <dir>` writes a V8 CPU profile per client (the clients are stopped at the last reply).
  * `--verbose` prints the wgnat daemons' logs (at debug level) after each run. Modes are interleaved run by run so the machine's noise hits all alike. Prints a Markdown table of medians.
  */
 import { execFileSync } from 'node:child_process'
