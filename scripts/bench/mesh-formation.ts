@@ -18,6 +18,8 @@
  *   `punchy: {punch: true, respond: true}`, accept-all firewall, its own tun device and overlay 100.65.0.0/24;
  * - `before`: wgnat-client from another build (`--before-bin <its dist/bin/wgnat-client.mjs>`), run like `wgnat`.
  * Also reported: CPU time (user + system) of each client process when the last pair answered, median over clients.
+ * `--count-wg` also reports the `wg` runs of each client (a counting `wg` first on its PATH) and their CPU;
+ * `--cpu-prof <dir>` writes a V8 CPU profile per client (the clients are stopped at the last reply).
  * `--verbose` prints the wgnat daemons' logs (at debug level) after each run. Modes are interleaved run by run so the machine's noise hits all alike. Prints a Markdown table of medians.
  */
 import { execFileSync } from 'node:child_process'
@@ -43,7 +45,11 @@ const { values } = parseArgs({
     interval: { type: 'string', default: '1m' },
     timeout: { type: 'string', default: '60' },
     /** Print the daemons' logs of every run to stderr. */
-    verbose: { type: 'boolean', default: false }
+    verbose: { type: 'boolean', default: false },
+    /** wgnat modes: write each client's V8 CPU profile (node --cpu-prof) into this directory (clients stop at the last reply). */
+    'cpu-prof': { type: 'string' },
+    /** wgnat modes: count the `wg` processes each client starts (through a wrapper first on its PATH). */
+    'count-wg': { type: 'boolean', default: false }
   }
 })
 const RUNS = Number(values.runs)
@@ -134,13 +140,32 @@ function cpuMsOf (pid: number | undefined): number | undefined {
 /** USER_HZ: clock ticks per second in /proc/<pid>/stat (100 on Linux everywhere that matters). */
 const CLOCK_TICKS_PER_S = 100
 
-interface RunResult { ms: number, cpuMs: number | undefined }
+interface RunResult { ms: number, cpuMs: number | undefined, childCpuMs?: number, wgRuns?: number }
+
+/** CPU time (user + system) of a process's waited-for children (its `wg` runs), from /proc. */
+function childCpuMsOf (pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[13]) + Number(fields[14])) * 1000 / CLOCK_TICKS_PER_S
+  } catch {
+    return undefined
+  }
+}
+
+/** A directory holding a `wg` that logs one line per run to `log`, then runs the real one. */
+function wgCounter (dir: string, log: string): string {
+  const real = execFileSync('sh', ['-c', 'command -v wg'], { encoding: 'utf8' }).trim()
+  writeFileSync(join(dir, 'wg'), `#!/bin/sh\necho "$PPID $1 $3" >> ${log}\nexec ${real} "$@"\n`, { mode: 0o755 })
+  return dir
+}
 
 async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult | undefined> {
   const names = Array.from({ length: n }, (_, i) => `c${i + 1}`)
   const lab = await createLab({ sites: names.map((name) => ({ name, kind: 'easy' as const, clients: [name] })) })
   let mesh: MeshProcesses | undefined
   const clients = new Map<string, SpawnedProcess>()
+  let wgLog: string | undefined
   try {
     let launch: () => void
     let ipOf: (name: string) => string
@@ -157,9 +182,16 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
       mesh = startMesh(lab, { clients: [], clientArgs })
       ipOf = (name) => lab.clients[name]!.tunnelIp
       const m = mesh
+      const prof = values['cpu-prof']
+      const nodeArgs = (name: string): string[] => prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${mode}-n${n}-${lab.id}-${name}.cpuprofile`]
+      let env: Record<string, string> | undefined
+      if (values['count-wg'] === true) {
+        wgLog = join(m.stateDir, 'wg-runs.log')
+        env = { PATH: `${wgCounter(m.stateDir, wgLog)}:${process.env.PATH ?? ''}` }
+      }
       launch = () => {
         for (const name of names) {
-          clients.set(name, lab.spawn(name, [process.execPath, bin, '-i', lab.clients[name]!.wgIf, '-r', lab.hub.publicKey, '--state-dir', join(m.stateDir, name), ...clientArgs]))
+          clients.set(name, lab.spawn(name, [process.execPath, ...nodeArgs(name), bin, '-i', lab.clients[name]!.wgIf, '-r', lab.hub.publicKey, '--state-dir', join(m.stateDir, name), ...clientArgs], { env }))
         }
       }
     }
@@ -175,7 +207,10 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
       return undefined
     }
     const cpu = [...clients.values()].map((p) => cpuMsOf(p.pid)).filter((x): x is number => x !== undefined)
-    return { ms: Math.max(...pingers.firstReply.values()) - t0, cpuMs: median(cpu) }
+    const childCpu = [...clients.values()].map((p) => childCpuMsOf(p.pid))
+    // `wg` runs per client, counted by the wrapper (the parent pid of each run is the client).
+    const wgRuns = wgLog === undefined ? undefined : median([...clients.values()].map((p) => runsOf(wgLog as string, p.pid)))
+    return { ms: Math.max(...pingers.firstReply.values()) - t0, cpuMs: median(cpu), childCpuMs: mode === 'nebula' ? undefined : median(childCpu), wgRuns }
   } finally {
     for (const p of clients.values()) p.kill('SIGTERM')
     // Let them exit (wgnat-client writes its state file on the way) before their state directory goes.
@@ -184,6 +219,12 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
     mesh?.cleanup()
     await lab.destroy()
   }
+}
+
+function runsOf (log: string, pid: number | undefined): number {
+  let text = ''
+  try { text = readFileSync(log, 'utf8') } catch {}
+  return text.split('\n').filter((line) => line.split(' ')[0] === String(pid)).length
 }
 
 function median (xs: Array<number | undefined>): number | undefined {
@@ -215,7 +256,8 @@ try {
       for (const mode of RUN_MODES) {
         const x = await once(n, mode, pkiDir)
         res.get(mode)?.push(x)
-        console.error(`  n=${n} ${mode} run ${r + 1}: last pair answered ${fmt(x?.ms)} after launch; CPU per client ${fmtCpu(x?.cpuMs)}`)
+        const extra = `${x?.childCpuMs === undefined ? '' : `; its wg runs ${Math.round(x.childCpuMs)} ms CPU`}${x?.wgRuns === undefined ? '' : `, ${x.wgRuns} wg runs`}`
+        console.error(`  n=${n} ${mode} run ${r + 1}: last pair answered ${fmt(x?.ms)} after launch; CPU per client ${fmtCpu(x?.cpuMs)}${extra}`)
       }
     }
     const cell = (m: Mode): string => {

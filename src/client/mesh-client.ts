@@ -19,6 +19,7 @@ import { peerStatus, type ClientStatus } from './observe/status.js'
 import { serveStatus } from './observe/status-socket.js'
 import { vetTable, type DesiredPeer } from './paths/vet-table.js'
 import { PolicyFilter } from './policy/policy-filter.js'
+import { START_DEVICE_MAX_AGE_MS, TABLE_TICK_GAP_MS, tickHoldMs } from './paths/tick-pacing.js'
 import { nftCli, type NftControl } from '../shared/nft.js'
 
 export interface MeshClientInit {
@@ -145,6 +146,12 @@ export class MeshClient {
   private readonly policyFilter: PolicyFilter
   private portMapper: PortMapper | undefined
   private readonly observer: MeshObserver | undefined
+  /** The interface as read by start(), for the first tick (see START_DEVICE_MAX_AGE_MS). */
+  private startDevice: { device: WgDevice, atMs: number } | undefined
+  /** When the last tick started (for tick pacing). */
+  private lastTickMs = 0
+  /** Woken when a tick has vetted the latest table: the next long-poll waits for it. */
+  private readonly tableTaken = new Wakeup()
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
@@ -187,6 +194,7 @@ export class MeshClient {
     this.tracks = adoptTracks(device, managed, this.nowMs(), this.timing)
     this.log.info({ registry: this.registry.url, mesh: this.meshPrefixes.map((p) => p.text), adopted: this.tracks.size }, `syncing ${iface} with the registry at ${this.registry.url}`)
     this.lastDevice = device
+    this.startDevice = { device, atMs: this.nowMs() }
     if (this.init.statusSocket !== undefined) {
       try {
         this.statusServer = await serveStatus(this.init.statusSocket, () => this.status())
@@ -197,12 +205,12 @@ export class MeshClient {
     // NAT discovery starts once the first table's attempts are out (see tick).
     this.nat = this.natMonitor()
     if (this.init.portMapping !== false) {
-      // In the background from the start: the mapping reaches the registry with the next announcement.
+      // Started with NAT discovery, once the first attempts are out: the mapping reaches the registry with the next
+      // announcement.
       this.portMapper = new PortMapper({ internalPort: this.listenPort }, {
         logger: this.log,
         onChange: () => { this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`)) }
       })
-      this.portMapper.start()
     }
     this.nat.preflight()
     this.loops = [this.syncLoop(), this.tickLoop()]
@@ -291,6 +299,7 @@ export class MeshClient {
         epoch = res.epoch
         needFull = false
         if (res.version !== version || res.full) this.takeTable(res)
+        if (!res.full) await this.waitTableTaken(signal)
         version = res.version
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
         const selfMoved = res.self.endpoint !== this.selfEntry?.endpoint
@@ -327,11 +336,23 @@ export class MeshClient {
     this.wakeup.wake()
   }
 
+  /**
+   * A change arrived: the next long-poll waits until a tick has vetted it (at most two tick gaps), so changes that
+   * come while the tick is held (tick pacing) arrive together in one response instead of one response each.
+   */
+  private async waitTableTaken (signal: AbortSignal): Promise<void> {
+    const until = this.nowMs() + 2 * TABLE_TICK_GAP_MS
+    while (this.tableChanged && !signal.aborted && this.nowMs() < until) await this.tableTaken.wait(until - this.nowMs(), signal)
+  }
+
   /** Read the interface, reconcile, apply. Never throws: one failure is logged and retried on the next tick. */
   private async tickLoop (): Promise<void> {
     const signal = this.abort.signal
     let failing = false
+    // Nothing to attempt before the first table: wait for it (or for the timer, which adopted peers may need).
+    if (this.table === null) await this.wakeup.wait(this.nextTickMs(), signal)
     while (!signal.aborted) {
+      this.lastTickMs = this.nowMs()
       try {
         await this.tick()
         if (failing) this.log.info(`controlling ${this.init.iface} works again`)
@@ -340,7 +361,14 @@ export class MeshClient {
         if (!failing) this.log.warn(`sync of ${this.init.iface} failed, will retry: ${messageOf(err)}`)
         failing = true
       }
-      await this.wakeup.wait(this.nextTickMs(), signal)
+      const dueMs = this.nowMs() + this.nextTickMs()
+      await this.wakeup.wait(dueMs - this.nowMs(), signal)
+      // A table change that comes soon after a tick waits for the gap; more changes meanwhile join that tick.
+      for (;;) {
+        const hold = tickHoldMs({ nowMs: this.nowMs(), lastTickMs: this.lastTickMs, tableChanged: this.tableChanged, firstTable: this.desired === null, networkChanged: this.retryNow, dueMs })
+        if (hold <= 0 || signal.aborted) break
+        await this.wakeup.wait(hold, signal)
+      }
     }
   }
 
@@ -367,7 +395,10 @@ export class MeshClient {
   }
 
   private async tick (): Promise<void> {
-    const device = await this.wg.show(this.init.iface)
+    // The first tick reuses start()'s read of the interface if it is fresh: one `wg show` less before the first attempts.
+    const start = this.startDevice
+    this.startDevice = undefined
+    const device = start !== undefined && this.nowMs() - start.atMs <= START_DEVICE_MAX_AGE_MS ? start.device : await this.wg.show(this.init.iface)
     this.lastDevice = device
     const foreign = this.foreignPeersSignature(device)
     if (this.table !== null && (this.tableChanged || foreign !== this.foreignSignature)) {
@@ -376,6 +407,7 @@ export class MeshClient {
       this.tableChanged = false
       this.foreignSignature = foreign
       this.desired = this.vet(device)
+      this.tableTaken.wake()
       // One-way policy rules: drop new connections from managed peers that may not open them (none: no table).
       this.policyFilter.update(this.desired.values())
     }
@@ -425,6 +457,7 @@ export class MeshClient {
       // (how the hub sees us), and the first attempts need nothing from it but would wait for its CPU.
       this.natStarted = true
       this.nat?.start()
+      this.portMapper?.start()
     }
     // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
     if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {

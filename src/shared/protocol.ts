@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 import { isWgKey } from './wg-dump.js'
 import { parseEndpoint, parsePrefix } from './ip.js'
 

@@ -128,6 +128,28 @@ function harness (w: World, init: Partial<NatMonitorInit> = {}, extra: Partial<N
 }
 
 describe('NatMonitor: announcing', () => {
+  it('holds an on-demand announcement whose only change is a shorter ready list, and sends it later', async () => {
+    const w = world()
+    let ready = ['A'.repeat(43) + '=', 'B'.repeat(43) + '=']
+    const sent: string[][] = []
+    const h = harness(w, { recheckMs: 60_000 }, { ready: () => ready })
+    h.announce.mockImplementation(async (a: Announce) => { sent.push([...a.ready]) })
+    h.monitor.start()
+    await vi.waitFor(() => { expect(sent).toHaveLength(1) }, { timeout: 800, interval: 2 })
+    ready = ready.slice(0, 1)
+    await h.monitor.announceNow()
+    expect(sent).toHaveLength(1)
+    // A new attempt (the list grows) goes at once, and takes the shorter list along.
+    ready = [ready[0] as string, 'C'.repeat(43) + '=']
+    await h.monitor.announceNow()
+    expect(sent).toEqual([[expect.any(String), expect.any(String)], ready])
+    ready = []
+    await h.monitor.announceNow()
+    expect(sent).toHaveLength(2)
+    await vi.waitFor(() => { expect(sent).toHaveLength(3) }, { timeout: 3000, interval: 20 })
+    expect(sent[2]).toEqual([])
+  })
+
   it('announces only once the hub view is known', async () => {
     const w = world({ hubView: null, stunMapped: [MAPPED, MAPPED] })
     const h = harness(w)

@@ -11,6 +11,7 @@ import { PolicyError } from '../../src/server/policy/policy-error.js'
 import { PolicyReloader } from '../../src/server/policy/policy-reloader.js'
 import { relayRuleset } from '../../src/server/policy/relay-ruleset.js'
 import { silentLogger, type Logger } from '../../src/shared/log.js'
+import type { NftControl } from '../../src/shared/nft.js'
 import { tableResponseSchema } from '../../src/shared/protocol.js'
 import { FakeWg, ep, newPeer } from '../helpers/fake-wg.js'
 import { testKey } from '../helpers/keys.js'
@@ -161,7 +162,7 @@ describe('PolicyFilter: keeps the spoke\'s table in step', () => {
     const scripts: string[] = []
     const stale: string[] = []
     const nft = { apply: async (s: string) => { scripts.push(s) }, listJson: async () => undefined, removeStale: async (f: string, t: string) => { stale.push(`${f} ${t}`); return true } }
-    const f = new PolicyFilter({ iface: 'wg0' }, { nft, logger: silentLogger() })
+    const f = new PolicyFilter({ iface: 'wg0', staleCheckDelayMs: 0 }, { nft, logger: silentLogger() })
     const settle = async (): Promise<void> => { for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve)) }
     f.update([{ allowedIps: ['100.64.0.3/32'], mayInitiate: true }])
     await settle()
@@ -185,6 +186,50 @@ describe('PolicyFilter: keeps the spoke\'s table in step', () => {
     await f.stop()
     expect(scripts).toHaveLength(5)
     expect(scripts.at(-1)).toContain('delete table inet wgnat_client_wg0')
+  })
+})
+
+describe('PolicyFilter: the look for a stale table waits until the first attempts are out', () => {
+  const settle = async (): Promise<void> => { for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve)) }
+  const fake = (): { nft: NftControl, scripts: string[], stale: string[] } => {
+    const scripts: string[] = []
+    const stale: string[] = []
+    return { scripts, stale, nft: { apply: async (s: string) => { scripts.push(s) }, listJson: async () => undefined, listTable: async () => undefined, removeStale: async (f: string, t: string) => { stale.push(`${f} ${t}`); return true } } }
+  }
+
+  it('runs no nft at the first vetting without one-way peers, and removes a stale table after the delay', async () => {
+    const { nft, scripts, stale } = fake()
+    const f = new PolicyFilter({ iface: 'wg0', staleCheckDelayMs: 40 }, { nft, logger: silentLogger() })
+    f.update([{ allowedIps: ['100.64.0.3/32'], mayInitiate: true }])
+    await settle()
+    expect(stale).toEqual([])
+    await new Promise((resolve) => setTimeout(resolve, 80))
+    await settle()
+    expect(stale).toEqual(['inet wgnat_client_wg0'])
+    expect(scripts).toEqual([])
+    await f.stop()
+  })
+
+  it('does not delete the table it has just put in place when the delay ends', async () => {
+    const { nft, scripts, stale } = fake()
+    const f = new PolicyFilter({ iface: 'wg0', staleCheckDelayMs: 40 }, { nft, logger: silentLogger() })
+    f.update([{ allowedIps: ['100.64.0.3/32'], mayInitiate: false }])
+    await settle()
+    expect(scripts).toHaveLength(1)
+    await new Promise((resolve) => setTimeout(resolve, 80))
+    await settle()
+    expect(stale).toEqual([])
+    expect(scripts).toHaveLength(1)
+    await f.stop()
+  })
+
+  it('looks for none after stop()', async () => {
+    const { nft, stale } = fake()
+    const f = new PolicyFilter({ iface: 'wg0', staleCheckDelayMs: 20 }, { nft, logger: silentLogger() })
+    f.update([])
+    await f.stop()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(stale).toEqual([])
   })
 })
 

@@ -765,6 +765,18 @@ describe('reconcile: a hub that does not relay has no path to protect', () => {
     expect(reconcile(noRelay(input(T0 + 800, [onDevice], waiting.tracks))).tracks.get(B)?.phase).toBe('direct')
   })
 
+  it('turns direct without a `wg set` when the routes are already on, and sets them when they are not', () => {
+    const tracks = reconcile(noRelay(input(T0, [], new Map()))).tracks
+    const onDevice = newPeer(B, { endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25, allowedIps: ['100.64.0.3/32'], latestHandshake: Math.floor((T0 + 700) / 1000) })
+    const done = reconcile(noRelay(input(T0 + 800, [onDevice], tracks)))
+    expect(done.tracks.get(B)?.phase).toBe('direct')
+    expect(done.changes).toEqual([])
+    // Someone took them off meanwhile (or the hub relayed during the attempt): they go on with the promotion.
+    const bare = { ...onDevice, allowedIps: [] }
+    const relayed = reconcile(noRelay(input(T0 + 800, [bare], tracks)))
+    expect(relayed.changes).toEqual([{ publicKey: B, allowedIps: ['100.64.0.3/32'] }])
+  })
+
   it('takes the early routes off when the attempt fails', () => {
     const tracks = reconcile(noRelay(input(T0, [], new Map()))).tracks
     const onDevice = newPeer(B, { endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25, allowedIps: ['100.64.0.3/32'] })

@@ -8,6 +8,7 @@ import { sleep, Wakeup } from '../../shared/sleep.js'
 import type { MeshObserver } from '../observe/mesh-observer.js'
 import { discover, type Discovery } from './nat-discovery.js'
 import { stunProbe, type StunProbeResult } from './stun-probe.js'
+import { READY_SHRINK_HOLD_MS, onlyReadyShrank } from './ready-shrink.js'
 
 /**
  * How often the NAT mapping is checked again when nothing else prompts it: a router that reboots or drops its
@@ -69,6 +70,8 @@ export class NatMonitor {
   private loop: Promise<void> | undefined
   private lastSamples = new Map<string, string>()
   private _rawProblem: string | null = null
+  private lastSent: Announce | undefined
+  private shrinkTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor (private readonly init: NatMonitorInit, private readonly c: NatMonitorComponents) {
     this.raw = init.raw ?? true
@@ -116,16 +119,28 @@ export class NatMonitor {
   /** Send the current findings again if what we would announce changed (the ready list, say); no new probe. */
   async announceNow (): Promise<void> {
     if (this._current === null || this.c.hubView() === null) return
-    await this.send(this._current.announce, this.abort.signal)
+    await this.send(this._current.announce, this.abort.signal, true)
   }
 
-  private async send (found: Announce, signal: AbortSignal): Promise<void> {
+  private async send (found: Announce, signal: AbortSignal, onDemand = false): Promise<void> {
     const announce = { ...found, ready: (this.c.ready?.() ?? []).slice(0, PROTOCOL_LIMITS.maxReady), ...(this.c.portMapping === undefined ? {} : { portMapping: this.c.portMapping() }) }
     const text = JSON.stringify(announce)
     if (text === this.announced) return
+    if (onDemand && onlyReadyShrank(this.lastSent, announce)) {
+      // Held (see READY_SHRINK_HOLD_MS); the next check or any other change sends it sooner.
+      this.shrinkTimer ??= setTimeout(() => {
+        this.shrinkTimer = undefined
+        if (signal.aborted || this._current === null || this.c.hubView() === null) return
+        this.send(this._current.announce, signal).catch((err: unknown) => this.c.logger.warn(`announcing to the registry failed: ${messageOf(err)}`))
+      }, READY_SHRINK_HOLD_MS)
+      return
+    }
+    clearTimeout(this.shrinkTimer)
+    this.shrinkTimer = undefined
     this.announced = text
     try {
       await this.c.announce(announce, signal)
+      this.lastSent = announce
     } catch (err) {
       this.announced = ''
       throw err
@@ -133,6 +148,8 @@ export class NatMonitor {
   }
 
   async stop (): Promise<void> {
+    clearTimeout(this.shrinkTimer)
+    this.shrinkTimer = undefined
     this.abort.abort()
     this.wakeup.wake()
     await this.loop

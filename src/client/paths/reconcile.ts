@@ -252,7 +252,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         if (handshakeSinceStart && nowMs < promoteAt) {
           tracks.set(key, { ...track, promoteAtMs: promoteAt })
         } else if (handshakeSinceStart) {
-          changes.push({ publicKey: key, allowedIps: want.allowedIps })
+          // Already on when they went on with the attempt (hub not relaying): no `wg set` for nothing.
+          if (!sameList(onDevice.allowedIps, want.allowedIps)) changes.push({ publicKey: key, allowedIps: want.allowedIps })
           move(key, old, { ...track, ...DIRECT_START, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: `handshake on the direct path (${track.endpoint ?? '?'})` })
         } else if (endpointMoved && next !== undefined && spendFresh(track, nowMs) !== undefined) {
           begin(next, 0, 'new endpoint from the registry', spendFresh(track, nowMs))

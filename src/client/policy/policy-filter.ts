@@ -3,7 +3,17 @@ import type { Logger } from '../../shared/log.js'
 import { removeTableScript, type NftControl } from '../../shared/nft.js'
 import { clientFilterRuleset, clientTableName, type FilterPeer } from './policy-filter-ruleset.js'
 
-export interface PolicyFilterInit { iface: string }
+/**
+ * The look for a table left by a killed run waits this long after the first vetting: it is cleanup (such a table
+ * only drops more than it should), and a client's first seconds belong to its first attempts (one `nft` less then).
+ */
+export const STALE_CHECK_DELAY_MS = 5000
+
+export interface PolicyFilterInit {
+  iface: string
+  /** @default STALE_CHECK_DELAY_MS */
+  staleCheckDelayMs?: number
+}
 export interface PolicyFilterComponents { nft: NftControl, logger: Logger }
 
 /**
@@ -21,24 +31,39 @@ export class PolicyFilter {
   private running: Promise<void> | undefined
   private failing = false
   private stopped = false
-  private staleChecked = false
+  private staleScheduled = false
+  private staleDue = false
+  private staleTimer: ReturnType<typeof setTimeout> | undefined
+  private readonly staleDelayMs: number
 
   constructor (init: PolicyFilterInit, components: PolicyFilterComponents) {
     this.iface = init.iface
     this.nft = components.nft
     this.log = components.logger
+    this.staleDelayMs = init.staleCheckDelayMs ?? STALE_CHECK_DELAY_MS
   }
 
   /** The managed peers as last vetted. Never throws; applies in the background, newest wins. */
   update (peers: Iterable<FilterPeer>): void {
     if (this.stopped) return
     this.wanted = clientFilterRuleset(this.iface, peers)
+    if (!this.staleScheduled) {
+      this.staleScheduled = true
+      if (this.staleDelayMs <= 0) {
+        this.staleDue = true
+      } else {
+        this.staleTimer = setTimeout(() => { this.staleDue = true; if (!this.stopped) this.running ??= this.drain() }, this.staleDelayMs)
+        this.staleTimer.unref()
+      }
+    }
     this.running ??= this.drain()
   }
 
   /** Remove the filter (if we installed one) and stop following. */
   async stop (): Promise<void> {
     this.stopped = true
+    clearTimeout(this.staleTimer)
+    this.staleDue = false
     this.wanted = undefined
     while (this.running !== undefined) await this.running
     if (this.applied !== undefined) await this.put(undefined).catch((err: unknown) => this.log.warn(`cannot remove the policy filter: ${messageOf(err)}`))
@@ -48,12 +73,14 @@ export class PolicyFilter {
     // Yield first: `running` must be set before the loop can end and clear it.
     await Promise.resolve()
     try {
-      if (!this.staleChecked) {
-        // A table of ours from a run that was killed would go on dropping: remove it before anything else.
-        this.staleChecked = true
-        if (this.wanted === undefined && await this.nft.removeStale('inet', clientTableName(this.iface))) this.log.info(`removed a stale policy filter (table inet ${clientTableName(this.iface)})`)
-      }
-      while (this.wanted !== this.applied) {
+      while (this.staleDue || this.wanted !== this.applied) {
+        if (this.staleDue) {
+          // A table of ours from a run that was killed would go on dropping: remove it. (A ruleset we apply replaces
+          // it whole, so this matters only while we have none.)
+          this.staleDue = false
+          if (this.wanted === undefined && await this.nft.removeStale('inet', clientTableName(this.iface))) this.log.info(`removed a stale policy filter (table inet ${clientTableName(this.iface)})`)
+          continue
+        }
         const wanted = this.wanted
         try {
           await this.put(wanted)

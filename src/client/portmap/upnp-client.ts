@@ -1,6 +1,7 @@
 import { createSocket } from 'node:dgram'
 import { messageOf, quote } from '../../shared/errors.js'
-import { IGD_MAX_BODY, SSDP_ADDRESS, SSDP_PORT, parseIgdDescription, parseSoapResponse, parseSsdpResponse, soapRequest, ssdpSearchRequest, type IgdService } from './igd-xml.js'
+import type { IgdService } from './igd-xml.js'
+import { IGD_MAX_BODY, SSDP_ADDRESS, SSDP_PORT, parseSsdpResponse, ssdpSearchRequest } from './ssdp.js'
 import { PortMapError, type MapRequest, type PortMapping } from './port-mapping.js'
 import { localAddressTowards } from './udp-exchange.js'
 
@@ -23,6 +24,8 @@ export async function upnpMap (req: MapRequest): Promise<PortMapping> {
   const deadline = Date.now() + req.timeoutMs
   const left = (): number => Math.max(1, deadline - Date.now())
   const location = await ssdpSearch(req.gateway, req.timeoutMs, req.signal)
+  // The XML parser is loaded only once a gateway has answered the M-SEARCH.
+  const { parseIgdDescription } = await import('./igd-xml.js')
   const service = parseIgdDescription(await httpText(location, undefined, left(), req.signal), location)
   if (new URL(service.controlUrl).hostname !== req.gateway) throw new PortMapError(`UPnP: control URL ${quote(service.controlUrl)} is not on the gateway ${req.gateway}`)
   const ext = await soap(service, 'GetExternalIPAddress', [], left(), req.signal)
@@ -66,6 +69,7 @@ class UpnpFaultError extends PortMapError {
 }
 
 async function soap (service: IgdService, action: string, args: Array<[string, string | number]>, timeoutMs: number, signal?: AbortSignal): Promise<Record<string, string>> {
+  const { parseSoapResponse, soapRequest } = await import('./igd-xml.js')
   const body = soapRequest(service.serviceType, action, args)
   const text = await httpText(service.controlUrl, {
     method: 'POST',

@@ -1,6 +1,6 @@
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { z } from 'zod'
+import * as z from 'zod'
 import { EXIT_DATAERR, WgnatError, messageOf, quote } from '../../shared/errors.js'
 import { writeFileAtomic } from '../../shared/atomic-write.js'
 

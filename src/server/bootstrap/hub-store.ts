@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { z } from 'zod'
+import * as z from 'zod'
 import { writeFileAtomic } from '../../shared/atomic-write.js'
 import { EXIT_DATAERR, WgError, WgnatError, messageOf, quote } from '../../shared/errors.js'
 import type { WgControl } from '../../shared/wg.js'

@@ -1,4 +1,4 @@
-import { z } from 'zod'
+import * as z from 'zod'
 
 /**
  * The policy file as written (docs/policy.md), checked by shape only: which names a reference means (a group, a

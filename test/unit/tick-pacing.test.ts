@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest'
+import { TABLE_TICK_GAP_MS, tickHoldMs, type TickPacingInput } from '../../src/client/paths/tick-pacing.js'
+
+const T = 1_000_000
+const base: TickPacingInput = { nowMs: T, lastTickMs: T - 50, tableChanged: true, firstTable: false, networkChanged: false, dueMs: T + 1000 }
+
+describe('tickHoldMs: table changes soon after a tick wait for the gap', () => {
+  const cases: Array<{ name: string, input: Partial<TickPacingInput>, hold: number }> = [
+    { name: 'a change 50 ms after a tick waits for the rest of the gap', input: {}, hold: TABLE_TICK_GAP_MS - 50 },
+    { name: 'a change after the gap ticks at once', input: { lastTickMs: T - TABLE_TICK_GAP_MS }, hold: 0 },
+    { name: 'a change long after the last tick ticks at once', input: { lastTickMs: T - 60_000 }, hold: 0 },
+    { name: 'the first table never waits', input: { firstTable: true }, hold: 0 },
+    { name: 'a network change never waits', input: { networkChanged: true }, hold: 0 },
+    { name: 'a timer wake-up (no table change) never waits', input: { tableChanged: false }, hold: 0 },
+    { name: 'never later than the tick that is due anyway', input: { dueMs: T + 20 }, hold: 20 },
+    { name: 'a tick already due runs now', input: { dueMs: T - 5 }, hold: 0 }
+  ]
+  it.each(cases)('$name', ({ input, hold }) => {
+    expect(tickHoldMs({ ...base, ...input })).toBe(hold)
+  })
+
+  it('a burst of changes costs one tick per gap, each change waiting at most one gap', () => {
+    // 40 announcements over 1.2 s (one every 30 ms), as while 8 clients start: simulate the loop's decisions.
+    let lastTickMs = 0
+    let pendingSince: number | undefined
+    let ticks = 0
+    let worstWait = 0
+    for (let now = 0; now <= 1500; now += 1) {
+      if (now % 30 === 0 && now <= 1200) pendingSince ??= now
+      if (pendingSince !== undefined && tickHoldMs({ nowMs: now, lastTickMs, tableChanged: true, firstTable: ticks === 0, networkChanged: false, dueMs: now + 1000 }) === 0) {
+        worstWait = Math.max(worstWait, now - pendingSince)
+        ticks++
+        lastTickMs = now
+        pendingSince = undefined
+      }
+    }
+    expect(ticks).toBeLessThanOrEqual(Math.ceil(1200 / TABLE_TICK_GAP_MS) + 1)
+    expect(ticks).toBeGreaterThanOrEqual(3)
+    expect(worstWait).toBeLessThanOrEqual(TABLE_TICK_GAP_MS)
+  })
+})
