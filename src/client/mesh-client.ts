@@ -149,6 +149,7 @@ export class MeshClient {
   /** A healed pair's route switch, at the instant both sides compute (see route-switch.ts). */
   private readonly switches = new RouteSwitchTimer({
     apply: async (changes) => { await this.wg.set(this.init.iface, changes) },
+    stage: (changes) => this.wg.stage?.(this.init.iface, changes),
     done: (err) => {
       if (err !== undefined) this.log.debug(`timed route switch failed, the next sync retries it: ${messageOf(err)}`)
       this.wakeup.wake()

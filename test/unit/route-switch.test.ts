@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { defaultTiming, PROMOTE_DELAY_S, reconcile, type PeerTrack } from '../../src/client/paths/reconcile.js'
-import { HEALING_TICK_MS, HEALING_WATCH_MS, healingTickMs, plannedSwitches, RouteSwitchTimer } from '../../src/client/paths/route-switch.js'
+import { HEALING_TICK_MS, HEALING_WATCH_MS, healingTickMs, plannedSwitches, RouteSwitchTimer, STAGE_AHEAD_MS } from '../../src/client/paths/route-switch.js'
+import { addconfText } from '../../src/shared/wg-addconf.js'
+import { WgError } from '../../src/shared/errors.js'
 import type { DesiredPeer } from '../../src/client/paths/vet-table.js'
 import type { PeerChange } from '../../src/shared/wg.js'
 import { ep, newPeer } from '../helpers/fake-wg.js'
@@ -117,5 +119,56 @@ describe('RouteSwitchTimer', () => {
     timer.plan(planned(T0 + 31_000))
     await vi.advanceTimersByTimeAsync(60_000)
     expect(applied).toHaveLength(1)
+  })
+})
+
+describe('RouteSwitchTimer with staging (a wg waiting on its stdin)', () => {
+  beforeEach(() => { vi.useFakeTimers({ now: T0 }) })
+  afterEach(() => { vi.useRealTimers() })
+  const planned = (atMs: number): Parameters<RouteSwitchTimer['plan']>[0] => [{ publicKey: B, atMs, change: { publicKey: B, allowedIps: ALLOWED } }]
+
+  function harness (commitFails = false): { timer: RouteSwitchTimer, log: string[] } {
+    const log: string[] = []
+    const timer = new RouteSwitchTimer({
+      apply: async () => { log.push(`apply@${Date.now() - T0}`) },
+      stage: () => {
+        log.push(`stage@${Date.now() - T0}`)
+        return { commit: async () => { log.push(`commit@${Date.now() - T0}`); if (commitFails) throw new WgError('wg died') }, cancel: () => { log.push(`cancel@${Date.now() - T0}`) } }
+      },
+      done: (err) => { log.push(err === undefined ? 'done' : 'failed') }
+    })
+    return { timer, log }
+  }
+
+  it('stages STAGE_AHEAD_MS before the instant and commits at it; no wg set', async () => {
+    const { timer, log } = harness()
+    timer.plan(planned(T0 + 3000))
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(log).toEqual([`stage@${3000 - STAGE_AHEAD_MS}`, 'commit@3000', 'done'])
+  })
+
+  it('a new instant drops the staged change; a failed commit falls back to wg set', async () => {
+    const { timer, log } = harness(true)
+    timer.plan(planned(T0 + 3000))
+    await vi.advanceTimersByTimeAsync(2500)
+    timer.plan(planned(T0 + 4000))
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(log).toEqual([`stage@${3000 - STAGE_AHEAD_MS}`, 'cancel@2500', `stage@${4000 - STAGE_AHEAD_MS}`, 'commit@4000', 'apply@4000', 'done'])
+  })
+})
+
+describe('addconfText', () => {
+  it('writes the fields a change sets, as [Peer] sections', () => {
+    expect(addconfText([{ publicKey: B, allowedIps: ['100.64.0.3/32', 'fd00::3/128'], persistentKeepalive: 25 }])).toBe(`[Peer]\nPublicKey = ${B}\nAllowedIPs = 100.64.0.3/32, fd00::3/128\nPersistentKeepalive = 25\n`)
+    expect(addconfText([{ publicKey: B, endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 0 }])).toBe(`[Peer]\nPublicKey = ${B}\nEndpoint = 198.18.12.2:51820\nPersistentKeepalive = off\n`)
+  })
+
+  it.each([
+    { name: 'a removal', change: { publicKey: B, remove: true } },
+    { name: 'a kick', change: { publicKey: B, persistentKeepalive: 25, kick: true } },
+    { name: 'emptied allowed IPs', change: { publicKey: B, allowedIps: [] } },
+    { name: 'a line break in a value', change: { publicKey: B, allowedIps: ['100.64.0.3/32\n[Peer]'] } }
+  ])('refuses $name with a one-line WgError', ({ change }) => {
+    expect(() => addconfText([change])).toThrow(WgError)
   })
 })

@@ -1,4 +1,4 @@
-import type { PeerChange } from '../../shared/wg.js'
+import type { PeerChange, StagedSet } from '../../shared/wg.js'
 import type { PeerTrack } from './reconcile.js'
 
 /**
@@ -24,6 +24,12 @@ export const HEALING_TICK_MS = 1000
 export const HEALING_WATCH_MS = 95_000
 /** The tick after a timed switch comes this long after it: the switch is on the interface when it reads it. */
 export const SWITCH_SETTLE_MS = 150
+/**
+ * The switch's `wg` is started this long before the instant and waits on its stdin (WgControl.stage): starting a
+ * process takes from a few to a few hundred milliseconds depending on the load, and each side of the pair would
+ * switch that much late, by different amounts. At the instant only a write is left.
+ */
+export const STAGE_AHEAD_MS = 1000
 
 /** The read interval a hub-phase peer asks for while it may heal by WireGuard's own retries; undefined: none. */
 export function healingTickMs (track: PeerTrack, nowMs: number): number | undefined {
@@ -56,15 +62,20 @@ export function plannedSwitches (tracks: ReadonlyMap<string, PeerTrack>, desired
 export interface RouteSwitchTimerComponents {
   /** Apply the changes to the interface (one `wg set`). */
   apply: (changes: PeerChange[]) => Promise<void>
+  /** Make the changes ready to apply at once (WgControl.stage); undefined: not supported, `apply` at the instant. */
+  stage?: (changes: PeerChange[]) => StagedSet | undefined
   /** Called after each switch, applied or not: the next read of the interface records (or retries) it. */
   done: (err?: unknown) => void
   /** @default Date.now */
   nowMs?: () => number
 }
 
-/** Keeps one timer per planned switch; re-planning with the same instant keeps the timer, a new instant re-arms it. */
+/**
+ * Keeps one timer per planned switch; re-planning with the same instant keeps the timer, a new instant re-arms it.
+ * STAGE_AHEAD_MS before the instant the change is staged; at the instant it is committed (or applied, unstaged).
+ */
 export class RouteSwitchTimer {
-  private readonly timers = new Map<string, { atMs: number, timer: NodeJS.Timeout }>()
+  private readonly timers = new Map<string, { atMs: number, timer: NodeJS.Timeout, staged?: StagedSet }>()
   private readonly nowMs: () => number
   private stopped = false
 
@@ -80,13 +91,11 @@ export class RouteSwitchTimer {
       keep.add(s.publicKey)
       const armed = this.timers.get(s.publicKey)
       if (armed?.atMs === s.atMs) continue
-      if (armed !== undefined) clearTimeout(armed.timer)
-      const timer = setTimeout(() => { this.fire(s) }, Math.max(0, s.atMs - this.nowMs()))
-      this.timers.set(s.publicKey, { atMs: s.atMs, timer })
+      if (armed !== undefined) this.cancel(s.publicKey)
+      const entry: { atMs: number, timer: NodeJS.Timeout, staged?: StagedSet } = { atMs: s.atMs, timer: setTimeout(() => { this.stage(s, entry) }, Math.max(0, s.atMs - STAGE_AHEAD_MS - this.nowMs())) }
+      this.timers.set(s.publicKey, entry)
     }
-    for (const [key, armed] of this.timers) {
-      if (!keep.has(key)) { clearTimeout(armed.timer); this.timers.delete(key) }
-    }
+    for (const key of [...this.timers.keys()]) if (!keep.has(key)) this.cancel(key)
   }
 
   /** Instants of the armed switches, by key (status, tests). */
@@ -96,13 +105,34 @@ export class RouteSwitchTimer {
 
   stop (): void {
     this.stopped = true
-    for (const armed of this.timers.values()) clearTimeout(armed.timer)
-    this.timers.clear()
+    for (const key of [...this.timers.keys()]) this.cancel(key)
   }
 
-  private fire (s: PlannedSwitch): void {
-    // Fired: a later plan() for the same instant must not arm it again (the next tick sees the routes on).
-    this.timers.set(s.publicKey, { atMs: s.atMs, timer: setTimeout(() => {}, 0) })
-    this.components.apply([s.change]).then(() => { this.components.done() }, (err: unknown) => { this.components.done(err) })
+  private cancel (key: string): void {
+    const armed = this.timers.get(key)
+    if (armed === undefined) return
+    clearTimeout(armed.timer)
+    armed.staged?.cancel()
+    this.timers.delete(key)
+  }
+
+  private stage (s: PlannedSwitch, entry: { atMs: number, timer: NodeJS.Timeout, staged?: StagedSet }): void {
+    try {
+      entry.staged = this.components.stage?.([s.change])
+    } catch {
+      entry.staged = undefined
+    }
+    entry.timer = setTimeout(() => { this.fire(s, entry) }, Math.max(0, s.atMs - this.nowMs()))
+  }
+
+  private fire (s: PlannedSwitch, entry: { staged?: StagedSet }): void {
+    // Fired: the entry stays (a later plan() for the same instant must not arm it again; the next tick sees the
+    // routes on and drops it), without anything left to cancel.
+    const staged = entry.staged
+    entry.staged = undefined
+    const applied = staged === undefined
+      ? this.components.apply([s.change])
+      : staged.commit().catch(async () => { await this.components.apply([s.change]) })
+    applied.then(() => { this.components.done() }, (err: unknown) => { this.components.done(err) })
   }
 }
