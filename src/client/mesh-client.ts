@@ -152,6 +152,7 @@ export class MeshClient {
     stage: (changes) => this.wg.stage?.(this.init.iface, changes),
     done: (err) => {
       if (err !== undefined) this.log.debug(`timed route switch failed, the next sync retries it: ${messageOf(err)}`)
+      else this.log.debug('timed route switch applied')
       this.wakeup.wake()
     }
   })
