@@ -20,7 +20,7 @@ import { serveStatus } from './observe/status-socket.js'
 import { vetTable, type DesiredPeer } from './paths/vet-table.js'
 import { PolicyFilter } from './policy/policy-filter.js'
 import { nftCli, type NftControl } from '../shared/nft.js'
-import { healingTickMs, plannedSwitches, RouteSwitchTimer, SWITCH_SETTLE_MS } from './paths/route-switch.js'
+import { HEALING_TICK_MS, healingTickMs, plannedSwitches, RouteSwitchTimer, SWITCH_SETTLE_MS } from './paths/route-switch.js'
 
 export interface MeshClientInit {
   iface: string
@@ -365,8 +365,9 @@ export class MeshClient {
     let wait = QUIET_TICK_MS
     for (const t of this.tracks.values()) {
       // A healed pair moves its routes at an agreed instant: be there on time.
-      // (The switch itself is on its own timer; the tick after it records it.)
-      if ((t.promoteAtMs ?? 0) > 0) wait = Math.min(wait, Math.max(0, (t.promoteAtMs ?? 0) - now) + SWITCH_SETTLE_MS)
+      // (The switch itself is on its own timer; the tick after it records it. Meanwhile read every HEALING_TICK_MS:
+      // a newer handshake, say from the other side's slot retry, moves the instant on both sides.)
+      if ((t.promoteAtMs ?? 0) > 0) wait = Math.min(wait, Math.max(0, (t.promoteAtMs ?? 0) - now) + SWITCH_SETTLE_MS, HEALING_TICK_MS)
       else if (t.phase === 'arming' || directPending(t, now, this.timing)) wait = Math.min(wait, PENDING_TICK_MS)
       else if (t.phase === 'trying' && t.failures === 0) wait = Math.min(wait, this.registryState.relay ? PENDING_TICK_MS : PENDING_TICK_NO_RELAY_MS)
       // A retry (it failed before): a handshake seen within a second is soon enough, and with many peers that never

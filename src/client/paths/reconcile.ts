@@ -418,9 +418,10 @@ function promoteAtMs (track: PeerTrack, onDevice: WgPeer, nowMs: number, timing:
 }
 /**
  * Seconds after the handshake's second at which a healed pair moves its routes: both sides have seen it by then
- * (they read the interface at least every second meanwhile: route-switch.ts's HEALING_TICK_MS, RETRY_TICK_MS).
+ * (they read the interface at least every second meanwhile: route-switch.ts's HEALING_TICK_MS, RETRY_TICK_MS), with
+ * a second to spare for starting the switch's `wg` ahead of the instant (route-switch.ts's STAGE_AHEAD_MS).
  */
-export const PROMOTE_DELAY_S = 3
+export const PROMOTE_DELAY_S = 4
 
 /** A track becoming direct starts its path checks afresh (counters may have been zeroed by a re-add). */
 const DIRECT_START: Partial<PeerTrack> = { tx: undefined, txAtRx: undefined, unansweredSinceMs: 0, probeAtMs: 0, busy: false, promoteAtMs: 0 }
