@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the lab needs: userspace WireGuard, wg, namespaces, NAT, ping, traffic shaping, iperf3;
 # miniupnpd (UPnP IGD / NAT-PMP / PCP on the port-mapping routers) with miniupnpc's upnpc to look at it;
-# systemd-analyze, which checks the shipped units; chromium, which renders the hub's mesh page in a test.
-need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver conntrack miniupnpd upnpc systemd-analyze chromium)
-pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn conntrack miniupnpd-nftables miniupnpc systemd chromium)
+# systemd-analyze, which checks the shipped units; chromium, which renders the hub's mesh page in a test;
+# tcpdump, which scripts/bench/heal-trace.ts uses to follow pings through the tunnels.
+need_cmds=(wg wireguard-go ip iptables nft ping tc iperf3 turnserver conntrack miniupnpd upnpc systemd-analyze chromium tcpdump)
+pkgs=(wireguard-tools wireguard-go iproute2 iptables nftables iputils-ping iperf3 coturn conntrack miniupnpd-nftables miniupnpc systemd chromium tcpdump)
 missing=()
 for c in "${need_cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
 if [ ${#missing[@]} -gt 0 ]; then

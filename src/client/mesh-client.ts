@@ -21,6 +21,7 @@ import { vetTable, type DesiredPeer } from './paths/vet-table.js'
 import { PolicyFilter } from './policy/policy-filter.js'
 import { START_DEVICE_MAX_AGE_MS, TABLE_TICK_GAP_MS, tickHoldMs } from './paths/tick-pacing.js'
 import { nftCli, type NftControl } from '../shared/nft.js'
+import { HEALING_TICK_MS, healingTickMs, plannedSwitches, RouteSwitchTimer, SWITCH_SETTLE_MS } from './paths/route-switch.js'
 
 export interface MeshClientInit {
   iface: string
@@ -152,6 +153,16 @@ export class MeshClient {
   private lastTickMs = 0
   /** Woken when a tick has vetted the latest table: the next long-poll waits for it. */
   private readonly tableTaken = new Wakeup()
+  /** A healed pair's route switch, at the instant both sides compute (see route-switch.ts). */
+  private readonly switches = new RouteSwitchTimer({
+    apply: async (changes) => { await this.wg.set(this.init.iface, changes) },
+    stage: (changes) => this.wg.stage?.(this.init.iface, changes),
+    done: (err) => {
+      if (err !== undefined) this.log.debug(`timed route switch failed, the next sync retries it: ${messageOf(err)}`)
+      else this.log.debug('timed route switch applied')
+      this.wakeup.wake()
+    }
+  })
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
@@ -243,6 +254,7 @@ export class MeshClient {
 
   async stop (): Promise<void> {
     this.abort.abort()
+    this.switches.stop()
     this.wakeup.wake()
     // The port mapping is deleted on the router here (at most a second).
     await Promise.all([...this.loops, this.natStarted ? this.nat?.stop() : undefined, this.portMapper?.stop()])
@@ -381,7 +393,9 @@ export class MeshClient {
     let wait = QUIET_TICK_MS
     for (const t of this.tracks.values()) {
       // A healed pair moves its routes at an agreed instant: be there on time.
-      if ((t.promoteAtMs ?? 0) > 0) wait = Math.min(wait, Math.max(0, (t.promoteAtMs ?? 0) - now))
+      // (The switch itself is on its own timer; the tick after it records it. Meanwhile read every HEALING_TICK_MS:
+      // a newer handshake, say from the other side's slot retry, moves the instant on both sides.)
+      if ((t.promoteAtMs ?? 0) > 0) wait = Math.min(wait, Math.max(0, (t.promoteAtMs ?? 0) - now) + SWITCH_SETTLE_MS, HEALING_TICK_MS)
       else if (t.phase === 'arming' || directPending(t, now, this.timing)) wait = Math.min(wait, PENDING_TICK_MS)
       else if (t.phase === 'trying' && t.failures === 0) wait = Math.min(wait, this.registryState.relay ? PENDING_TICK_MS : PENDING_TICK_NO_RELAY_MS)
       // A retry (it failed before): a handshake seen within a second is soon enough, and with many peers that never
@@ -389,6 +403,7 @@ export class MeshClient {
       else if (t.phase === 'trying') wait = Math.min(wait, RETRY_TICK_MS)
       else if (t.busy === true) wait = Math.min(wait, BUSY_TICK_MS)
       else if (t.phase === 'direct') wait = Math.min(wait, IDLE_TICK_MS)
+      else if (healingTickMs(t, now) !== undefined) wait = Math.min(wait, healingTickMs(t, now) as number, Math.max(0, t.retryAtMs - now))
       else if (t.phase === 'hub' && Number.isFinite(t.retryAtMs)) wait = Math.min(wait, Math.max(0, t.retryAtMs - now))
     }
     return wait
@@ -451,6 +466,7 @@ export class MeshClient {
     if (out.events.length > 0) this.observer?.pathEvents?.(out.events, this.tracks, this.nowMs())
     const previous = this.tracks
     this.tracks = out.tracks
+    this.switches.plan(plannedSwitches(this.tracks, this.desired, this.timing.keepaliveS))
     for (const resolve of waiters) resolve()
     if (!this.natStarted && this.desired !== null) {
       // NAT discovery (netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table

@@ -42,6 +42,13 @@ const KNOWN: Record<SectionKind, Map<string, string>> = {
 }
 /** Values that hold secrets: never quoted in an error. */
 const SECRET = new Set(['privatekey', 'presharedkey'])
+/**
+ * A key or section name quoted in an error, with anything that looks like key material cut out: a damaged
+ * `PrivateKey = ...` line (say, a NUL for its space) is an unknown key that holds the key itself.
+ */
+function redacted (text: string): string {
+  return text.replace(/[A-Za-z0-9+/]{16,}={0,2}/g, '<redacted>')
+}
 
 /** Parse and validate a wg-quick config. `source` names the file in errors (`wg0.conf line 7: ...`). */
 export function parseWgQuickConfig (text: string, source = 'config'): WgQuickConfig {
@@ -61,7 +68,7 @@ export function parseWgQuickConfig (text: string, source = 'config'): WgQuickCon
     const section = /^\[\s*([A-Za-z]+)\s*\]$/.exec(body)
     if (section !== null) {
       const name = (section[1] ?? '').toLowerCase()
-      if (name !== 'interface' && name !== 'peer') throw new ParseError(`${where}: unknown section ${quote(body)}`)
+      if (name !== 'interface' && name !== 'peer') throw new ParseError(`${where}: unknown section ${quote(redacted(body))}`)
       current = { kind: name === 'interface' ? 'Interface' : 'Peer', lines: [] }
       if (comment !== undefined) current.lines.push({ kind: 'comment', text: comment })
       config.sections.push(current)
@@ -71,9 +78,9 @@ export function parseWgQuickConfig (text: string, source = 'config'): WgQuickCon
     if (eq <= 0) throw new ParseError(`${where}: not a 'Key = value' line`)
     const key = body.slice(0, eq).trim()
     const value = body.slice(eq + 1).trim()
-    if (current === undefined) throw new ParseError(`${where}: ${quote(key)} before any [Interface] or [Peer] section`)
+    if (current === undefined) throw new ParseError(`${where}: ${quote(redacted(key))} before any [Interface] or [Peer] section`)
     const canonical = KNOWN[current.kind].get(key.toLowerCase())
-    if (canonical === undefined) throw new ParseError(`${where}: unknown key ${quote(key)} in [${current.kind}]`)
+    if (canonical === undefined) throw new ParseError(`${where}: unknown key ${quote(redacted(key))} in [${current.kind}]`)
     const problem = checkValue(canonical, value)
     if (problem !== undefined) throw new ParseError(`${where}: ${canonical} ${SECRET.has(key.toLowerCase()) ? '' : `${quote(value)} `}${problem}`)
     if (!REPEATABLE.has(canonical.toLowerCase()) && current.lines.some((l) => l.kind === 'entry' && l.key.toLowerCase() === canonical.toLowerCase())) {

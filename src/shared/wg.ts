@@ -3,6 +3,7 @@ import { WgError, messageOf, quote } from './errors.js'
 import type { Logger } from './log.js'
 import { parseWgDumpAsync, shortKey, type WgDevice } from './wg-dump.js'
 import { planWgSetBatches, type PeerChange } from './wg-set-batches.js'
+import { addconfText } from './wg-addconf.js'
 
 export { wgSetArgs, type PeerChange } from './wg-set-batches.js'
 
@@ -23,7 +24,22 @@ export interface WgControl {
    * and a WgSetError names the changes that did not.
    */
   set (iface: string, changes: PeerChange[], opts?: WgSetOptions): Promise<void>
+  /**
+   * Optional: make a small change ready ahead of the instant it must happen (a `wg addconf` already running, waiting
+   * on its stdin), so that `commit()` applies it without starting a process. Only field changes (no removal, kick or
+   * emptied allowed IPs).
+   */
+  stage? (iface: string, changes: PeerChange[]): StagedSet
 }
+
+/** A change made ready by `WgControl.stage`: apply it now, or drop it. */
+export interface StagedSet {
+  commit (): Promise<void>
+  cancel (): void
+}
+
+/** A staged change not committed within this long is dropped (the `wg` waiting for it is stopped). */
+export const WG_STAGE_MAX_MS = 15_000
 
 /** Some `wg set` calls of one `set()` failed; the changes in the other calls were applied. */
 export class WgSetError extends WgError {
@@ -89,6 +105,25 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
   }
 
   return {
+    // Only with the real `wg` (an injected runner has no process to keep waiting).
+    ...(components.run !== undefined
+      ? {}
+      : {
+          stage (iface: string, changes: PeerChange[]): StagedSet {
+            const text = addconfText(changes)
+            const sub = execa(wgPath, ['addconf', iface, '/dev/stdin'], { timeout: WG_STAGE_MAX_MS, stdin: 'pipe' })
+            const done = sub.then(() => {}, (err: unknown) => { throw explain(err as ExecaError, iface, wgPath) })
+            done.catch(() => {})
+            sub.stdin?.on('error', () => {})
+            return {
+              async commit () {
+                sub.stdin?.end(text)
+                await done
+              },
+              cancel () { sub.kill() }
+            }
+          }
+        }),
     async show (iface, opts = {}) {
       // Parsed in slices: a big interface's dump never holds up the event loop (the registry serves requests meanwhile).
       return await parseWgDumpAsync(await run(iface, ['show', iface, 'dump'], opts.signal))

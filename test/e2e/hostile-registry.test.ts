@@ -13,7 +13,7 @@ import { testKey } from '../helpers/keys.js'
  * The real wgnat-client against a hostile registry where wgnat-server listened (the hub's tunnel address and port):
  * malformed, truncated, oversized (40 MiB) and 1-byte-a-second bodies, routes outside the mesh, the client's own key
  * and the hub's key as peers, 20,000 peers with overlapping prefixes, a table that changes on every request (100 a
- * second). Not covered here: a spoke announcing other hosts' addresses as LAN candidates (see the report of issue 11).
+ * second). A spoke announcing other hosts' addresses as LAN candidates: test/e2e/lan-candidates.test.ts.
  */
 const support = await labSupport()
 if (!support.ok) console.warn(`SKIPPING hostile registry e2e tests: ${support.reason}`)

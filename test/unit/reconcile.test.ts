@@ -821,6 +821,25 @@ describe('reconcile: a peer flapping its announcements cannot make us send witho
     expect(attempts).toBeLessThanOrEqual(bound)
   })
 
+  it('a direct peer flapping its LAN candidates moves our endpoint only within the same bucket (each move sends to the address it names)', async () => {
+    const sim = new Sim([want({ candidates: [L1] })], { publicAddress: SAME })
+    await sim.step()
+    // The attempt on L1 got its handshake: direct. From then on the peer names a new LAN candidate every second.
+    const handshake = (): void => { const p = sim.wg.peer(IFACE, B)!; p.latestHandshake = Math.floor(sim.nowMs / 1000); p.transferRx += 92 }
+    handshake()
+    await sim.step(sim.nowMs + 200)
+    expect(sim.track().phase).toBe('direct')
+    let moves = 0
+    const durationMs = 60_000
+    for (let t = 1000; t <= durationMs; t += 1000) {
+      sim.desired = [want({ candidates: [ep(`192.168.1.${(t / 1000) + 20}:51820`)] })]
+      const out = await sim.step(T0 + 200 + t)
+      moves += out.changes.filter((c) => c.endpoint !== undefined).length
+    }
+    expect(moves).toBeGreaterThan(FRESH_BURST)
+    expect(moves).toBeLessThanOrEqual(FRESH_BURST + durationMs / FRESH_REFILL_MS + 1)
+  })
+
   it('still follows a real change at once (a rebooted router announces a new endpoint once)', async () => {
     const sim = new Sim([want()])
     await sim.step()

@@ -252,7 +252,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         if (handshakeSinceStart && nowMs < promoteAt) {
           tracks.set(key, { ...track, promoteAtMs: promoteAt })
         } else if (handshakeSinceStart) {
-          // Already on when they went on with the attempt (hub not relaying): no `wg set` for nothing.
+          // Already on: they went on with the attempt (hub not relaying), or the switch timer (route-switch.ts) put
+          // a healed pair's on at the instant. No `wg set` for nothing.
           if (!sameList(onDevice.allowedIps, want.allowedIps)) changes.push({ publicKey: key, allowedIps: want.allowedIps })
           move(key, old, { ...track, ...DIRECT_START, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: `handshake on the direct path (${track.endpoint ?? '?'})` })
         } else if (endpointMoved && next !== undefined && spendFresh(track, nowMs) !== undefined) {
@@ -292,13 +293,14 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         } else if (endpointMoved && checked.endpoint !== null && candidates.some((c) => formatEndpoint(c) === track.endpoint)) {
           // New candidates, but the one in use is still among them: nothing to change.
           tracks.set(key, { ...checked, targets })
-        } else if (endpointMoved && pick(0) !== undefined && (want.natClass !== 'hard' || nowMs - checked.rxAtMs > timing.keepaliveS * 1000 + QUIET_SLACK_MS)) {
+        } else if (endpointMoved && pick(0) !== undefined && (want.natClass !== 'hard' || nowMs - checked.rxAtMs > timing.keepaliveS * 1000 + QUIET_SLACK_MS) && spendFresh(checked, nowMs) !== undefined) {
           // The endpoint we use is no longer among the peer's: its NAT moved (a rebooted router, a new network).
           // Follow at once. Behind a symmetric NAT the hub sees another port than we do, so there we follow only
           // once our path has gone quiet; until then WireGuard's roaming knows better than the registry.
+          // Within the peer's budget (spendFresh): each move sends to the address it names, which may be anyone's.
           const next = pick(0) as Endpoint
           changes.push({ publicKey: key, endpoint: next, persistentKeepalive: timing.keepaliveS, kick: true })
-          tracks.set(key, { ...checked, endpoint: formatEndpoint(next), targets, reason: `peer moved to ${formatEndpoint(next)}` })
+          tracks.set(key, { ...checked, ...spendFresh(checked, nowMs), endpoint: formatEndpoint(next), targets, reason: `peer moved to ${formatEndpoint(next)}` })
         } else {
           if (!sameList(onDevice.allowedIps, want.allowedIps)) changes.push({ publicKey: key, allowedIps: want.allowedIps })
           tracks.set(key, checked)
@@ -317,8 +319,11 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         const fresher = bucket !== undefined
         const next = fresher ? pick(0) : pick(track.failures)
         if (onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - HANDSHAKE_CLOCK_SLACK_MS) {
-          // The other side's attempt got through while we waited (handshake times are whole seconds).
-          changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
+          // The other side's attempt got through while we waited (handshake times are whole seconds). A healed pair
+          // (WireGuard's own retry of the probe's handshake) moves at the instant both sides compute, like a trying one.
+          const promoteAt = promoteAtMs(track, onDevice, nowMs, timing)
+          if (nowMs < promoteAt) { tracks.set(key, { ...track, promoteAtMs: promoteAt, readySeen: want.readyFor }); break }
+          if (!sameList(onDevice.allowedIps, want.allowedIps) || onDevice.persistentKeepalive !== timing.keepaliveS) changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
           move(key, old, { ...track, ...DIRECT_START, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
         } else if (next !== undefined && !hopeless(selfClass, want, candidates, input.self?.portMapped === true) && (fresher || nowMs >= track.retryAtMs)) {
           // Something that could help (a new endpoint or candidate, a new NAT class, the peer punching towards us
@@ -413,8 +418,12 @@ function promoteAtMs (track: PeerTrack, onDevice: WgPeer, nowMs: number, timing:
   const healing = track.lostAtMs !== undefined && nowMs - track.lostAtMs < timing.lostWindowMs
   return healing ? (onDevice.latestHandshake + PROMOTE_DELAY_S) * 1000 : 0
 }
-/** Seconds after the handshake's second at which a healed pair moves its routes: both sides have seen it by then. */
-export const PROMOTE_DELAY_S = 2
+/**
+ * Seconds after the handshake's second at which a healed pair moves its routes: both sides have seen it by then
+ * (they read the interface at least every second meanwhile: route-switch.ts's HEALING_TICK_MS, RETRY_TICK_MS), with
+ * a second to spare for starting the switch's `wg` ahead of the instant (route-switch.ts's STAGE_AHEAD_MS).
+ */
+export const PROMOTE_DELAY_S = 4
 
 /** A track becoming direct starts its path checks afresh (counters may have been zeroed by a re-add). */
 const DIRECT_START: Partial<PeerTrack> = { tx: undefined, txAtRx: undefined, unansweredSinceMs: 0, probeAtMs: 0, busy: false, promoteAtMs: 0 }
