@@ -333,7 +333,10 @@ export class MeshClient {
     let failing = false
     while (!signal.aborted) {
       try {
+        const cpu0 = process.cpuUsage(); const wall0 = performance.now()
         await this.tick()
+        const cpu = process.cpuUsage(cpu0)
+        this.observer?.syncCycle?.((cpu.user + cpu.system) / 1000, performance.now() - wall0)
         if (failing) this.log.info(`controlling ${this.init.iface} works again`)
         failing = false
       } catch (err) {

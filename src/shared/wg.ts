@@ -1,8 +1,12 @@
-import { execa, type ExecaError } from 'execa'
+import type { ExecaError } from 'execa'
 import { WgError, messageOf, quote } from './errors.js'
 import type { Logger } from './log.js'
 import { parseWgDumpAsync, shortKey, type WgDevice } from './wg-dump.js'
 import { planWgSetBatches, type PeerChange } from './wg-set-batches.js'
+import { runFile, type RunFileError } from './run-file.js'
+
+/** What `explain` reads of a failed command: execa's errors and runFile's carry the same fields. */
+export type CommandFailure = Pick<ExecaError, 'isCanceled' | 'timedOut' | 'exitCode' | 'stderr'> | RunFileError
 
 export { wgSetArgs, type PeerChange } from './wg-set-batches.js'
 
@@ -65,17 +69,15 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
   const wgPath = init.wgPath ?? 'wg'
   const timeoutMs = init.timeoutMs ?? 5000
   const nowMs = components.nowMs ?? Date.now
-  const exec = components.run ?? (async (args: string[], opts: { signal?: AbortSignal }) => {
-    const result = await execa(wgPath, args, { timeout: timeoutMs, cancelSignal: opts.signal, stripFinalNewline: false })
-    return result.stdout
-  })
+  // node's execFile rather than execa: the client runs `wg show` every few seconds for as long as it runs (issue 18).
+  const exec = components.run ?? (async (args: string[], opts: { signal?: AbortSignal }) => await runFile(wgPath, args, { timeoutMs, signal: opts.signal }))
   const logged = new Map<string, number>()
 
   async function run (iface: string, args: string[], signal?: AbortSignal): Promise<string> {
     try {
       return await exec(args, { signal })
     } catch (err) {
-      throw explain(err as ExecaError, iface, wgPath)
+      throw explain(err as CommandFailure, iface, wgPath)
     }
   }
 
@@ -120,7 +122,7 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
 }
 
 /** Turn a failed `wg` run into one line a user can act on. Never includes stdout (it may hold keys). */
-export function explain (err: ExecaError, iface: string, wgPath = 'wg'): WgError {
+export function explain (err: CommandFailure, iface: string, wgPath = 'wg'): WgError {
   if (err instanceof WgError) return err
   if (err.isCanceled === true) return new WgError('wg: cancelled')
   const code = (err as { code?: string }).code
