@@ -145,6 +145,8 @@ export class MeshClient {
   private readonly policyFilter: PolicyFilter
   private portMapper: PortMapper | undefined
   private readonly observer: MeshObserver | undefined
+  /** Bumped when a peer's path or endpoint may have changed (see PathReporter's `version`). */
+  pathsVersion = 0
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
@@ -292,6 +294,7 @@ export class MeshClient {
         needFull = false
         if (res.version !== version || res.full) this.takeTable(res)
         version = res.version
+        if (res.relay !== this.registryState.relay) this.pathsVersion++
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
         const selfMoved = res.self.endpoint !== this.selfEntry?.endpoint
         this.selfEntry = res.self
@@ -373,7 +376,8 @@ export class MeshClient {
     const device = await this.wg.show(this.init.iface)
     this.lastDevice = device
     const foreign = this.foreignPeersSignature(device)
-    if (this.table !== null && (this.tableChanged || foreign !== this.foreignSignature)) {
+    const vetted = this.table !== null && (this.tableChanged || foreign !== this.foreignSignature)
+    if (vetted) {
       // Vet again when the table changed, and when someone changed peers we do not manage: a prefix that was free
       // may have been given to one of theirs.
       this.tableChanged = false
@@ -422,6 +426,7 @@ export class MeshClient {
     if (out.events.length > 0) this.observer?.pathEvents?.(out.events, this.tracks, this.nowMs())
     const previous = this.tracks
     this.tracks = out.tracks
+    if (out.events.length > 0 || out.changes.length > 0 || vetted) this.pathsVersion++
     for (const resolve of waiters) resolve()
     if (!this.natStarted && this.desired !== null) {
       // NAT discovery (netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table

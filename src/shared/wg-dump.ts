@@ -53,13 +53,31 @@ export const PARSE_SLICE_LINES = 500
  * `parseWgDump` in slices of PARSE_SLICE_LINES peers, yielding to the event loop in between: a 10,000-peer dump
  * (1 MB, hundreds of milliseconds to parse on a busy machine) never holds up requests for more than one slice.
  */
-export async function parseWgDumpAsync (text: string, sliceLines = PARSE_SLICE_LINES): Promise<WgDevice> {
+export async function parseWgDumpAsync (text: string, sliceLines = PARSE_SLICE_LINES, memo?: WgDumpMemo): Promise<WgDevice> {
   const { lines, device } = parseHead(text)
+  const seen = memo === undefined ? undefined : new Map<string, WgPeer>()
   for (let i = 1; i < lines.length; i++) {
     if (i % sliceLines === 0) await setImmediate()
-    device.peers.push(parsePeerLine(lines[i] as string, i + 1))
+    const line = lines[i] as string
+    let peer = memo?.peers.get(line)
+    if (peer === undefined) {
+      peer = parsePeerLine(line, i + 1)
+      if (memo !== undefined) { Object.freeze(peer.allowedIps); Object.freeze(peer) }
+    }
+    seen?.set(line, peer)
+    device.peers.push(peer)
   }
+  if (memo !== undefined && seen !== undefined) memo.peers = seen
   return device
+}
+
+/**
+ * The peers of the previous read by their dump line, for `parseWgDumpAsync`: a line seen again (a peer whose
+ * endpoint, handshake and counters did not move: at rest, nearly all of them) is the same WgPeer object, not parsed
+ * again. Such peers are frozen: whoever reads with a memo shares them with the next read and must not change them.
+ */
+export class WgDumpMemo {
+  peers = new Map<string, WgPeer>()
 }
 
 function parseHead (text: string): { lines: string[], device: WgDevice } {

@@ -1,7 +1,7 @@
 import type { ExecaError } from 'execa'
 import { WgError, messageOf, quote } from './errors.js'
 import type { Logger } from './log.js'
-import { parseWgDumpAsync, shortKey, type WgDevice } from './wg-dump.js'
+import { parseWgDumpAsync, shortKey, WgDumpMemo, type WgDevice } from './wg-dump.js'
 import { planWgSetBatches, type PeerChange } from './wg-set-batches.js'
 import { runFile, type RunFileError } from './run-file.js'
 
@@ -51,6 +51,11 @@ export interface WgCliInit {
   timeoutMs?: number
   /** Largest argument list of one `wg set`, bytes. @default WG_SET_MAX_ARG_BYTES */
   maxArgBytes?: number
+  /**
+   * `show` returns the previous read's WgPeer objects (frozen) for peers whose dump line did not change, and parses
+   * only the others (see WgDumpMemo): for a caller that reads often and never changes what it gets. @default false
+   */
+  reuseUnchanged?: boolean
 }
 
 export interface WgCliComponents {
@@ -72,6 +77,7 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
   // node's execFile rather than execa: the client runs `wg show` every few seconds for as long as it runs (issue 18).
   const exec = components.run ?? (async (args: string[], opts: { signal?: AbortSignal }) => await runFile(wgPath, args, { timeoutMs, signal: opts.signal }))
   const logged = new Map<string, number>()
+  const memos = new Map<string, WgDumpMemo>()
 
   async function run (iface: string, args: string[], signal?: AbortSignal): Promise<string> {
     try {
@@ -93,7 +99,8 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
   return {
     async show (iface, opts = {}) {
       // Parsed in slices: a big interface's dump never holds up the event loop (the registry serves requests meanwhile).
-      return await parseWgDumpAsync(await run(iface, ['show', iface, 'dump'], opts.signal))
+      const memo = init.reuseUnchanged === true ? memos.get(iface) ?? memos.set(iface, new WgDumpMemo()).get(iface) : undefined
+      return await parseWgDumpAsync(await run(iface, ['show', iface, 'dump'], opts.signal), undefined, memo)
     },
     async set (iface, changes, opts = {}) {
       if (changes.length === 0) return
