@@ -11,6 +11,7 @@ import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, 
 import type { MeshObserver } from './observe/mesh-observer.js'
 import { NatMonitor } from './nat/nat-monitor.js'
 import { PathLog } from './paths/path-log.js'
+import { meanCycleCpuMs, retryReadMs } from './paths/read-budget.js'
 import { punch } from './nat/puncher.js'
 import { PortMapper } from './portmap/port-mapper.js'
 import { RegistryClient } from './registry-client.js'
@@ -92,7 +93,7 @@ export const PENDING_TICK_MS = 150
 export const PENDING_TICK_NO_RELAY_MS = 1000
 /** Device read interval while data flows to a direct peer: a dead path is seen within one or two of these. */
 export const BUSY_TICK_MS = 1000
-/** Device read interval while a retry (an attempt after a failure) is pending. */
+/** Device read interval while a retry (an attempt after a failure) is pending; longer with many peers (read-budget.ts). */
 export const RETRY_TICK_MS = 1000
 /** Device read interval with direct peers: catches dead direct paths (and data starting to flow to them). */
 export const IDLE_TICK_MS = 2000
@@ -147,6 +148,8 @@ export class MeshClient {
   private readonly observer: MeshObserver | undefined
   /** Bumped when a peer's path or endpoint may have changed (see PathReporter's `version`). */
   pathsVersion = 0
+  /** Running mean of a sync cycle's CPU (ms): reads for retries are spaced to stay within a budget (read-budget.ts). */
+  private cycleCpuMs: number | undefined
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
@@ -339,6 +342,7 @@ export class MeshClient {
         const cpu0 = process.cpuUsage(); const wall0 = performance.now()
         await this.tick()
         const cpu = process.cpuUsage(cpu0)
+        this.cycleCpuMs = meanCycleCpuMs(this.cycleCpuMs, (cpu.user + cpu.system) / 1000)
         this.observer?.syncCycle?.((cpu.user + cpu.system) / 1000, performance.now() - wall0)
         if (failing) this.log.info(`controlling ${this.init.iface} works again`)
         failing = false
@@ -364,7 +368,7 @@ export class MeshClient {
       else if (t.phase === 'trying' && t.failures === 0) wait = Math.min(wait, this.registryState.relay ? PENDING_TICK_MS : PENDING_TICK_NO_RELAY_MS)
       // A retry (it failed before): a handshake seen within a second is soon enough, and with many peers that never
       // answer some retry is nearly always under way: reading the interface every 150 ms for it would cost a core.
-      else if (t.phase === 'trying') wait = Math.min(wait, RETRY_TICK_MS)
+      else if (t.phase === 'trying') wait = Math.min(wait, retryReadMs(RETRY_TICK_MS, this.cycleCpuMs ?? 0))
       else if (t.busy === true) wait = Math.min(wait, BUSY_TICK_MS)
       else if (t.phase === 'direct') wait = Math.min(wait, IDLE_TICK_MS)
       else if (t.phase === 'hub' && Number.isFinite(t.retryAtMs)) wait = Math.min(wait, Math.max(0, t.retryAtMs - now))
