@@ -37,6 +37,8 @@ function statFields (pid: number): number[] {
 }
 /** utime+stime+cutime+cstime, in clock ticks: the client and the `wg` commands it ran. */
 function cpuTicks (pid: number): number { const f = statFields(pid); return (f[11] ?? 0) + (f[12] ?? 0) + (f[13] ?? 0) + (f[14] ?? 0) }
+/** cutime+cstime: the `wg` commands alone. */
+function childTicks (pid: number): number { const f = statFields(pid); return (f[13] ?? 0) + (f[14] ?? 0) }
 function rssMb (pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return Number(m?.[1] ?? 0) / 1024
@@ -50,7 +52,7 @@ function clientPid (spawned: number): number {
   return found
 }
 
-interface Window { cpuPct: number, rssMb: number, logLines: number, cycleMs: number, cycles: number }
+interface Window { cpuPct: number, wgPct: number, rssMb: number, logLines: number, cycleMs: number, cycles: number }
 /** Where the client serves its metrics, inside its namespace. */
 const METRICS = '127.0.0.1:9586'
 interface Result { appliedS: number, first: Window, steady: Window }
@@ -86,12 +88,12 @@ async function once (): Promise<Result> {
     }
     const measure = async (seconds: number): Promise<Window> => {
       const s0 = await cycles()
-      const c0 = cpuTicks(pid); const w0 = Date.now()
+      const c0 = cpuTicks(pid); const k0 = childTicks(pid); const w0 = Date.now()
       await sleep(seconds * 1000)
-      const c1 = cpuTicks(pid); const w1 = Date.now()
+      const c1 = cpuTicks(pid); const k1 = childTicks(pid); const w1 = Date.now()
       const s1 = await cycles()
       const n = s1.count - s0.count
-      return { cpuPct: (c1 - c0) / CLK_TCK / ((w1 - w0) / 1000) * 100, rssMb: rssMb(pid), logLines: lines.filter((t) => t >= w0 && t < w1).length * 60 / ((w1 - w0) / 1000), cycleMs: n > 0 ? (s1.sum - s0.sum) / n * 1000 : NaN, cycles: n }
+      return { cpuPct: (c1 - c0) / CLK_TCK / ((w1 - w0) / 1000) * 100, wgPct: (k1 - k0) / CLK_TCK / ((w1 - w0) / 1000) * 100, rssMb: rssMb(pid), logLines: lines.filter((t) => t >= w0 && t < w1).length * 60 / ((w1 - w0) / 1000), cycleMs: n > 0 ? (s1.sum - s0.sum) / n * 1000 : NaN, cycles: n }
     }
     const first = await measure(60)
     const rest = appliedAt + WARMUP_S * 1000 - Date.now()
@@ -120,7 +122,7 @@ const results: Result[] = []
 for (let r = 0; r < RUNS; r++) {
   const res = await once()
   results.push(res)
-  console.error(`run ${r + 1}: applied after ${res.appliedS.toFixed(1)} s; first minute ${res.first.cpuPct.toFixed(2)} % CPU, ${res.first.rssMb.toFixed(0)} MB, ${res.first.logLines.toFixed(0)} lines/min; steady ${res.steady.cpuPct.toFixed(2)} % CPU, ${res.steady.rssMb.toFixed(0)} MB, ${res.steady.logLines.toFixed(0)} lines/min, ${res.steady.cycles} sync cycles of ${res.steady.cycleMs.toFixed(2)} ms CPU`)
+  console.error(`run ${r + 1}: applied after ${res.appliedS.toFixed(1)} s; first minute ${res.first.cpuPct.toFixed(2)} % CPU, ${res.first.rssMb.toFixed(0)} MB, ${res.first.logLines.toFixed(0)} lines/min; steady ${res.steady.cpuPct.toFixed(2)} % CPU (wg commands ${res.steady.wgPct.toFixed(2)}), ${res.steady.rssMb.toFixed(0)} MB, ${res.steady.logLines.toFixed(0)} lines/min, ${res.steady.cycles} sync cycles of ${res.steady.cycleMs.toFixed(2)} ms CPU`)
 }
 console.log(`| peers | table applied (s) | first minute: CPU % / RSS MB / log lines/min | steady (after ${WARMUP_S} s): CPU % core | RSS MB | log lines/min | sync cycle CPU ms (cycles/min) |`)
 console.log('| --- | --- | --- | --- | --- | --- | --- |')
