@@ -4,8 +4,8 @@
  *
  *   node dist/scripts/bench/sync-cycle.js [--peers 1000,10000] [--rounds 50]
  *
- * Per N: starting `wg` (here `cat` of an N-peer dump: the process start and reading its output, not wg's own work)
- * from node (runFile) and from the long-lived shell the client reads through (CommandShell), parsing the dump (afresh, and with the previous read's WgDumpMemo as the client does),
+ * Per N: starting `wg` (here `cat` of an N-peer dump through execa, as wgCli runs `wg`: the process start and
+ * reading its output, not wg's own work), parsing the dump (afresh, and with the previous read's WgDumpMemo as the client does),
  * reconciling (the path machine over N quiet peers), and vetting a table of N peers (done only when the registry's
  * table changes). CPU of this process (user+system) per round, median of `--rounds`; printed as Markdown.
  */
@@ -18,8 +18,7 @@ import { defaultTiming, reconcile, type PeerTrack } from '../../src/client/paths
 import { vetTable, type DesiredPeer } from '../../src/client/paths/vet-table.js'
 import { parseEndpoint, parsePrefix } from '../../src/shared/ip.js'
 import type { TablePeer } from '../../src/shared/protocol.js'
-import { CommandShell } from '../../src/shared/command-shell.js'
-import { runFile } from '../../src/shared/run-file.js'
+import { run } from '../lab/command.js'
 import { parseWgDumpAsync, WgDumpMemo } from '../../src/shared/wg-dump.js'
 
 const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000,10000' }, rounds: { type: 'string', default: '50' } } })
@@ -66,20 +65,17 @@ try {
     const memo = new WgDumpMemo()
     const device = await parseWgDumpAsync(text, undefined, memo)
     const mesh = [parsePrefix('100.64.0.0/16')]
-    const spawn = await median(async () => await runFile('cat', [file], { timeoutMs: 10_000 }))
-    const shell = new CommandShell({ timeoutMs: 10_000 })
-    const viaShell = await median(async () => await shell.run('cat', [file]))
-    shell.close()
+    const spawn = await median(async () => await run(['cat', file]))
     const parse = await median(async () => await parseWgDumpAsync(text))
     const parseMemo = await median(async () => await parseWgDumpAsync(text, undefined, memo))
     const rec = await median(async () => reconcile({ nowMs: 2_000_000, selfKey: self, device, desired, tracks, timing, self: { natClass: 'easy', publicAddress: '198.18.11.2' }, hubRelays: true }))
     const vet = await median(async () => vetTable(table, { selfKey: self, registryKey: key('hub'), meshPrefixes: mesh, registryAddresses: ['100.64.0.1'], hubPrefixes: mesh, managed: new Set(desired.keys()), device }))
-    rows.push(`| ${n} | ${spawn.toFixed(1)} | ${viaShell.toFixed(1)} | ${parse.toFixed(1)} | ${parseMemo.toFixed(1)} | ${rec.toFixed(1)} | ${(viaShell + parseMemo + rec).toFixed(1)} | ${vet.toFixed(1)} |`)
+    rows.push(`| ${n} | ${spawn.toFixed(1)} | ${parse.toFixed(1)} | ${parseMemo.toFixed(1)} | ${rec.toFixed(1)} | ${(spawn + parseMemo + rec).toFixed(1)} | ${vet.toFixed(1)} |`)
     console.error(`sync-cycle: ${n} peers done`)
   }
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }
-console.log('| peers | start `wg` from node (ms) | from the shell (ms) | parse afresh (ms) | parse, previous read kept (ms) | reconcile (ms) | a cycle at rest: shell + kept parse + reconcile (ms) | vet a new table (ms) |')
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- |')
+console.log('| peers | start `wg` (ms) | parse afresh (ms) | parse, previous read kept (ms) | reconcile (ms) | a cycle at rest: start + kept parse + reconcile (ms) | vet a new table (ms) |')
+console.log('| --- | --- | --- | --- | --- | --- | --- |')
 for (const r of rows) console.log(r)

@@ -1,13 +1,8 @@
-import type { ExecaError } from 'execa'
+import { execa, type ExecaError } from 'execa'
 import { WgError, messageOf, quote } from './errors.js'
 import type { Logger } from './log.js'
 import { parseWgDumpAsync, shortKey, WgDumpMemo, type WgDevice } from './wg-dump.js'
 import { planWgSetBatches, type PeerChange } from './wg-set-batches.js'
-import { runFile, type RunFileError } from './run-file.js'
-import { CommandShell } from './command-shell.js'
-
-/** What `explain` reads of a failed command: execa's errors and runFile's carry the same fields. */
-export type CommandFailure = Pick<ExecaError, 'isCanceled' | 'timedOut' | 'exitCode' | 'stderr'> | RunFileError
 
 export { wgSetArgs, type PeerChange } from './wg-set-batches.js'
 
@@ -57,11 +52,6 @@ export interface WgCliInit {
    * only the others (see WgDumpMemo): for a caller that reads often and never changes what it gets. @default false
    */
   reuseUnchanged?: boolean
-  /**
-   * `show` runs `wg` from a long-lived shell (CommandShell) rather than starting it from node each time: about a
-   * fifth of the CPU per read. A read that fails there is run again the ordinary way, for the error. @default false
-   */
-  shellReads?: boolean
 }
 
 export interface WgCliComponents {
@@ -80,17 +70,20 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
   const wgPath = init.wgPath ?? 'wg'
   const timeoutMs = init.timeoutMs ?? 5000
   const nowMs = components.nowMs ?? Date.now
-  // node's execFile rather than execa: the client runs `wg show` every few seconds for as long as it runs (issue 18).
-  const exec = components.run ?? (async (args: string[], opts: { signal?: AbortSignal }) => await runFile(wgPath, args, { timeoutMs, signal: opts.signal }))
+  const exec = components.run ?? (async (args: string[], opts: { signal?: AbortSignal }) => {
+    // The client runs `wg show` every few seconds for as long as it runs (issue 18): no per-call exit handler
+    // (`cleanup`: a `wg` call ends on its own within its timeout), and abort listeners only when there is a signal.
+    const result = await execa(wgPath, args, { timeout: timeoutMs, ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }), cleanup: false, stripFinalNewline: false })
+    return result.stdout
+  })
   const logged = new Map<string, number>()
   const memos = new Map<string, WgDumpMemo>()
-  const shell = init.shellReads === true && components.run === undefined ? new CommandShell({ timeoutMs }) : undefined
 
   async function run (iface: string, args: string[], signal?: AbortSignal): Promise<string> {
     try {
       return await exec(args, { signal })
     } catch (err) {
-      throw explain(err as CommandFailure, iface, wgPath)
+      throw explain(err as ExecaError, iface, wgPath)
     }
   }
 
@@ -107,9 +100,7 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
     async show (iface, opts = {}) {
       // Parsed in slices: a big interface's dump never holds up the event loop (the registry serves requests meanwhile).
       const memo = init.reuseUnchanged === true ? memos.get(iface) ?? memos.set(iface, new WgDumpMemo()).get(iface) : undefined
-      const args = ['show', iface, 'dump']
-      const viaShell = shell === undefined ? undefined : await shell.run(wgPath, args, opts.signal).catch((err: unknown) => { throw explain(err as CommandFailure, iface, wgPath) })
-      return await parseWgDumpAsync(viaShell ?? await run(iface, args, opts.signal), undefined, memo)
+      return await parseWgDumpAsync(await run(iface, ['show', iface, 'dump'], opts.signal), undefined, memo)
     },
     async set (iface, changes, opts = {}) {
       if (changes.length === 0) return
@@ -138,7 +129,7 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
 }
 
 /** Turn a failed `wg` run into one line a user can act on. Never includes stdout (it may hold keys). */
-export function explain (err: CommandFailure, iface: string, wgPath = 'wg'): WgError {
+export function explain (err: ExecaError, iface: string, wgPath = 'wg'): WgError {
   if (err instanceof WgError) return err
   if (err.isCanceled === true) return new WgError('wg: cancelled')
   const code = (err as { code?: string }).code
