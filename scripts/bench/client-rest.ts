@@ -3,12 +3,15 @@
  * interface (wireguard-go), against a fake registry (fake-registry.ts, not wgnat-server) in the hub's namespace that
  * serves N peers whose endpoints lead nowhere, holds long-polls, and says the hub relays.
  *
- *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60]
+ *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir>]
  *
  * Per run (a fresh lab each): start the client at the default log level; time until the interface holds all N
  * peers ("applied"); then CPU (the client's utime+stime plus its reaped `wg` children, from /proc), RSS and log lines
  * over the first minute after applied, and over `--seconds` once `--warmup` seconds have passed since applied
  * (steady state: every attempt failed and backed off). Prints medians (min-max) as Markdown.
+ * The client runs with `--http` (metrics on loopback in its namespace) for the CPU of one sync cycle (issue 16):
+ * `wgnat_sync_cycle_cpu_seconds` sum / count over each window (the client process only, not its `wg` commands).
+ * `--cpu-prof <dir>`: run the client under `node --cpu-prof` and leave its profile (written when it stops) in <dir>.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -18,7 +21,7 @@ import { run } from '../lab/command.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub } from '../lab/mesh.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' } } })
+const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' } } })
 const N = Number(values.peers); const RUNS = Number(values.runs); const WARMUP_S = Number(values.warmup); const SECONDS = Number(values.seconds)
 if (![N, RUNS, WARMUP_S, SECONDS].every((x) => Number.isInteger(x) && x > 0) || N > 60_000) {
   console.error(`client-rest: --peers (1-60000), --runs, --warmup and --seconds must be positive whole numbers`)
@@ -34,6 +37,8 @@ function statFields (pid: number): number[] {
 }
 /** utime+stime+cutime+cstime, in clock ticks: the client and the `wg` commands it ran. */
 function cpuTicks (pid: number): number { const f = statFields(pid); return (f[11] ?? 0) + (f[12] ?? 0) + (f[13] ?? 0) + (f[14] ?? 0) }
+/** cutime+cstime: the `wg` commands alone. */
+function childTicks (pid: number): number { const f = statFields(pid); return (f[13] ?? 0) + (f[14] ?? 0) }
 function rssMb (pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return Number(m?.[1] ?? 0) / 1024
@@ -47,7 +52,9 @@ function clientPid (spawned: number): number {
   return found
 }
 
-interface Window { cpuPct: number, rssMb: number, logLines: number }
+interface Window { cpuPct: number, wgPct: number, rssMb: number, logLines: number, cycleMs: number, cycles: number }
+/** Where the client serves its metrics, inside its namespace. */
+const METRICS = '127.0.0.1:9586'
 interface Result { appliedS: number, first: Window, steady: Window }
 
 async function once (): Promise<Result> {
@@ -61,7 +68,8 @@ async function once (): Promise<Result> {
     const registry = lab.spawn('hub', [process.execPath, FAKE_REGISTRY, '--listen', `${lab.hub.tunnelIp}:${lab.hub.listenPort}`, '--peers', String(N), '--self', `${a.publicKey}=${lab.routers.a!.wanIp}:${a.listenPort}`, '--prefix', '100.64', '--relay'])
     await sleep(1500)
     const lines: number[] = []
-    const client = lab.spawn('a', [process.execPath, CLIENT_BIN, '-i', a.wgIf, '-r', lab.hub.publicKey, '-t', '1m', '--state-dir', stateDir])
+    const profile = values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']]
+    const client = lab.spawn('a', [process.execPath, ...profile, CLIENT_BIN, '-i', a.wgIf, '-r', lab.hub.publicKey, '-t', '1m', '--state-dir', stateDir, '--http', METRICS])
     client.stderr?.on('data', (chunk: Buffer) => { for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(Date.now()) })
     const t0 = Date.now()
     let appliedAt = 0
@@ -72,17 +80,28 @@ async function once (): Promise<Result> {
     }
     if (appliedAt === 0) throw new Error(`client-rest: the table was not applied within 120 s\n${client.all === undefined ? '' : ''}`)
     const pid = clientPid(client.pid!)
+    /** Sum and count of the sync cycles' CPU so far (seconds), from the client's metrics. */
+    const cycles = async (): Promise<{ sum: number, count: number }> => {
+      const text = (await lab.exec('a', [process.execPath, '-e', `fetch('http://${METRICS}/metrics').then((r) => r.text()).then((t) => { process.stdout.write(t) })`], { reject: false })).stdout
+      const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN)
+      return { sum: value('wgnat_sync_cycle_cpu_seconds_sum'), count: value('wgnat_sync_cycle_cpu_seconds_count') }
+    }
     const measure = async (seconds: number): Promise<Window> => {
-      const c0 = cpuTicks(pid); const w0 = Date.now()
+      const s0 = await cycles()
+      const c0 = cpuTicks(pid); const k0 = childTicks(pid); const w0 = Date.now()
       await sleep(seconds * 1000)
-      const c1 = cpuTicks(pid); const w1 = Date.now()
-      return { cpuPct: (c1 - c0) / CLK_TCK / ((w1 - w0) / 1000) * 100, rssMb: rssMb(pid), logLines: lines.filter((t) => t >= w0 && t < w1).length * 60 / ((w1 - w0) / 1000) }
+      const c1 = cpuTicks(pid); const k1 = childTicks(pid); const w1 = Date.now()
+      const s1 = await cycles()
+      const n = s1.count - s0.count
+      return { cpuPct: (c1 - c0) / CLK_TCK / ((w1 - w0) / 1000) * 100, wgPct: (k1 - k0) / CLK_TCK / ((w1 - w0) / 1000) * 100, rssMb: rssMb(pid), logLines: lines.filter((t) => t >= w0 && t < w1).length * 60 / ((w1 - w0) / 1000), cycleMs: n > 0 ? (s1.sum - s0.sum) / n * 1000 : NaN, cycles: n }
     }
     const first = await measure(60)
     const rest = appliedAt + WARMUP_S * 1000 - Date.now()
     if (rest > 0) await sleep(rest)
     const steady = await measure(SECONDS)
     client.kill('SIGTERM'); registry.kill('SIGTERM')
+    // The profile is written as the client exits.
+    if (values['cpu-prof'] !== undefined) await client.catch(() => {})
     return { appliedS: (appliedAt - t0) / 1000, first, steady }
   } finally {
     await lab.destroy()
@@ -103,8 +122,8 @@ const results: Result[] = []
 for (let r = 0; r < RUNS; r++) {
   const res = await once()
   results.push(res)
-  console.error(`run ${r + 1}: applied after ${res.appliedS.toFixed(1)} s; first minute ${res.first.cpuPct.toFixed(2)} % CPU, ${res.first.rssMb.toFixed(0)} MB, ${res.first.logLines.toFixed(0)} lines/min; steady ${res.steady.cpuPct.toFixed(2)} % CPU, ${res.steady.rssMb.toFixed(0)} MB, ${res.steady.logLines.toFixed(0)} lines/min`)
+  console.error(`run ${r + 1}: applied after ${res.appliedS.toFixed(1)} s; first minute ${res.first.cpuPct.toFixed(2)} % CPU, ${res.first.rssMb.toFixed(0)} MB, ${res.first.logLines.toFixed(0)} lines/min; steady ${res.steady.cpuPct.toFixed(2)} % CPU (wg commands ${res.steady.wgPct.toFixed(2)}), ${res.steady.rssMb.toFixed(0)} MB, ${res.steady.logLines.toFixed(0)} lines/min, ${res.steady.cycles} sync cycles of ${res.steady.cycleMs.toFixed(2)} ms CPU`)
 }
-console.log(`| peers | table applied (s) | first minute: CPU % / RSS MB / log lines/min | steady (after ${WARMUP_S} s): CPU % core | RSS MB | log lines/min |`)
-console.log('| --- | --- | --- | --- | --- | --- |')
-console.log(`| ${N} | ${stat(results.map((x) => x.appliedS))} | ${stat(results.map((x) => x.first.cpuPct), 2)} / ${stat(results.map((x) => x.first.rssMb), 0)} / ${stat(results.map((x) => x.first.logLines), 0)} | ${stat(results.map((x) => x.steady.cpuPct), 2)} | ${stat(results.map((x) => x.steady.rssMb), 0)} | ${stat(results.map((x) => x.steady.logLines), 0)} |`)
+console.log(`| peers | table applied (s) | first minute: CPU % / RSS MB / log lines/min | steady (after ${WARMUP_S} s): CPU % core | RSS MB | log lines/min | sync cycle CPU ms (cycles/min) |`)
+console.log('| --- | --- | --- | --- | --- | --- | --- |')
+console.log(`| ${N} | ${stat(results.map((x) => x.appliedS))} | ${stat(results.map((x) => x.first.cpuPct), 2)} / ${stat(results.map((x) => x.first.rssMb), 0)} / ${stat(results.map((x) => x.first.logLines), 0)} | ${stat(results.map((x) => x.steady.cpuPct), 2)} | ${stat(results.map((x) => x.steady.rssMb), 0)} | ${stat(results.map((x) => x.steady.logLines), 0)} | ${stat(results.map((x) => x.steady.cycleMs), 2)} (${stat(results.map((x) => x.steady.cycles * 60 / SECONDS), 0)}) |`)

@@ -116,7 +116,7 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgC
     natCheckMs: opts.natCheck,
     portMapping: opts.portMapping,
     timing: { directTimeoutMs: opts.directTimeout }
-  }, { wg: wg ?? wgCli({}, { logger }), logger, observer: metrics?.observer })
+  }, { wg: wg ?? wgCli({ reuseUnchanged: true }, { logger }), logger, observer: metrics?.observer })
   await client.start()
   let http
   try {
@@ -126,7 +126,7 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgC
     throw err
   }
   const started = client
-  const reporter = new PathReporter({}, { status: () => started.status(), send: async (r, signal) => { await started.registryClient.report(r, signal) }, logger, observer: metrics?.observer })
+  const reporter = new PathReporter({}, { status: () => started.status(), version: () => started.pathsVersion, send: async (r, signal) => { await started.registryClient.report(r, signal) }, logger, observer: metrics?.observer })
   reporter.start()
   return { client, async stop () { await reporter.stop(); await http?.close(); await started.stop() } }
 }

@@ -11,6 +11,7 @@ import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, 
 import type { MeshObserver } from './observe/mesh-observer.js'
 import { NatMonitor } from './nat/nat-monitor.js'
 import { PathLog } from './paths/path-log.js'
+import { meanCycleCpuMs, retryReadMs } from './paths/read-budget.js'
 import { punch } from './nat/puncher.js'
 import { PortMapper } from './portmap/port-mapper.js'
 import { RegistryClient } from './registry-client.js'
@@ -94,7 +95,7 @@ export const PENDING_TICK_MS = 150
 export const PENDING_TICK_NO_RELAY_MS = 1000
 /** Device read interval while data flows to a direct peer: a dead path is seen within one or two of these. */
 export const BUSY_TICK_MS = 1000
-/** Device read interval while a retry (an attempt after a failure) is pending. */
+/** Device read interval while a retry (an attempt after a failure) is pending; longer with many peers (read-budget.ts). */
 export const RETRY_TICK_MS = 1000
 /** Device read interval with direct peers: catches dead direct paths (and data starting to flow to them). */
 export const IDLE_TICK_MS = 2000
@@ -163,6 +164,10 @@ export class MeshClient {
       this.wakeup.wake()
     }
   })
+  /** Bumped when a peer's path or endpoint may have changed (see PathReporter's `version`). */
+  pathsVersion = 0
+  /** Running mean of a sync cycle's CPU (ms): reads for retries are spaced to stay within a budget (read-budget.ts). */
+  private cycleCpuMs: number | undefined
 
   constructor (private readonly init: MeshClientInit, components: MeshClientComponents) {
     this.log = components.logger
@@ -313,6 +318,7 @@ export class MeshClient {
         if (res.version !== version || res.full) this.takeTable(res)
         if (!res.full) await this.waitTableTaken(signal)
         version = res.version
+        if (res.relay !== this.registryState.relay) this.pathsVersion++
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
         const selfMoved = res.self.endpoint !== this.selfEntry?.endpoint
         this.selfEntry = res.self
@@ -366,7 +372,11 @@ export class MeshClient {
     while (!signal.aborted) {
       this.lastTickMs = this.nowMs()
       try {
+        const cpu0 = process.cpuUsage(); const wall0 = performance.now()
         await this.tick()
+        const cpu = process.cpuUsage(cpu0)
+        this.cycleCpuMs = meanCycleCpuMs(this.cycleCpuMs, (cpu.user + cpu.system) / 1000)
+        this.observer?.syncCycle?.((cpu.user + cpu.system) / 1000, performance.now() - wall0)
         if (failing) this.log.info(`controlling ${this.init.iface} works again`)
         failing = false
       } catch (err) {
@@ -400,7 +410,7 @@ export class MeshClient {
       else if (t.phase === 'trying' && t.failures === 0) wait = Math.min(wait, this.registryState.relay ? PENDING_TICK_MS : PENDING_TICK_NO_RELAY_MS)
       // A retry (it failed before): a handshake seen within a second is soon enough, and with many peers that never
       // answer some retry is nearly always under way: reading the interface every 150 ms for it would cost a core.
-      else if (t.phase === 'trying') wait = Math.min(wait, RETRY_TICK_MS)
+      else if (t.phase === 'trying') wait = Math.min(wait, retryReadMs(RETRY_TICK_MS, this.cycleCpuMs ?? 0))
       else if (t.busy === true) wait = Math.min(wait, BUSY_TICK_MS)
       else if (t.phase === 'direct') wait = Math.min(wait, IDLE_TICK_MS)
       else if (healingTickMs(t, now) !== undefined) wait = Math.min(wait, healingTickMs(t, now) as number, Math.max(0, t.retryAtMs - now))
@@ -416,7 +426,8 @@ export class MeshClient {
     const device = start !== undefined && this.nowMs() - start.atMs <= START_DEVICE_MAX_AGE_MS ? start.device : await this.wg.show(this.init.iface)
     this.lastDevice = device
     const foreign = this.foreignPeersSignature(device)
-    if (this.table !== null && (this.tableChanged || foreign !== this.foreignSignature)) {
+    const vetted = this.table !== null && (this.tableChanged || foreign !== this.foreignSignature)
+    if (vetted) {
       // Vet again when the table changed, and when someone changed peers we do not manage: a prefix that was free
       // may have been given to one of theirs.
       this.tableChanged = false
@@ -467,6 +478,7 @@ export class MeshClient {
     const previous = this.tracks
     this.tracks = out.tracks
     this.switches.plan(plannedSwitches(this.tracks, this.desired, this.timing.keepaliveS))
+    if (out.events.length > 0 || out.changes.length > 0 || vetted) this.pathsVersion++
     for (const resolve of waiters) resolve()
     if (!this.natStarted && this.desired !== null) {
       // NAT discovery (netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table

@@ -53,13 +53,34 @@ export const PARSE_SLICE_LINES = 500
  * `parseWgDump` in slices of PARSE_SLICE_LINES peers, yielding to the event loop in between: a 10,000-peer dump
  * (1 MB, hundreds of milliseconds to parse on a busy machine) never holds up requests for more than one slice.
  */
-export async function parseWgDumpAsync (text: string, sliceLines = PARSE_SLICE_LINES): Promise<WgDevice> {
+export async function parseWgDumpAsync (text: string, sliceLines = PARSE_SLICE_LINES, memo?: WgDumpMemo): Promise<WgDevice> {
   const { lines, device } = parseHead(text)
+  const seen = memo === undefined ? undefined : new Map<string, { line: string, peer: WgPeer }>()
   for (let i = 1; i < lines.length; i++) {
     if (i % sliceLines === 0) await setImmediate()
-    device.peers.push(parsePeerLine(lines[i] as string, i + 1))
+    const line = lines[i] as string
+    let known = memo?.peers.get(line)
+    if (known === undefined && memo !== undefined) {
+      // Kept for the next read: copies of their own, not slices of this dump (see own()).
+      const peer = parsePeerLine(line, i + 1)
+      peer.publicKey = own(peer.publicKey)
+      Object.freeze(peer.allowedIps)
+      known = { line: own(line), peer: Object.freeze(peer) }
+    }
+    if (known !== undefined) seen?.set(known.line, known)
+    device.peers.push(known?.peer ?? parsePeerLine(line, i + 1))
   }
+  if (memo !== undefined && seen !== undefined) memo.peers = seen
   return device
+}
+
+/**
+ * The peers of the previous read by their dump line, for `parseWgDumpAsync`: a line seen again (a peer whose
+ * endpoint, handshake and counters did not move: at rest, nearly all of them) is the same WgPeer object, not parsed
+ * again. Such peers are frozen: whoever reads with a memo shares them with the next read and must not change them.
+ */
+export class WgDumpMemo {
+  peers = new Map<string, { line: string, peer: WgPeer }>()
 }
 
 function parseHead (text: string): { lines: string[], device: WgDevice } {
@@ -103,8 +124,16 @@ function cached<T> (cache: Map<string, T>, text: string, parse: () => T): T {
   if (hit !== undefined) return hit
   const value = parse()
   if (cache.size >= CACHE_MAX) cache.clear()
-  cache.set(text, value)
+  cache.set(own(text), value)
   return value
+}
+
+/**
+ * A copy of `text` of its own. A string cut from a larger one (by split or slice) may keep the whole of it alive:
+ * one field kept from each 1 MB dump of a 10,000-peer interface would keep every dump ever read.
+ */
+function own (text: string): string {
+  return Buffer.from(text, 'utf8').toString('utf8')
 }
 
 function key (text: string | undefined, what: string, lineNo: number): string {

@@ -1,7 +1,7 @@
 import { execa, type ExecaError } from 'execa'
 import { WgError, messageOf, quote } from './errors.js'
 import type { Logger } from './log.js'
-import { parseWgDumpAsync, shortKey, type WgDevice } from './wg-dump.js'
+import { parseWgDumpAsync, shortKey, WgDumpMemo, type WgDevice } from './wg-dump.js'
 import { planWgSetBatches, type PeerChange } from './wg-set-batches.js'
 import { addconfText } from './wg-addconf.js'
 
@@ -63,6 +63,11 @@ export interface WgCliInit {
   timeoutMs?: number
   /** Largest argument list of one `wg set`, bytes. @default WG_SET_MAX_ARG_BYTES */
   maxArgBytes?: number
+  /**
+   * `show` returns the previous read's WgPeer objects (frozen) for peers whose dump line did not change, and parses
+   * only the others (see WgDumpMemo): for a caller that reads often and never changes what it gets. @default false
+   */
+  reuseUnchanged?: boolean
 }
 
 export interface WgCliComponents {
@@ -82,10 +87,13 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
   const timeoutMs = init.timeoutMs ?? 5000
   const nowMs = components.nowMs ?? Date.now
   const exec = components.run ?? (async (args: string[], opts: { signal?: AbortSignal }) => {
-    const result = await execa(wgPath, args, { timeout: timeoutMs, cancelSignal: opts.signal, stripFinalNewline: false })
+    // The client runs `wg show` every few seconds for as long as it runs (issue 18): no per-call exit handler
+    // (`cleanup`: a `wg` call ends on its own within its timeout), and abort listeners only when there is a signal.
+    const result = await execa(wgPath, args, { timeout: timeoutMs, ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }), cleanup: false, stripFinalNewline: false })
     return result.stdout
   })
   const logged = new Map<string, number>()
+  const memos = new Map<string, WgDumpMemo>()
 
   async function run (iface: string, args: string[], signal?: AbortSignal): Promise<string> {
     try {
@@ -126,7 +134,8 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
         }),
     async show (iface, opts = {}) {
       // Parsed in slices: a big interface's dump never holds up the event loop (the registry serves requests meanwhile).
-      return await parseWgDumpAsync(await run(iface, ['show', iface, 'dump'], opts.signal))
+      const memo = init.reuseUnchanged === true ? memos.get(iface) ?? memos.set(iface, new WgDumpMemo()).get(iface) : undefined
+      return await parseWgDumpAsync(await run(iface, ['show', iface, 'dump'], opts.signal), undefined, memo)
     },
     async set (iface, changes, opts = {}) {
       if (changes.length === 0) return

@@ -84,6 +84,17 @@ describe('client metrics', () => {
     expect(sample(text, 'wgnat_stun_round_trip_seconds_bucket{le="0.01"}')).toBe(0)
     expect(sample(text, 'wgnat_nat_mapping_changes_total')).toBe(1)
   })
+
+  it('observes the CPU of each sync cycle in seconds', async () => {
+    const m = createClientMetrics(() => status([]))
+    m.observer.syncCycle?.(3, 40)
+    m.observer.syncCycle?.(30, 45)
+    const text = await m.registry.metrics()
+    expect(sample(text, 'wgnat_sync_cycle_cpu_seconds_count')).toBe(2)
+    expect(sample(text, 'wgnat_sync_cycle_cpu_seconds_sum')).toBeCloseTo(0.033)
+    expect(sample(text, 'wgnat_sync_cycle_cpu_seconds_bucket{le="0.005"}')).toBe(1)
+    expect(sample(text, 'wgnat_sync_cycle_cpu_seconds_bucket{le="0.05"}')).toBe(2)
+  })
 })
 
 describe('server metrics', () => {

@@ -34,6 +34,34 @@ describe('PathReporter', () => {
     expect(sent[2]).toEqual(sent[1])
   })
 
+  it('with a version, builds the status only after the version changed or when a refresh is due', async () => {
+    let version = 1
+    let path: PeerStatus['path'] = 'trying'
+    const built = vi.fn(() => status(path))
+    const sent: PathReport[] = []
+    const r = new PathReporter({ minIntervalMs: 5, refreshMs: 600 }, { status: built, version: () => version, send: async (rep) => { sent.push(rep) }, logger: silentLogger() })
+    reporters.push(r)
+    r.start()
+    await vi.waitFor(() => { expect(sent).toHaveLength(1) }, { timeout: 500, interval: 2 })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    // About 20 turns of 5 ms: the status was built for the first report only.
+    expect(built).toHaveBeenCalledTimes(1)
+    // A path that changes without the version changing is not seen until the refresh...
+    path = 'direct'
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(sent).toHaveLength(1)
+    // ...and at once when the version moves.
+    version++
+    await vi.waitFor(() => { expect(sent).toHaveLength(2) }, { timeout: 500, interval: 2 })
+    expect(sent[1]?.peers[0]?.path).toBe('direct')
+    // A version change with the same report: built again, not sent again.
+    const before = built.mock.calls.length
+    version++
+    await vi.waitFor(() => { expect(built.mock.calls.length).toBe(before + 1) }, { timeout: 500, interval: 2 })
+    expect(sent).toHaveLength(2)
+    await vi.waitFor(() => { expect(sent).toHaveLength(3) }, { timeout: 1500, interval: 5 })
+  })
+
   it('counts failures, warns once, and backs off instead of retrying every interval', async () => {
     const errors = vi.fn()
     const logger = silentLogger()

@@ -10,6 +10,8 @@ const NAT_CLASSES = ['public', 'easy', 'hard', 'unknown']
 const TIME_TO_DIRECT_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60]
 /** One STUN exchange: a LAN answers in microseconds, a distant server in a few hundred ms, retransmissions in seconds. */
 const STUN_RTT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+/** CPU of one sync cycle: under a millisecond with a few peers, about ten with 1,000 (issue 16's bound), more with 10,000. */
+const SYNC_CPU_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1]
 
 export interface ClientMetrics {
   registry: Registry
@@ -62,6 +64,7 @@ export function createClientMetrics (status: () => ClientStatus): ClientMetrics 
   const stunRtt = new Histogram({ name: 'wgnat_stun_round_trip_seconds', help: 'Round trip of answered STUN requests sent from the WireGuard port', buckets: STUN_RTT_BUCKETS, registers: register })
   const registryErrors = new Counter({ name: 'wgnat_registry_errors_total', help: 'Failed registry calls, by operation (table, announce, report)', labelNames: ['op'], registers: register })
   for (const op of ['table', 'announce', 'report']) registryErrors.inc({ op }, 0)
+  const syncCpu = new Histogram({ name: 'wgnat_sync_cycle_cpu_seconds', help: 'CPU (user+system) of this process during one sync cycle: read the interface, vet, reconcile, apply (the wg commands not included)', buckets: SYNC_CPU_BUCKETS, registers: register })
 
   const observer: MeshObserver = {
     pathEvents (events, before, nowMs) {
@@ -73,7 +76,8 @@ export function createClientMetrics (status: () => ClientStatus): ClientMetrics 
     },
     registryError (op) { registryErrors.inc({ op }) },
     stunRoundTrip (ms) { stunRtt.observe(ms / 1000) },
-    natChanged () { natChanges.inc() }
+    natChanged () { natChanges.inc() },
+    syncCycle (cpuMs) { syncCpu.observe(cpuMs / 1000) }
   }
   return { registry, observer }
 }

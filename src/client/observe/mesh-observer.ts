@@ -14,4 +14,10 @@ export interface MeshObserver {
   stunRoundTrip?: (ms: number) => void
   /** The STUN-mapped endpoint or the NAT class changed after the first discovery. */
   natChanged?: () => void
+  /**
+   * One sync cycle (read the interface, vet, reconcile, apply) took `cpuMs` of this process's CPU (user+system, from
+   * its start to its end: whatever ran meanwhile in the process is included, the `wg` commands it ran are not) and
+   * `wallMs` of wall time.
+   */
+  syncCycle?: (cpuMs: number, wallMs: number) => void
 }

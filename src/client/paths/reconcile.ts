@@ -5,6 +5,8 @@ import type { WgDevice, WgPeer } from '../../shared/wg-dump.js'
 import type { DesiredPeer } from './vet-table.js'
 import { candidateKind, candidateReason } from './candidate-kind.js'
 import { orderCandidates } from './candidate-order.js'
+import { peerTargets } from './peer-targets.js'
+import { quietOnHub } from './quiet-on-hub.js'
 
 /**
  * Where a managed peer's traffic goes.
@@ -197,17 +199,22 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
   const selfClass = input.self?.natClass ?? 'unknown'
   const selfPublic = input.self?.publicAddress ?? null
+  const targetsContext = `${selfPublic ?? ''}|${input.self?.ipv6 === true ? 'ipv6' : ''}`
   const routesEarly = input.hubRelays === false
 
   for (const [key, want] of desired) {
     const old = networkReset(input.tracks.get(key), input.networkChanged === true)
     const onDevice = devicePeers.get(key)
-    const candidates = orderCandidates(want, input.self, candidatesOf(want, selfPublic))
+    const { candidates, targets } = peerTargets(want, targetsContext, (w) => orderCandidates(w, input.self, candidatesOf(w, selfPublic)))
     const classes = `${selfClass}/${want.natClass}`
+    // Waiting on the hub with nothing due (most peers at rest): the track stays as it is.
+    if (old !== undefined && onDevice !== undefined && input.networkChanged !== true &&
+      quietOnHub(old, onDevice, want, { nowMs, targets, classes, punching: input.punching === true, handshakeSlackMs: HANDSHAKE_CLOCK_SLACK_MS })) {
+      tracks.set(key, old)
+      continue
+    }
     // The endpoint for attempt number `failures`: LAN candidates first, then the public one, round and round.
     const pick = (failures: number): Endpoint | undefined => candidates[failures % Math.max(1, candidates.length)]
-    const wantEndpoint = want.endpoint === null ? null : formatEndpoint(want.endpoint)
-    const targets = candidates.length === 0 ? null : candidates.map(formatEndpoint).join(',')
 
     // Start an attempt: straight away, or, with punching, after arming.
     const begin = (endpoint: Endpoint, failures: number, reason: string, bucket?: { freshTokens: number, freshAtMs: number }): void => {

@@ -3,6 +3,7 @@ import { PEER_NAME_RE } from '../../shared/peer-name.js'
 import type { TablePeer } from '../../shared/protocol.js'
 import { shortKey, type WgDevice } from '../../shared/wg-dump.js'
 import { vetIpv6Candidates } from './ipv6-candidates.js'
+import { TakenPrefixes } from './taken-prefixes.js'
 
 /** A peer the registry listed that this client may configure, after every safety check. */
 export interface DesiredPeer {
@@ -53,7 +54,7 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
     if (p.publicKey === ctx.registryKey || ctx.managed.has(p.publicKey)) continue
     for (const a of p.allowedIps) foreign.push(parsePrefix(a))
   }
-  const taken: Prefix[] = []
+  const taken = new TakenPrefixes()
   const onDevice = new Set(ctx.device.peers.map((p) => p.publicKey))
 
   for (const peer of peers) {
@@ -76,7 +77,7 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
         : rejectReason(prefix, ctx.meshPrefixes, registryIps, foreign, taken)
       if (why !== undefined) { warnings.push(`peer ${name}: ignoring allowed IP '${prefix.text}': ${why}`); continue }
       allowedIps.push(prefix.text)
-      taken.push(prefix)
+      taken.add(prefix)
     }
     if (allowedIps.length === 0) {
       if (peer.allowedIps.length === 0) warnings.push(`peer ${name}: no allowed IPs in the registry; skipped`)
@@ -101,12 +102,12 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
   return { desired, warnings }
 }
 
-function rejectReason (prefix: Prefix, mesh: Prefix[], registryIps: ReturnType<typeof parseIp>[], foreign: Prefix[], taken: Prefix[]): string | undefined {
+function rejectReason (prefix: Prefix, mesh: Prefix[], registryIps: ReturnType<typeof parseIp>[], foreign: Prefix[], taken: TakenPrefixes): string | undefined {
   const inside = mesh.find((m) => prefixContains(m, prefix))
   if (inside === undefined) return 'outside the mesh (the registry peer\'s allowed IPs)'
   if (inside.bits === prefix.bits) return 'it is the whole mesh'
   if (registryIps.some((ip) => prefixHas(prefix, ip))) return 'it covers the registry\'s address'
   if (foreign.some((f) => prefixesOverlap(f, prefix))) return 'it overlaps a peer configured by someone else'
-  if (taken.some((t) => prefixesOverlap(t, prefix))) return 'another peer in the table claims it'
+  if (taken.overlaps(prefix)) return 'another peer in the table claims it'
   return undefined
 }

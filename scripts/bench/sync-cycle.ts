@@ -1,0 +1,81 @@
+/**
+ * The parts of one client sync cycle at rest, in CPU time, without a lab (issues 16 and 18): N peers parked on the
+ * hub (every attempt failed), nothing changing.
+ *
+ *   node dist/scripts/bench/sync-cycle.js [--peers 1000,10000] [--rounds 50]
+ *
+ * Per N: starting `wg` (here `cat` of an N-peer dump through execa, as wgCli runs `wg`: the process start and
+ * reading its output, not wg's own work), parsing the dump (afresh, and with the previous read's WgDumpMemo as the client does),
+ * reconciling (the path machine over N quiet peers), and vetting a table of N peers (done only when the registry's
+ * table changes). CPU of this process (user+system) per round, median of `--rounds`; printed as Markdown.
+ */
+import { createHash } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { defaultTiming, reconcile, type PeerTrack } from '../../src/client/paths/reconcile.js'
+import { vetTable, type DesiredPeer } from '../../src/client/paths/vet-table.js'
+import { parseEndpoint, parsePrefix } from '../../src/shared/ip.js'
+import type { TablePeer } from '../../src/shared/protocol.js'
+import { run } from '../lab/command.js'
+import { parseWgDumpAsync, WgDumpMemo } from '../../src/shared/wg-dump.js'
+
+const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000,10000' }, rounds: { type: 'string', default: '50' } } })
+const SIZES = (values.peers ?? '').split(',').map(Number)
+const ROUNDS = Number(values.rounds)
+if (!SIZES.every((n) => Number.isInteger(n) && n > 0 && n <= 60_000) || !Number.isInteger(ROUNDS) || ROUNDS < 1) {
+  console.error('sync-cycle: --peers takes whole numbers 1-60000 separated by commas, --rounds a positive whole number')
+  process.exit(64)
+}
+
+const key = (i: number | string): string => createHash('sha256').update(`sync-cycle-${i}`).digest('base64')
+const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000 }
+async function median (fn: () => Promise<unknown>): Promise<number> {
+  await fn()
+  const xs: number[] = []
+  for (let r = 0; r < ROUNDS; r++) { const c0 = cpuMs(); await fn(); xs.push(cpuMs() - c0) }
+  xs.sort((a, b) => a - b)
+  return xs[Math.floor(xs.length / 2)] as number
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'wgnat-sync-cycle-'))
+const rows: string[] = []
+try {
+  for (const n of SIZES) {
+    const self = key('self')
+    const timing = defaultTiming(25)
+    const lines = [`(hidden)\t${self}\t51820\toff`]
+    const table: TablePeer[] = []
+    const desired = new Map<string, DesiredPeer>()
+    const tracks = new Map<string, PeerTrack>()
+    for (let i = 0; i < n; i++) {
+      const k = key(i)
+      const endpoint = `198.18.${200 + Math.floor(i / 250)}.${1 + (i % 250)}:51820`
+      const ip = `100.64.${1 + Math.floor(i / 250)}.${1 + (i % 250)}/32`
+      // A parked peer: handshakes sent and never answered, keepalive off, no allowed IPs.
+      lines.push([k, '(none)', endpoint, '(none)', '0', '0', '1184', 'off'].join('\t'))
+      table.push({ publicKey: k, endpoint, allowedIps: [ip], latestHandshake: 0, online: true, announce: { natClass: 'easy', mappedEndpoint: null, lanEndpoints: [], ready: [] } })
+      desired.set(k, { publicKey: k, endpoint: parseEndpoint(endpoint), allowedIps: [ip], online: true, candidates: [], natClass: 'easy', readyFor: false, mayInitiate: true, mapped: null })
+      tracks.set(k, { phase: 'hub', sinceMs: 1000, failures: 4, retryAtMs: Number.POSITIVE_INFINITY, endpoint, targets: endpoint, rx: 0, rxAtMs: 1000, reason: 'parked', classes: 'easy/easy' })
+    }
+    const text = lines.join('\n') + '\n'
+    const file = join(dir, `dump-${n}.txt`)
+    writeFileSync(file, text)
+    const memo = new WgDumpMemo()
+    const device = await parseWgDumpAsync(text, undefined, memo)
+    const mesh = [parsePrefix('100.64.0.0/16')]
+    const spawn = await median(async () => await run(['cat', file]))
+    const parse = await median(async () => await parseWgDumpAsync(text))
+    const parseMemo = await median(async () => await parseWgDumpAsync(text, undefined, memo))
+    const rec = await median(async () => reconcile({ nowMs: 2_000_000, selfKey: self, device, desired, tracks, timing, self: { natClass: 'easy', publicAddress: '198.18.11.2' }, hubRelays: true }))
+    const vet = await median(async () => vetTable(table, { selfKey: self, registryKey: key('hub'), meshPrefixes: mesh, registryAddresses: ['100.64.0.1'], hubPrefixes: mesh, managed: new Set(desired.keys()), device }))
+    rows.push(`| ${n} | ${spawn.toFixed(1)} | ${parse.toFixed(1)} | ${parseMemo.toFixed(1)} | ${rec.toFixed(1)} | ${(spawn + parseMemo + rec).toFixed(1)} | ${vet.toFixed(1)} |`)
+    console.error(`sync-cycle: ${n} peers done`)
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
+console.log('| peers | start `wg` (ms) | parse afresh (ms) | parse, previous read kept (ms) | reconcile (ms) | a cycle at rest: start + kept parse + reconcile (ms) | vet a new table (ms) |')
+console.log('| --- | --- | --- | --- | --- | --- | --- |')
+for (const r of rows) console.log(r)
