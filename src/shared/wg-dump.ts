@@ -62,7 +62,8 @@ export async function parseWgDumpAsync (text: string, sliceLines = PARSE_SLICE_L
   return device
 }
 
-function parseHead (text: string): { lines: string[], device: WgDevice } {
+/** Split a dump into its lines and parse the interface line (the first). */
+export function parseHead (text: string): { lines: string[], device: WgDevice } {
   const lines = text.split('\n').filter((line) => line.length > 0)
   const head = lines[0]
   if (head === undefined) throw new ParseError('wg dump: empty output')
@@ -73,7 +74,8 @@ function parseHead (text: string): { lines: string[], device: WgDevice } {
   return { lines, device: { publicKey, listenPort, peers: [] } }
 }
 
-function parsePeerLine (line: string, lineNo: number): WgPeer {
+/** Parse one peer line (`lineNo` counts from 1, the interface line). */
+export function parsePeerLine (line: string, lineNo: number): WgPeer {
   const f = line.split('\t')
   if (f.length !== 8) throw new ParseError(`wg dump: line ${lineNo} has ${f.length} fields, expected 8`)
   const [publicKey, preshared, endpoint, allowedIps, handshake, rx, tx, keepalive] = f as [string, string, string, string, string, string, string, string]

@@ -2,6 +2,7 @@ import { execa, type ExecaError } from 'execa'
 import { WgError, messageOf, quote } from './errors.js'
 import type { Logger } from './log.js'
 import { parseWgDumpAsync, shortKey, type WgDevice } from './wg-dump.js'
+import { WgDumpReader } from './wg-dump-reader.js'
 import { planWgSetBatches, type PeerChange } from './wg-set-batches.js'
 
 export { wgSetArgs, type PeerChange } from './wg-set-batches.js'
@@ -47,6 +48,11 @@ export interface WgCliInit {
   timeoutMs?: number
   /** Largest argument list of one `wg set`, bytes. @default WG_SET_MAX_ARG_BYTES */
   maxArgBytes?: number
+  /**
+   * Parse only the peer lines that changed since the previous `show` of the same interface (WgDumpReader): unchanged
+   * peers come back as the same frozen objects. For a reader of one big interface (the registry). @default false
+   */
+  reuseUnchangedPeers?: boolean
 }
 
 export interface WgCliComponents {
@@ -70,6 +76,7 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
     return result.stdout
   })
   const logged = new Map<string, number>()
+  const readers = new Map<string, WgDumpReader>()
 
   async function run (iface: string, args: string[], signal?: AbortSignal): Promise<string> {
     try {
@@ -91,7 +98,11 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
   return {
     async show (iface, opts = {}) {
       // Parsed in slices: a big interface's dump never holds up the event loop (the registry serves requests meanwhile).
-      return await parseWgDumpAsync(await run(iface, ['show', iface, 'dump'], opts.signal))
+      const text = await run(iface, ['show', iface, 'dump'], opts.signal)
+      if (init.reuseUnchangedPeers !== true) return await parseWgDumpAsync(text)
+      let reader = readers.get(iface)
+      if (reader === undefined) readers.set(iface, reader = new WgDumpReader())
+      return await reader.parse(text)
     },
     async set (iface, changes, opts = {}) {
       if (changes.length === 0) return
