@@ -3,7 +3,8 @@
  * the registry, and while the registry reads a big interface once a second?
  *
  *   node dist/scripts/bench/registry-load.js [--peers 10000] [--seconds 10] [--runs 3]
- *        [--scenarios idle,full-loop,hammer] [--limits on,off] [--device synthetic|real]
+ *        [--scenarios idle,full-loop,hammer,longpoll] [--limits on,off] [--device synthetic|real]
+ *        [--idle-seconds 10] [--parse changed|all] [--node-args='<flags>;<other flags>']
  *
  * The real RegistryService and HTTP server run in a child process (registry-server.ts) over loopback; each peer's
  * allowed IP is a loopback address (127.1.x.y/32), so a driver binding it is that peer, as over the tunnel.
@@ -17,6 +18,12 @@
  * - `full-loop`: one peer fetches the full table in a loop;
  * - `hammer`: one peer holds up to 10,000 idle connections (re-opened a second after the registry closes them)
  *   and runs 16 full-table loops at once, retrying at once on 429. The attacker runs in its own process.
+ * - `longpoll` (issue 16): every other peer holds a long-poll (`wait=60`); first --idle-seconds with nothing else,
+ *   over which the registry's RSS, V8 heap and CPU time (its own, and its `wg` runs': cutime + cstime) are read,
+ *   then the victims as above. Prints a second table.
+ * `--parse all` has the registry parse every line of every read (as before WgDumpReader); `--node-args` runs the
+ * registry's node with each `;`-separated set of flags in turn (V8 heap sizing). BENCH_CPU_PROFILE=<file> writes a
+ * CPU profile of the registry over the `longpoll` idle window; BENCH_HEAP_SNAPSHOT=1 a heap snapshot in it.
  * `--limits off` raises every per-caller limit out of reach: the registry as it was before them.
  * Prints one Markdown row per device, limits and scenario: medians over the runs.
  */
@@ -45,7 +52,8 @@ const { values } = parseArgs({
   }
 })
 const IDLE_SECONDS = Number(values['idle-seconds'])
-const NODE_ARGS = values['node-args'] === '' ? [] : values['node-args'].split(' ')
+/** `--node-args` sets of flags for the registry's node, separated by `;` (each set is run): '' is none. */
+const NODE_ARG_SETS = values['node-args'].split(';').map((set) => set.trim())
 const PEERS = Number(values.peers)
 const SECONDS = Number(values.seconds)
 const RUNS = Number(values.runs)
@@ -158,9 +166,11 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
       if ((await ask<Usage>(server, { usage: true })).waiting >= want) break
     }
     await sleep(2000)
+    server.send({ profile: true })
     const u0 = await ask<Usage>(server, { usage: true })
     await sleep(IDLE_SECONDS * 1000)
     const u1 = await ask<Usage>(server, { usage: true })
+    server.send({ profile: true })
     const ms = IDLE_SECONDS * 1000
     idle = {
       cpuPct: (u1.cpuMs - u0.cpuMs) / ms * 100,
@@ -246,13 +256,13 @@ async function main (): Promise<void> {
     }
     console.log('| device | limits | scenario | others\' delta p50 / p99 / max (ms) | others\' deltas served (failed) | hammering peer: full tables served / 429 / refused connections | its idle connections held | registry event-loop delay p99 / max (ms) | interface read median / max (ms) | registry RSS (MB) | up |')
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-    for (const limits of values.limits.split(',')) {
+    for (const nodeArgs of NODE_ARG_SETS) for (const limits of values.limits.split(',')) {
       for (const name of values.scenarios.split(',')) {
         const results: Array<Record<string, number>> = []
         for (let run = 0; run < RUNS; run++) {
           const port = 18080 + Math.floor(Math.random() * 1000)
           const opts = { ...(iface === undefined ? {} : { iface }), ...(limits === 'off' ? { limits: NO_LIMITS } : {}), fullParse: values.parse === 'all' }
-          const server = await forkReady('./registry-server.js', [String(PEERS), String(port), JSON.stringify(opts)], NODE_ARGS)
+          const server = await forkReady('./registry-server.js', [String(PEERS), String(port), JSON.stringify(opts)], nodeArgs === '' ? [] : nodeArgs.split(' '))
           try {
             results.push(await scenario(port, server, name))
           } finally {
@@ -261,11 +271,11 @@ async function main (): Promise<void> {
           }
         }
         const m = (k: string): number => median(results.map((r) => r[k] ?? NaN))
-        const row = `| ${values.device ?? ''} ${PEERS} | ${limits} | ${name} | ${m('p50').toFixed(2)} / ${m('p99').toFixed(1)} / ${m('max').toFixed(0)} | ${m('victimRequests').toFixed(0)} (${m('victimFailed').toFixed(0)}) | ${m('attackerFull').toFixed(0)} / ${m('attackerRefused').toFixed(0)} / ${m('attackerErrors').toFixed(0)} | ${m('attackerHeld').toFixed(0)} | ${m('loopP99').toFixed(1)} / ${m('loopMax').toFixed(0)} | ${m('readMedian').toFixed(1)} / ${m('readMax').toFixed(0)} | ${m('rss').toFixed(0)} | ${results.every((r) => r.up === 1) ? 'yes' : 'NO'} |`
+        const row = `| ${values.device ?? ''} ${PEERS}${nodeArgs === '' ? '' : ` (${nodeArgs})`} | ${limits} | ${name} | ${m('p50').toFixed(2)} / ${m('p99').toFixed(1)} / ${m('max').toFixed(0)} | ${m('victimRequests').toFixed(0)} (${m('victimFailed').toFixed(0)}) | ${m('attackerFull').toFixed(0)} / ${m('attackerRefused').toFixed(0)} / ${m('attackerErrors').toFixed(0)} | ${m('attackerHeld').toFixed(0)} | ${m('loopP99').toFixed(1)} / ${m('loopMax').toFixed(0)} | ${m('readMedian').toFixed(1)} / ${m('readMax').toFixed(0)} | ${m('rss').toFixed(0)} | ${results.every((r) => r.up === 1) ? 'yes' : 'NO'} |`
         console.log(row)
         rows.push(row)
         if (name === 'longpoll') {
-          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${values['node-args'] === '' ? '-' : values['node-args']} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} |`)
+          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} |`)
         }
       }
     }

@@ -10,6 +10,8 @@
 import { readFileSync } from 'node:fs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { writeHeapSnapshot } from 'node:v8'
+import { Session } from 'node:inspector/promises'
+import { writeFileSync } from 'node:fs'
 import { closeAll, listenOn, registryHandler } from '../../src/server/registry/registry-http.js'
 import { RegistryService } from '../../src/server/registry/registry-service.js'
 import type { CallerLimitsInit } from '../../src/server/registry/caller-limits.js'
@@ -48,7 +50,25 @@ function childCpuMs (): number {
 }
 
 let snapshotTaken = false
-process.on('message', (msg: { move?: number, usage?: boolean, gc?: boolean, stop?: boolean, reset?: boolean }) => {
+// BENCH_CPU_PROFILE=<file>: a CPU profile between two { profile: true } messages (the idle window of `longpoll`).
+let profiling: Session | undefined
+let profiled = false
+async function profileStep (): Promise<void> {
+  const file = process.env.BENCH_CPU_PROFILE
+  if (file === undefined || profiled || service.waiting < 1000) return
+  if (profiling === undefined) {
+    profiling = new Session()
+    profiling.connect()
+    await profiling.post('Profiler.enable')
+    await profiling.post('Profiler.start')
+    return
+  }
+  const { profile } = await profiling.post('Profiler.stop')
+  writeFileSync(file, JSON.stringify(profile))
+  profiled = true
+  console.error(`registry-server: CPU profile ${file}`)
+}
+process.on('message', (msg: { profile?: boolean, move?: number, usage?: boolean, gc?: boolean, stop?: boolean, reset?: boolean }) => {
   if (msg.move !== undefined) synthetic.moveEndpoint(msg.move)
   if (msg.reset === true) { readMs.length = 0; loop.reset(); process.send?.({ reset: true }) }
   // BENCH_HEAP_SNAPSHOT=<dir>: a heap snapshot at each usage report taken with every long-poll held (profiling).
@@ -56,6 +76,7 @@ process.on('message', (msg: { move?: number, usage?: boolean, gc?: boolean, stop
     snapshotTaken = true
     console.error(`registry-server: heap snapshot ${writeHeapSnapshot(undefined)}`)
   }
+  if (msg.profile === true) void profileStep()
   if (msg.usage === true) {
     const rssBeforeGc = process.memoryUsage().rss
     if (msg.gc === true) (globalThis as { gc?: () => void }).gc?.()
