@@ -3,7 +3,8 @@
  * the registry, and while the registry reads a big interface once a second?
  *
  *   node dist/scripts/bench/registry-load.js [--peers 10000] [--seconds 10] [--runs 3]
- *        [--scenarios idle,full-loop,hammer] [--limits on,off] [--device synthetic|real]
+ *        [--scenarios idle,full-loop,hammer,longpoll] [--limits on,off] [--device synthetic|real]
+ *        [--idle-seconds 10] [--parse changed|all] [--node-args='<flags>;<other flags>']
  *
  * The real RegistryService and HTTP server run in a child process (registry-server.ts) over loopback; each peer's
  * allowed IP is a loopback address (127.1.x.y/32), so a driver binding it is that peer, as over the tunnel.
@@ -17,6 +18,12 @@
  * - `full-loop`: one peer fetches the full table in a loop;
  * - `hammer`: one peer holds up to 10,000 idle connections (re-opened a second after the registry closes them)
  *   and runs 16 full-table loops at once, retrying at once on 429. The attacker runs in its own process.
+ * - `longpoll` (issue 16): every other peer holds a long-poll (`wait=60`); first --idle-seconds with nothing else,
+ *   over which the registry's RSS, V8 heap and CPU time (its own, and its `wg` runs': cutime + cstime) are read,
+ *   then the victims as above. Prints a second table.
+ * `--parse all` has the registry parse every line of every read (as before WgDumpReader); `--node-args` runs the
+ * registry's node with each `;`-separated set of flags in turn (V8 heap sizing). BENCH_CPU_PROFILE=<file> writes a
+ * CPU profile of the registry over the `longpoll` idle window; BENCH_HEAP_SNAPSHOT=1 a heap snapshot in it.
  * `--limits off` raises every per-caller limit out of reach: the registry as it was before them.
  * Prints one Markdown row per device, limits and scenario: medians over the runs.
  */
@@ -28,6 +35,7 @@ import { execa } from 'execa'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { wgCli } from '../../src/shared/wg.js'
 import { parseWgDump } from '../../src/shared/wg-dump.js'
+import { WgDumpReader } from '../../src/shared/wg-dump-reader.js'
 import { peerAddress, peerKey } from './synthetic-wg.js'
 
 const { values } = parseArgs({
@@ -37,9 +45,15 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     scenarios: { type: 'string', default: 'idle,full-loop,hammer' },
     limits: { type: 'string', default: 'on,off' },
-    device: { type: 'string', default: 'synthetic' }
+    device: { type: 'string', default: 'synthetic' },
+    'idle-seconds': { type: 'string', default: '10' },
+    parse: { type: 'string', default: 'changed' },
+    'node-args': { type: 'string', default: '' }
   }
 })
+const IDLE_SECONDS = Number(values['idle-seconds'])
+/** `--node-args` sets of flags for the registry's node, separated by `;` (each set is run): '' is none. */
+const NODE_ARG_SETS = values['node-args'].split(';').map((set) => set.trim())
 const PEERS = Number(values.peers)
 const SECONDS = Number(values.seconds)
 const RUNS = Number(values.runs)
@@ -47,7 +61,7 @@ const VICTIMS = 20
 const VICTIM_PAUSE_MS = 20
 const NO_LIMITS = { maxConnectionsPerSource: 1e9, maxRequestsPerPeer: 1e9, fullFetchesPerMinute: 1e9, fullFetchBurst: 1e9 }
 
-interface Usage { rss: number, cpuMs: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
+interface Usage { rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
 interface AttackResult { full: number, refused: number, errors: number, heldAtEnd: number, connectAttempts: number }
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
@@ -73,8 +87,8 @@ function ask<T> (child: ChildProcess, msg: object): Promise<T> {
   })
 }
 
-async function forkReady (file: string, args: string[]): Promise<ChildProcess> {
-  const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, { stdio: 'inherit' })
+async function forkReady (file: string, args: string[], execArgv: string[] = []): Promise<ChildProcess> {
+  const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, { stdio: 'inherit', execArgv })
   await new Promise((resolve, reject) => { child.once('message', resolve); child.once('exit', reject) })
   return child
 }
@@ -93,24 +107,83 @@ async function realInterface (lab: Lab, n: number): Promise<string> {
 }
 
 /** How long a real `wg show dump` of the interface takes: the run, and the parse on its own. */
-async function measureRead (iface: string): Promise<{ runMs: number, parseMs: number, bytes: number }> {
-  const runs: number[] = []; const parses: number[] = []; let bytes = 0
+async function measureRead (iface: string): Promise<{ runMs: number, parseMs: number, reuseMs: number, bytes: number }> {
+  const runs: number[] = []; const parses: number[] = []; const reuses: number[] = []; let bytes = 0
+  const reader = new WgDumpReader()
   for (let i = 0; i < 7; i++) {
     const t0 = performance.now()
     const { stdout } = await execa('wg', ['show', iface, 'dump'], { stripFinalNewline: false })
     const t1 = performance.now()
     parseWgDump(stdout)
-    parses.push(performance.now() - t1)
+    const t2 = performance.now()
+    await reader.parse(stdout)
+    // The first read through the reader parses every line; the later ones only what changed (here: nothing).
+    if (i > 0) reuses.push(performance.now() - t2)
+    parses.push(t2 - t1)
     runs.push(t1 - t0)
     bytes = stdout.length
   }
-  return { runMs: median(runs), parseMs: median(parses), bytes }
+  return { runMs: median(runs), parseMs: median(parses), reuseMs: median(reuses), bytes }
+}
+
+/**
+ * Every peer but the attacker's and the victims' holds a long-poll (`wait=60`), re-issued when answered, as idle
+ * clients do. Returns a function that ends them.
+ */
+function holdLongPolls (port: number, version: number): () => void {
+  const agent = new Agent({ keepAlive: false })
+  const open = new Set<ReturnType<typeof request>>()
+  let running = true
+  const poll = (i: number, since: number): void => {
+    if (!running) return
+    const req = request({ host: '127.0.0.1', port, path: `/v1/table?since=${since}&wait=60`, localAddress: peerAddress(i), agent }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        open.delete(req)
+        let next = since
+        try { next = (JSON.parse(Buffer.concat(chunks).toString()) as { version: number }).version } catch {}
+        setTimeout(() => poll(i, next), res.statusCode === 200 ? 0 : 1000)
+      })
+    })
+    req.on('error', () => { open.delete(req); setTimeout(() => poll(i, since), 1000) })
+    open.add(req)
+    req.end()
+  }
+  for (let i = VICTIMS + 1; i < PEERS; i++) poll(i, version)
+  return () => { running = false; for (const r of open) r.destroy(); agent.destroy() }
 }
 
 async function scenario (port: number, server: ChildProcess, name: string): Promise<Record<string, number>> {
   const attackerAddress = peerAddress(0)
+  let stopPolls: (() => void) | undefined
+  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN }
+  if (name === 'longpoll') {
+    const first = await get(port, '/v1/table', peerAddress(VICTIMS + 1), new Agent())
+    stopPolls = holdLongPolls(port, (JSON.parse(first.body) as { version: number }).version)
+    const want = PEERS - VICTIMS - 1
+    for (let t = Date.now(); Date.now() - t < 120_000; await sleep(500)) {
+      if ((await ask<Usage>(server, { usage: true })).waiting >= want) break
+    }
+    await sleep(2000)
+    server.send({ profile: true })
+    const u0 = await ask<Usage>(server, { usage: true })
+    await sleep(IDLE_SECONDS * 1000)
+    const u1 = await ask<Usage>(server, { usage: true })
+    server.send({ profile: true })
+    const ms = IDLE_SECONDS * 1000
+    idle = {
+      cpuPct: (u1.cpuMs - u0.cpuMs) / ms * 100,
+      childCpuPct: (u1.childCpuMs - u0.childCpuMs) / ms * 100,
+      rss: u1.rss / 1048576,
+      heapUsed: u1.heapUsed / 1048576,
+      heapTotal: u1.heapTotal / 1048576,
+      external: u1.external / 1048576,
+      waiting: u1.waiting
+    }
+  }
   let attacker: ChildProcess | undefined
-  if (name !== 'idle') {
+  if (name === 'full-loop' || name === 'hammer') {
     const [conns, loops] = name === 'hammer' ? [10_000, 16] : [0, 1]
     attacker = await forkReady('./registry-attacker.js', [String(port), attackerAddress, String(conns), String(loops)])
     await sleep(2000)
@@ -137,6 +210,7 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
   }))
   const usage = await ask<Usage>(server, { usage: true })
   for (const a of agents) a.destroy()
+  stopPolls?.()
   const attack: AttackResult = attacker === undefined ? { full: 0, refused: 0, errors: 0, heldAtEnd: 0, connectAttempts: 0 } : await ask<AttackResult>(attacker, { stop: true })
   // Still up: a fresh peer gets its table.
   const up = (await get(port, '/v1/table', peerAddress(VICTIMS + 5), new Agent()).catch(() => ({ status: 0 }))).status === 200
@@ -155,7 +229,14 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     readMedian: median(usage.readMs),
     readMax: Math.max(...usage.readMs),
     rss: usage.rss / 1048576,
-    up: up ? 1 : 0
+    up: up ? 1 : 0,
+    idleCpuPct: idle.cpuPct,
+    idleChildCpuPct: idle.childCpuPct,
+    idleRss: idle.rss,
+    idleHeapUsed: idle.heapUsed,
+    idleHeapTotal: idle.heapTotal,
+    idleExternal: idle.external,
+    idleWaiting: idle.waiting
   }
 }
 
@@ -163,6 +244,7 @@ async function main (): Promise<void> {
   let lab: Lab | undefined
   let iface: string | undefined
   const rows: string[] = []
+  const idleRows: string[] = []
   try {
     if (values.device === 'real') {
       const support = await labSupport()
@@ -170,17 +252,17 @@ async function main (): Promise<void> {
       lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }] })
       iface = await realInterface(lab, PEERS)
       const read = await measureRead(iface)
-      console.log(`real \`wg show ${iface} dump\` of ${PEERS + 1} peers: ${read.bytes} bytes; run ${read.runMs.toFixed(1)} ms, parse ${read.parseMs.toFixed(1)} ms (medians of 7)`)
+      console.log(`real \`wg show ${iface} dump\` of ${PEERS + 1} peers: ${read.bytes} bytes; run ${read.runMs.toFixed(1)} ms, parse every line ${read.parseMs.toFixed(1)} ms, parse changed lines only (none changed) ${read.reuseMs.toFixed(2)} ms (medians of 7)`)
     }
     console.log('| device | limits | scenario | others\' delta p50 / p99 / max (ms) | others\' deltas served (failed) | hammering peer: full tables served / 429 / refused connections | its idle connections held | registry event-loop delay p99 / max (ms) | interface read median / max (ms) | registry RSS (MB) | up |')
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-    for (const limits of values.limits.split(',')) {
+    for (const nodeArgs of NODE_ARG_SETS) for (const limits of values.limits.split(',')) {
       for (const name of values.scenarios.split(',')) {
         const results: Array<Record<string, number>> = []
         for (let run = 0; run < RUNS; run++) {
           const port = 18080 + Math.floor(Math.random() * 1000)
-          const opts = { ...(iface === undefined ? {} : { iface }), ...(limits === 'off' ? { limits: NO_LIMITS } : {}) }
-          const server = await forkReady('./registry-server.js', [String(PEERS), String(port), JSON.stringify(opts)])
+          const opts = { ...(iface === undefined ? {} : { iface }), ...(limits === 'off' ? { limits: NO_LIMITS } : {}), fullParse: values.parse === 'all' }
+          const server = await forkReady('./registry-server.js', [String(PEERS), String(port), JSON.stringify(opts)], nodeArgs === '' ? [] : nodeArgs.split(' '))
           try {
             results.push(await scenario(port, server, name))
           } finally {
@@ -189,10 +271,19 @@ async function main (): Promise<void> {
           }
         }
         const m = (k: string): number => median(results.map((r) => r[k] ?? NaN))
-        const row = `| ${values.device ?? ''} ${PEERS} | ${limits} | ${name} | ${m('p50').toFixed(2)} / ${m('p99').toFixed(1)} / ${m('max').toFixed(0)} | ${m('victimRequests').toFixed(0)} (${m('victimFailed').toFixed(0)}) | ${m('attackerFull').toFixed(0)} / ${m('attackerRefused').toFixed(0)} / ${m('attackerErrors').toFixed(0)} | ${m('attackerHeld').toFixed(0)} | ${m('loopP99').toFixed(1)} / ${m('loopMax').toFixed(0)} | ${m('readMedian').toFixed(1)} / ${m('readMax').toFixed(0)} | ${m('rss').toFixed(0)} | ${results.every((r) => r.up === 1) ? 'yes' : 'NO'} |`
+        const row = `| ${values.device ?? ''} ${PEERS}${nodeArgs === '' ? '' : ` (${nodeArgs})`} | ${limits} | ${name} | ${m('p50').toFixed(2)} / ${m('p99').toFixed(1)} / ${m('max').toFixed(0)} | ${m('victimRequests').toFixed(0)} (${m('victimFailed').toFixed(0)}) | ${m('attackerFull').toFixed(0)} / ${m('attackerRefused').toFixed(0)} / ${m('attackerErrors').toFixed(0)} | ${m('attackerHeld').toFixed(0)} | ${m('loopP99').toFixed(1)} / ${m('loopMax').toFixed(0)} | ${m('readMedian').toFixed(1)} / ${m('readMax').toFixed(0)} | ${m('rss').toFixed(0)} | ${results.every((r) => r.up === 1) ? 'yes' : 'NO'} |`
         console.log(row)
         rows.push(row)
+        if (name === 'longpoll') {
+          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} |`)
+        }
       }
+    }
+    if (idleRows.length > 0) {
+      console.log(`\nAll peers long-polling, nothing else, ${IDLE_SECONDS} s (medians):\n`)
+      console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) |')
+      console.log('| --- | --- | --- | --- | --- | --- | --- |')
+      for (const r of idleRows) console.log(r)
     }
   } finally {
     await lab?.destroy()

@@ -2,12 +2,16 @@
  * Child process of the registry benchmarks: a real RegistryService and HTTP server over a synthetic device, or over
  * a real WireGuard interface (`wgCli()`, so every poll runs and parses a real `wg show <iface> dump`).
  *
- *   registry-server.js <peers> <port> [json options: { iface?: string, limits?: Partial<CallerLimitsInit> }]
+ *   registry-server.js <peers> <port> [json options: { iface?: string, limits?: Partial<CallerLimitsInit>, fullParse?: boolean }]
  *
  * Messages from the parent: { move: i } changes synthetic peer i's endpoint; { usage: true } answers with RSS, CPU
  * time, event-loop delay and the time each interface read took ({ reset: true } clears those samples).
  */
+import { readFileSync } from 'node:fs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { writeHeapSnapshot } from 'node:v8'
+import { Session } from 'node:inspector/promises'
+import { writeFileSync } from 'node:fs'
 import { closeAll, listenOn, registryHandler } from '../../src/server/registry/registry-http.js'
 import { RegistryService } from '../../src/server/registry/registry-service.js'
 import type { CallerLimitsInit } from '../../src/server/registry/caller-limits.js'
@@ -17,9 +21,10 @@ import { syntheticWg } from './synthetic-wg.js'
 
 const peers = Number(process.argv[2] ?? 1000)
 const port = Number(process.argv[3] ?? 18080)
-const opts = JSON.parse(process.argv[4] ?? '{}') as { iface?: string, limits?: Partial<CallerLimitsInit> }
+const opts = JSON.parse(process.argv[4] ?? '{}') as { iface?: string, limits?: Partial<CallerLimitsInit>, fullParse?: boolean }
 const synthetic = syntheticWg(peers)
-const real = wgCli({ timeoutMs: 30_000 })
+// As wgnat-server reads it (unchanged peer lines not parsed again), or with every line parsed every read (fullParse).
+const real = wgCli({ timeoutMs: 30_000, reuseUnchangedPeers: opts.fullParse !== true })
 const readMs: number[] = []
 // Time each read of the interface as the service sees it (run + parse for a real one).
 const wg: WgControl = {
@@ -38,9 +43,40 @@ const servers = await listenOn(['127.0.0.1'], port, handler)
 const loop = monitorEventLoopDelay({ resolution: 5 })
 loop.enable()
 
-process.on('message', (msg: { move?: number, usage?: boolean, gc?: boolean, stop?: boolean, reset?: boolean }) => {
+/** CPU time of this process's waited-for children (the `wg` runs), ms: cutime + cstime of /proc/self/stat. */
+function childCpuMs (): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ')
+  return (Number(fields[13]) + Number(fields[14])) * 10
+}
+
+let snapshotTaken = false
+// BENCH_CPU_PROFILE=<file>: a CPU profile between two { profile: true } messages (the idle window of `longpoll`).
+let profiling: Session | undefined
+let profiled = false
+async function profileStep (): Promise<void> {
+  const file = process.env.BENCH_CPU_PROFILE
+  if (file === undefined || profiled || service.waiting < 1000) return
+  if (profiling === undefined) {
+    profiling = new Session()
+    profiling.connect()
+    await profiling.post('Profiler.enable')
+    await profiling.post('Profiler.start')
+    return
+  }
+  const { profile } = await profiling.post('Profiler.stop')
+  writeFileSync(file, JSON.stringify(profile))
+  profiled = true
+  console.error(`registry-server: CPU profile ${file}`)
+}
+process.on('message', (msg: { profile?: boolean, move?: number, usage?: boolean, gc?: boolean, stop?: boolean, reset?: boolean }) => {
   if (msg.move !== undefined) synthetic.moveEndpoint(msg.move)
   if (msg.reset === true) { readMs.length = 0; loop.reset(); process.send?.({ reset: true }) }
+  // BENCH_HEAP_SNAPSHOT=<dir>: a heap snapshot at each usage report taken with every long-poll held (profiling).
+  if (msg.usage === true && process.env.BENCH_HEAP_SNAPSHOT !== undefined && service.waiting > 1000 && !snapshotTaken) {
+    snapshotTaken = true
+    console.error(`registry-server: heap snapshot ${writeHeapSnapshot(undefined)}`)
+  }
+  if (msg.profile === true) void profileStep()
   if (msg.usage === true) {
     const rssBeforeGc = process.memoryUsage().rss
     if (msg.gc === true) (globalThis as { gc?: () => void }).gc?.()
@@ -53,6 +89,8 @@ process.on('message', (msg: { move?: number, usage?: boolean, gc?: boolean, stop
       rssBeforeGc,
       rss: mu.rss,
       cpuMs: (cpu.user + cpu.system) / 1000,
+      childCpuMs: childCpuMs(),
+      waiting: service.waiting,
       version: service.table.version,
       readMs: [...readMs],
       loopP99Ms: loop.percentile(99) / 1e6,

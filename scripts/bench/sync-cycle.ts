@@ -5,7 +5,7 @@
  *   node dist/scripts/bench/sync-cycle.js [--peers 1000,10000] [--rounds 50]
  *
  * Per N: starting `wg` (here `cat` of an N-peer dump through execa, as wgCli runs `wg`: the process start and
- * reading its output, not wg's own work), parsing the dump (afresh, and with the previous read's WgDumpMemo as the client does),
+ * reading its output, not wg's own work), parsing the dump (afresh, and with the previous read kept by a WgDumpReader as the client does),
  * reconciling (the path machine over N quiet peers), and vetting a table of N peers (done only when the registry's
  * table changes). CPU of this process (user+system) per round, median of `--rounds`; printed as Markdown.
  */
@@ -19,7 +19,8 @@ import { vetTable, type DesiredPeer } from '../../src/client/paths/vet-table.js'
 import { parseEndpoint, parsePrefix } from '../../src/shared/ip.js'
 import type { TablePeer } from '../../src/shared/protocol.js'
 import { run } from '../lab/command.js'
-import { parseWgDumpAsync, WgDumpMemo } from '../../src/shared/wg-dump.js'
+import { parseWgDumpAsync } from '../../src/shared/wg-dump.js'
+import { WgDumpReader } from '../../src/shared/wg-dump-reader.js'
 
 const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000,10000' }, rounds: { type: 'string', default: '50' } } })
 const SIZES = (values.peers ?? '').split(',').map(Number)
@@ -62,12 +63,15 @@ try {
     const text = lines.join('\n') + '\n'
     const file = join(dir, `dump-${n}.txt`)
     writeFileSync(file, text)
-    const memo = new WgDumpMemo()
-    const device = await parseWgDumpAsync(text, undefined, memo)
+    // wireguard-go lists its peers in another order on each read: the reader compares every line, parses none.
+    const reordered = [lines[0], ...lines.slice(1).reverse()].join('\n') + '\n'
+    const reader = new WgDumpReader()
+    const device = await reader.parse(text)
+    let turn = 0
     const mesh = [parsePrefix('100.64.0.0/16')]
     const spawn = await median(async () => await run(['cat', file]))
     const parse = await median(async () => await parseWgDumpAsync(text))
-    const parseMemo = await median(async () => await parseWgDumpAsync(text, undefined, memo))
+    const parseMemo = await median(async () => await reader.parse(turn++ % 2 === 0 ? reordered : text))
     const rec = await median(async () => reconcile({ nowMs: 2_000_000, selfKey: self, device, desired, tracks, timing, self: { natClass: 'easy', publicAddress: '198.18.11.2' }, hubRelays: true }))
     const vet = await median(async () => vetTable(table, { selfKey: self, registryKey: key('hub'), meshPrefixes: mesh, registryAddresses: ['100.64.0.1'], hubPrefixes: mesh, managed: new Set(desired.keys()), device }))
     rows.push(`| ${n} | ${spawn.toFixed(1)} | ${parse.toFixed(1)} | ${parseMemo.toFixed(1)} | ${rec.toFixed(1)} | ${(spawn + parseMemo + rec).toFixed(1)} | ${vet.toFixed(1)} |`)

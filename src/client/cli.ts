@@ -116,7 +116,7 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgC
     natCheckMs: opts.natCheck,
     portMapping: opts.portMapping,
     timing: { directTimeoutMs: opts.directTimeout }
-  }, { wg: wg ?? wgCli({ reuseUnchanged: true }, { logger }), logger, observer: metrics?.observer })
+  }, { wg: wg ?? wgCli({ reuseUnchangedPeers: true }, { logger }), logger, observer: metrics?.observer })
   await client.start()
   let http
   try {

@@ -53,37 +53,17 @@ export const PARSE_SLICE_LINES = 500
  * `parseWgDump` in slices of PARSE_SLICE_LINES peers, yielding to the event loop in between: a 10,000-peer dump
  * (1 MB, hundreds of milliseconds to parse on a busy machine) never holds up requests for more than one slice.
  */
-export async function parseWgDumpAsync (text: string, sliceLines = PARSE_SLICE_LINES, memo?: WgDumpMemo): Promise<WgDevice> {
+export async function parseWgDumpAsync (text: string, sliceLines = PARSE_SLICE_LINES): Promise<WgDevice> {
   const { lines, device } = parseHead(text)
-  const seen = memo === undefined ? undefined : new Map<string, { line: string, peer: WgPeer }>()
   for (let i = 1; i < lines.length; i++) {
     if (i % sliceLines === 0) await setImmediate()
-    const line = lines[i] as string
-    let known = memo?.peers.get(line)
-    if (known === undefined && memo !== undefined) {
-      // Kept for the next read: copies of their own, not slices of this dump (see own()).
-      const peer = parsePeerLine(line, i + 1)
-      peer.publicKey = own(peer.publicKey)
-      Object.freeze(peer.allowedIps)
-      known = { line: own(line), peer: Object.freeze(peer) }
-    }
-    if (known !== undefined) seen?.set(known.line, known)
-    device.peers.push(known?.peer ?? parsePeerLine(line, i + 1))
+    device.peers.push(parsePeerLine(lines[i] as string, i + 1))
   }
-  if (memo !== undefined && seen !== undefined) memo.peers = seen
   return device
 }
 
-/**
- * The peers of the previous read by their dump line, for `parseWgDumpAsync`: a line seen again (a peer whose
- * endpoint, handshake and counters did not move: at rest, nearly all of them) is the same WgPeer object, not parsed
- * again. Such peers are frozen: whoever reads with a memo shares them with the next read and must not change them.
- */
-export class WgDumpMemo {
-  peers = new Map<string, { line: string, peer: WgPeer }>()
-}
-
-function parseHead (text: string): { lines: string[], device: WgDevice } {
+/** Split a dump into its lines and parse the interface line (the first). */
+export function parseHead (text: string): { lines: string[], device: WgDevice } {
   const lines = text.split('\n').filter((line) => line.length > 0)
   const head = lines[0]
   if (head === undefined) throw new ParseError('wg dump: empty output')
@@ -94,7 +74,8 @@ function parseHead (text: string): { lines: string[], device: WgDevice } {
   return { lines, device: { publicKey, listenPort, peers: [] } }
 }
 
-function parsePeerLine (line: string, lineNo: number): WgPeer {
+/** Parse one peer line (`lineNo` counts from 1, the interface line). */
+export function parsePeerLine (line: string, lineNo: number): WgPeer {
   const f = line.split('\t')
   if (f.length !== 8) throw new ParseError(`wg dump: line ${lineNo} has ${f.length} fields, expected 8`)
   const [publicKey, preshared, endpoint, allowedIps, handshake, rx, tx, keepalive] = f as [string, string, string, string, string, string, string, string]

@@ -1,7 +1,8 @@
 import { execa, type ExecaError } from 'execa'
 import { WgError, messageOf, quote } from './errors.js'
 import type { Logger } from './log.js'
-import { parseWgDumpAsync, shortKey, WgDumpMemo, type WgDevice } from './wg-dump.js'
+import { parseWgDumpAsync, shortKey, type WgDevice } from './wg-dump.js'
+import { WgDumpReader } from './wg-dump-reader.js'
 import { planWgSetBatches, type PeerChange } from './wg-set-batches.js'
 import { addconfText } from './wg-addconf.js'
 
@@ -64,10 +65,11 @@ export interface WgCliInit {
   /** Largest argument list of one `wg set`, bytes. @default WG_SET_MAX_ARG_BYTES */
   maxArgBytes?: number
   /**
-   * `show` returns the previous read's WgPeer objects (frozen) for peers whose dump line did not change, and parses
-   * only the others (see WgDumpMemo): for a caller that reads often and never changes what it gets. @default false
+   * Parse only the peer lines that changed since the previous `show` of the same interface (WgDumpReader): unchanged
+   * peers come back as the same frozen objects. For a reader that reads often and never changes what it gets (the registry,
+   * and the client with many peers). @default false
    */
-  reuseUnchanged?: boolean
+  reuseUnchangedPeers?: boolean
 }
 
 export interface WgCliComponents {
@@ -93,7 +95,7 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
     return result.stdout
   })
   const logged = new Map<string, number>()
-  const memos = new Map<string, WgDumpMemo>()
+  const readers = new Map<string, WgDumpReader>()
 
   async function run (iface: string, args: string[], signal?: AbortSignal): Promise<string> {
     try {
@@ -134,8 +136,11 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
         }),
     async show (iface, opts = {}) {
       // Parsed in slices: a big interface's dump never holds up the event loop (the registry serves requests meanwhile).
-      const memo = init.reuseUnchanged === true ? memos.get(iface) ?? memos.set(iface, new WgDumpMemo()).get(iface) : undefined
-      return await parseWgDumpAsync(await run(iface, ['show', iface, 'dump'], opts.signal), undefined, memo)
+      const text = await run(iface, ['show', iface, 'dump'], opts.signal)
+      if (init.reuseUnchangedPeers !== true) return await parseWgDumpAsync(text)
+      let reader = readers.get(iface)
+      if (reader === undefined) readers.set(iface, reader = new WgDumpReader())
+      return await reader.parse(text)
     },
     async set (iface, changes, opts = {}) {
       if (changes.length === 0) return

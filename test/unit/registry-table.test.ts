@@ -75,4 +75,33 @@ describe('RegistryTable', () => {
     t.update(device([newPeer(A, { endpoint: ep('198.18.11.2:1') }), newPeer(B)]), NOW)
     expect(t.get(A)?.announce).toEqual(announce)
   })
+
+  it('takes the same device object again as unchanged, until time turns it offline', () => {
+    const t = new RegistryTable()
+    const a = Object.freeze(newPeer(A, { allowedIps: ['100.64.0.2/32'], endpoint: ep('198.18.11.2:1000'), latestHandshake: NOW }))
+    expect(t.update(device([a]), NOW)).toEqual([A])
+    expect(t.update(device([a]), NOW + 1)).toEqual([])
+    expect(t.update(device([a]), NOW + 181)).toEqual([A])
+    expect(t.get(A)?.online).toBe(false)
+    // An equal but distinct object is compared field by field: unchanged.
+    expect(t.update(device([{ ...a }]), NOW + 182)).toEqual([])
+    expect(t.update(device([{ ...a, endpoint: ep('198.18.11.2:1001') }]), NOW + 183)).toEqual([A])
+  })
+
+  it('moves its address version only when a peer comes, goes or gets other allowed IPs', () => {
+    const t = new RegistryTable()
+    t.update(device([newPeer(A, { allowedIps: ['100.64.0.2/32'] }), newPeer(B, { allowedIps: ['100.64.0.3/32'] })]), NOW)
+    const v0 = t.addressVersion
+    t.update(device([newPeer(A, { allowedIps: ['100.64.0.2/32'], endpoint: ep('198.18.11.2:1') }), newPeer(B, { allowedIps: ['100.64.0.3/32'] })]), NOW)
+    t.announce(A, { natClass: 'easy', mappedEndpoint: '198.18.11.2:51820', lanEndpoints: [] })
+    expect(t.addressVersion).toBe(v0)
+    t.update(device([newPeer(A, { allowedIps: ['100.64.0.2/32', '10.0.0.0/24'] }), newPeer(B, { allowedIps: ['100.64.0.3/32'] })]), NOW)
+    const v1 = t.addressVersion
+    expect(v1).toBeGreaterThan(v0)
+    t.update(device([newPeer(A, { allowedIps: ['100.64.0.2/32', '10.0.0.0/24'] })]), NOW)
+    const v2 = t.addressVersion
+    expect(v2).toBeGreaterThan(v1)
+    t.update(device([newPeer(A, { allowedIps: ['100.64.0.2/32', '10.0.0.0/24'] }), newPeer(C)]), NOW)
+    expect(t.addressVersion).toBeGreaterThan(v2)
+  })
 })

@@ -157,7 +157,9 @@ export class RegistryService {
 
   /** The peer whose allowed IPs contain `address` (WireGuard's cryptokey routing vouches for it), if any. */
   identify (address: string): string | undefined {
-    if (this.identityVersion !== this.table.version) this.rebuildIdentity()
+    // Rebuilt only when a peer came, left or got other allowed IPs: parsing 10,000 peers' prefixes at every
+    // endpoint or announcement change would stall every request behind it.
+    if (this.identityVersion !== this.table.addressVersion) this.rebuildIdentity()
     let ip
     try { ip = parseIp(address) } catch { return undefined }
     const exact = this.hosts.get(ip.toString())
@@ -237,6 +239,6 @@ export class RegistryService {
         else this.nets.push({ prefix, key: peer.publicKey })
       }
     }
-    this.identityVersion = this.table.version
+    this.identityVersion = this.table.addressVersion
   }
 }

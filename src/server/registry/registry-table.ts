@@ -17,6 +17,10 @@ interface Entry {
   json: string
   /** Fields whose change bumps the version (endpoint, allowed IPs, online, announce). */
   signature: string
+  /** The device's peer this entry was last compared with: the same object again (WgDumpReader) is unchanged. */
+  source?: WgPeer
+  /** The `update()` that last saw this peer on the device. */
+  seen: number
 }
 
 /** What one caller may see under an access policy (see src/server/policy): undefined means everything. */
@@ -60,6 +64,8 @@ export class RegistryTable {
   private _now = 0
   private readonly historyVersions: number
   private fullCache: FullCache | undefined
+  private updates = 0
+  private _addressVersion = 0
 
   constructor (opts: { historyVersions?: number } = {}) {
     this.historyVersions = opts.historyVersions ?? DEFAULT_HISTORY_VERSIONS
@@ -68,6 +74,8 @@ export class RegistryTable {
   get version (): number { return this._version }
   get now (): number { return this._now }
   get size (): number { return this.entries.size }
+  /** Changes whenever a peer comes, goes or gets other allowed IPs (not on endpoint or online changes). */
+  get addressVersion (): number { return this._addressVersion }
 
   /**
    * Take in a fresh read of the device, and the hub's peer names (public key -> name; peers without one are served
@@ -76,16 +84,16 @@ export class RegistryTable {
   update (device: WgDevice, nowS: number, names: ReadonlyMap<string, string> = NO_NAMES): string[] {
     this._now = nowS
     const changed: string[] = []
-    const seen = new Set<string>()
+    const update = ++this.updates
     for (const wgPeer of device.peers) {
-      seen.add(wgPeer.publicKey)
-      if (this.put(wgPeer, nowS, names.get(wgPeer.publicKey))) changed.push(wgPeer.publicKey)
+      if (this.put(wgPeer, nowS, names.get(wgPeer.publicKey), update)) changed.push(wgPeer.publicKey)
     }
-    for (const key of this.entries.keys()) {
-      if (!seen.has(key)) {
+    for (const [key, entry] of this.entries) {
+      if (entry.seen !== update) {
         this.entries.delete(key)
         this.announces.delete(key)
         changed.push(key)
+        this._addressVersion++
       }
     }
     this.record(changed)
@@ -100,7 +108,7 @@ export class RegistryTable {
     const peer = { ...entry.peer, announce }
     const signature = signatureOf(peer)
     if (signature === entry.signature) return false
-    this.entries.set(publicKey, { peer, json: JSON.stringify(peer), signature })
+    this.entries.set(publicKey, { ...entry, peer, json: JSON.stringify(peer), signature })
     return this.record([publicKey])
   }
 
@@ -182,15 +190,23 @@ export class RegistryTable {
       : [buf.subarray(0, span.start), buf.subarray(span.end + 1)]
   }
 
-  private put (wgPeer: WgPeer, nowS: number, name: string | undefined): boolean {
+  private put (wgPeer: WgPeer, nowS: number, name: string | undefined, update: number): boolean {
     const old = this.entries.get(wgPeer.publicKey)
-    const endpoint = wgPeer.endpoint === null ? null : formatEndpoint(wgPeer.endpoint)
     const online = wgPeer.latestHandshake > 0 && nowS - wgPeer.latestHandshake < ONLINE_AFTER_HANDSHAKE_S
-    // The common case, every poll for every peer: nothing changed. Compare fields before building anything.
+    if (old !== undefined) old.seen = update
+    // The common case, every poll for every peer: nothing changed. The very same device object (a reader that
+    // reuses unchanged peers) needs no look at its fields; otherwise compare fields before building anything.
+    if (old !== undefined && old.source === wgPeer && old.peer.online === online && old.peer.name === name) return false
+    const endpoint = wgPeer.endpoint === null ? null : formatEndpoint(wgPeer.endpoint)
     if (old !== undefined && old.peer.latestHandshake === wgPeer.latestHandshake && old.peer.online === online &&
-        old.peer.endpoint === endpoint && old.peer.name === name && sameList(old.peer.allowedIps, wgPeer.allowedIps)) return false
+        old.peer.endpoint === endpoint && old.peer.name === name && sameList(old.peer.allowedIps, wgPeer.allowedIps)) {
+      old.source = wgPeer
+      return false
+    }
+    if (old === undefined || !sameList(old.peer.allowedIps, wgPeer.allowedIps)) this._addressVersion++
     const peer: TablePeer = {
-      publicKey: wgPeer.publicKey,
+      // The old entry's key string: the device's may be a slice of a whole dump, which it would keep alive.
+      publicKey: old?.peer.publicKey ?? wgPeer.publicKey,
       endpoint,
       allowedIps: wgPeer.allowedIps,
       latestHandshake: wgPeer.latestHandshake,
@@ -199,7 +215,7 @@ export class RegistryTable {
       ...(name === undefined ? {} : { name })
     }
     const signature = signatureOf(peer)
-    this.entries.set(peer.publicKey, { peer, json: JSON.stringify(peer), signature })
+    this.entries.set(peer.publicKey, { peer, json: JSON.stringify(peer), signature, source: wgPeer, seen: update })
     return old === undefined || old.signature !== signature
   }
 
