@@ -7,6 +7,7 @@ import { candidateKind, candidateReason } from './candidate-kind.js'
 import { orderCandidates } from './candidate-order.js'
 import { peerTargets } from './peer-targets.js'
 import { quietOnHub } from './quiet-on-hub.js'
+import { needsFreshPeer } from './fresh-peer.js'
 
 /**
  * Where a managed peer's traffic goes.
@@ -218,7 +219,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
     // Start an attempt: straight away, or, with punching, after arming.
     const begin = (endpoint: Endpoint, failures: number, reason: string, bucket?: { freshTokens: number, freshAtMs: number }): void => {
-      if (input.punching !== true) changes.push(...attempt(key, endpoint, timing, onDevice, routesEarly ? want.allowedIps : []))
+      if (input.punching !== true) changes.push(...attempt(key, endpoint, timing, onDevice, routesEarly ? want.allowedIps : [], needsFreshPeer(candidateKind(want, formatEndpoint(endpoint)), onDevice)))
       move(key, old, {
         ...fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets),
         lostAtMs: old?.lostAtMs,
@@ -231,7 +232,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     if (old?.phase === 'arming') {
       const waited = nowMs - old.sinceMs
       if (old.endpoint !== null && waited >= timing.armMinMs && (want.readyFor || waited >= timing.armTimeoutMs)) {
-        changes.push(...attempt(key, parseEndpoint(old.endpoint), timing, onDevice, routesEarly ? want.allowedIps : []))
+        changes.push(...attempt(key, parseEndpoint(old.endpoint), timing, onDevice, routesEarly ? want.allowedIps : [], needsFreshPeer(candidateKind(want, old.endpoint), onDevice)))
         move(key, old, { ...old, phase: 'trying', sinceMs: nowMs, reason: want.readyFor ? `both sides punched; handshaking with ${old.endpoint}` : `peer did not punch; handshaking with ${old.endpoint} anyway` })
       } else {
         tracks.set(key, old)
@@ -392,9 +393,10 @@ function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[],
  * again in the same `wg set`: only a fresh handshake proves the path now, and with a live session WireGuard would send
  * a keepalive instead, which nothing answers.
  */
-function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming, onDevice: WgPeer | undefined, allowedIps: string[]): PeerChange[] {
+function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming, onDevice: WgPeer | undefined, allowedIps: string[], freshPeer = false): PeerChange[] {
   const add: PeerChange = { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps, kick: true }
-  if (onDevice === undefined || onDevice.latestHandshake === 0 || onDevice.hasPresharedKey) return [add]
+  // freshPeer: re-added even without a handshake yet, so WireGuard's 5 s hold on initiations is gone (fresh-peer.ts).
+  if (onDevice === undefined || (onDevice.latestHandshake === 0 && !freshPeer) || onDevice.hasPresharedKey) return [add]
   return [{ publicKey, remove: true }, { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps }]
 }
 
