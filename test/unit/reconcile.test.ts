@@ -58,6 +58,21 @@ describe('reconcile: relay first, direct when proven', () => {
     expect(out.tracks.get(B)?.phase).toBe('direct')
   })
 
+  it('where the hub relays, a first switch waits for the instant both sides compute (PROMOTE_DELAY_S after the handshake\'s second)', () => {
+    const relay = (i: ReconcileInput): ReconcileInput => ({ ...i, hubRelays: true })
+    const tracks = reconcile(relay(input(T0, [], new Map()))).tracks
+    const onDevice = newPeer(B, { endpoint: ep('198.18.12.2:51820'), persistentKeepalive: 25 })
+    onDevice.latestHandshake = Math.floor((T0 + 700) / 1000)
+    const instant = (onDevice.latestHandshake + PROMOTE_DELAY_S) * 1000
+    const waiting = reconcile(relay(input(T0 + 800, [onDevice], tracks)))
+    expect(waiting.changes).toEqual([])
+    expect(waiting.tracks.get(B)).toMatchObject({ phase: 'trying', promoteAtMs: instant })
+    expect(reconcile(relay(input(instant - 1, [onDevice], waiting.tracks))).tracks.get(B)?.phase).toBe('trying')
+    const out = reconcile(relay(input(instant, [onDevice], waiting.tracks)))
+    expect(out.changes).toEqual([{ publicKey: B, allowedIps: ['100.64.0.3/32'] }])
+    expect(out.tracks.get(B)?.phase).toBe('direct')
+  })
+
   it('a stale handshake from before the attempt proves nothing', () => {
     const { tracks, onDevice } = startTrying()
     onDevice.latestHandshake = Math.floor(T0 / 1000) - 60

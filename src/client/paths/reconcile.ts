@@ -256,7 +256,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     switch (track.phase) {
       case 'trying': {
         const next = pick(0)
-        const promoteAt = handshakeSinceStart ? promoteAtMs(track, onDevice, nowMs, timing) : 0
+        const promoteAt = handshakeSinceStart ? promoteAtMs(track, onDevice, nowMs, timing, input.hubRelays === true) : 0
         if (handshakeSinceStart && nowMs < promoteAt) {
           tracks.set(key, { ...track, promoteAtMs: promoteAt })
         } else if (handshakeSinceStart) {
@@ -329,7 +329,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
         if (onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - HANDSHAKE_CLOCK_SLACK_MS) {
           // The other side's attempt got through while we waited (handshake times are whole seconds). A healed pair
           // (WireGuard's own retry of the probe's handshake) moves at the instant both sides compute, like a trying one.
-          const promoteAt = promoteAtMs(track, onDevice, nowMs, timing)
+          const promoteAt = promoteAtMs(track, onDevice, nowMs, timing, input.hubRelays === true)
           if (nowMs < promoteAt) { tracks.set(key, { ...track, promoteAtMs: promoteAt, readySeen: want.readyFor }); break }
           if (!sameList(onDevice.allowedIps, want.allowedIps) || onDevice.persistentKeepalive !== timing.keepaliveS) changes.push({ publicKey: key, allowedIps: want.allowedIps, persistentKeepalive: timing.keepaliveS })
           move(key, old, { ...track, ...DIRECT_START, phase: 'direct', sinceMs: nowMs, failures: 0, rxAtMs: nowMs, reason: 'handshake from the peer' })
@@ -423,12 +423,16 @@ function fresh (phase: PathPhase, nowMs: number, endpoint: string, onDevice: WgP
  * one side has moved its routes and the other not, both directions are dropped. So both move at the same instant:
  * `PROMOTE_DELAY_S` after the handshake's second, which both interfaces record (whole seconds, their own clocks).
  */
-function promoteAtMs (track: PeerTrack, onDevice: WgPeer, nowMs: number, timing: PathTiming): number {
+function promoteAtMs (track: PeerTrack, onDevice: WgPeer, nowMs: number, timing: PathTiming, hubRelays: boolean): number {
   const healing = track.lostAtMs !== undefined && nowMs - track.lostAtMs < timing.lostWindowMs
-  return healing ? (onDevice.latestHandshake + PROMOTE_DELAY_S) * 1000 : 0
+  // Where the hub relays, traffic flows through it meanwhile: a first switch waits for the instant too, or the side
+  // that switched first sends direct what the other side's WireGuard still drops (its allowed IPs are the hub's).
+  // Where it does not relay, routes went on with the attempt: nothing to wait for.
+  return healing || hubRelays ? (onDevice.latestHandshake + PROMOTE_DELAY_S) * 1000 : 0
 }
 /**
- * Seconds after the handshake's second at which a healed pair moves its routes: both sides have seen it by then
+ * Seconds after the handshake's second at which a pair moves its routes from the hub to the direct path (a healed
+ * pair, or a first switch where the hub relays): both sides have seen it by then
  * (they read the interface at least every second meanwhile: route-switch.ts's HEALING_TICK_MS, RETRY_TICK_MS), with
  * a second to spare for starting the switch's `wg` ahead of the instant (route-switch.ts's STAGE_AHEAD_MS).
  */
