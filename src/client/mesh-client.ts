@@ -23,6 +23,7 @@ import { PolicyFilter } from './policy/policy-filter.js'
 import { START_DEVICE_MAX_AGE_MS, TABLE_TICK_GAP_MS, tickHoldMs } from './paths/tick-pacing.js'
 import { nftCli, type NftControl } from '../shared/nft.js'
 import { HEALING_TICK_MS, healingTickMs, plannedSwitches, RouteSwitchTimer, SWITCH_SETTLE_MS } from './paths/route-switch.js'
+import { restingTickMs } from './paths/parked-tick.js'
 
 export interface MeshClientInit {
   iface: string
@@ -400,7 +401,8 @@ export class MeshClient {
    */
   private nextTickMs (): number {
     const now = this.nowMs()
-    let wait = QUIET_TICK_MS
+    // Every peer parked on the hub: rarer still (parked-tick.ts).
+    let wait = restingTickMs(this.tracks.values(), now, QUIET_TICK_MS)
     for (const t of this.tracks.values()) {
       // A healed pair moves its routes at an agreed instant: be there on time.
       // (The switch itself is on its own timer; the tick after it records it. Meanwhile read every HEALING_TICK_MS:
