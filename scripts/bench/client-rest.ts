@@ -3,13 +3,13 @@
  * interface (wireguard-go), against a fake registry (fake-registry.ts, not wgnat-server) in the hub's namespace that
  * serves N peers whose endpoints lead nowhere, holds long-polls, and says the hub relays.
  *
- *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir>]
+ *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir>] [--no-http]
  *
  * Per run (a fresh lab each): start the client at the default log level; time until the interface holds all N
  * peers ("applied"); then CPU (the client's utime+stime plus its reaped `wg` children, from /proc), RSS and log lines
  * over the first minute after applied, and over `--seconds` once `--warmup` seconds have passed since applied
  * (steady state: every attempt failed and backed off). Prints medians (min-max) as Markdown.
- * The client runs with `--http` (metrics on loopback in its namespace) for the CPU of one sync cycle (issue 16):
+ * The client runs with `--http` (metrics on loopback in its namespace; `--no-http`: without, as by default) for the CPU of one sync cycle (issue 16):
  * `wgnat_sync_cycle_cpu_seconds` sum / count over each window (the client process only, not its `wg` commands).
  * `--cpu-prof <dir>`: run the client under `node --cpu-prof` and leave its profile (written when it stops) in <dir>.
  */
@@ -21,7 +21,7 @@ import { run } from '../lab/command.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub } from '../lab/mesh.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' } } })
+const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false } } })
 const N = Number(values.peers); const RUNS = Number(values.runs); const WARMUP_S = Number(values.warmup); const SECONDS = Number(values.seconds)
 if (![N, RUNS, WARMUP_S, SECONDS].every((x) => Number.isInteger(x) && x > 0) || N > 60_000) {
   console.error(`client-rest: --peers (1-60000), --runs, --warmup and --seconds must be positive whole numbers`)
@@ -69,7 +69,9 @@ async function once (): Promise<Result> {
     await sleep(1500)
     const lines: number[] = []
     const profile = values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']]
-    const client = lab.spawn('a', [process.execPath, ...profile, CLIENT_BIN, '-i', a.wgIf, '-r', lab.hub.publicKey, '-t', '1m', '--state-dir', stateDir, '--http', METRICS])
+    // --no-http: the client exactly as installed by default (no metrics endpoint; the sync-cycle column is then empty).
+    const http = values['no-http'] === true ? [] : ['--http', METRICS]
+    const client = lab.spawn('a', [process.execPath, ...profile, CLIENT_BIN, '-i', a.wgIf, '-r', lab.hub.publicKey, '-t', '1m', '--state-dir', stateDir, ...http])
     client.stderr?.on('data', (chunk: Buffer) => { for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(Date.now()) })
     const t0 = Date.now()
     let appliedAt = 0
@@ -82,6 +84,7 @@ async function once (): Promise<Result> {
     const pid = clientPid(client.pid!)
     /** Sum and count of the sync cycles' CPU so far (seconds), from the client's metrics. */
     const cycles = async (): Promise<{ sum: number, count: number }> => {
+      if (http.length === 0) return { sum: NaN, count: NaN }
       const text = (await lab.exec('a', [process.execPath, '-e', `fetch('http://${METRICS}/metrics').then((r) => r.text()).then((t) => { process.stdout.write(t) })`], { reject: false })).stdout
       const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN)
       return { sum: value('wgnat_sync_cycle_cpu_seconds_sum'), count: value('wgnat_sync_cycle_cpu_seconds_count') }
