@@ -1,38 +1,78 @@
-// Bundle each CLI into ESM with esbuild: a daemon then starts in a fraction of the time (Node spends most of a start
-// resolving and compiling hundreds of small modules), which matters when many start at once on a small machine.
-// Code splitting: what a start does not need (pino-pretty, only on a terminal; the server's subcommands) is imported
-// dynamically and lands in its own chunk under dist/bin/chunks/, read only when used. Minified (names kept) so there
-// is less to parse. Native addons (raw-socket, netlink) stay outside the bundle and load from node_modules on first use.
-import { rmSync } from 'node:fs'
+// Bundle each CLI with esbuild into one CommonJS file (dist/bin/wgnat-<cli>.cjs), started by a small ESM entry
+// (dist/bin/wgnat-<cli>.mjs, the package's bin) through V8's code cache (src/shared/startup/code-cache.ts): a start
+// then deserializes compiled code instead of resolving, parsing and compiling dozens of modules, which matters when
+// many daemons start at once on a small machine (issue 16). What a start does not need (pino-pretty, only on a
+// terminal; the server's subcommands; the UPnP XML parser) is imported dynamically: esbuild keeps such a module in the
+// file but runs it only when first imported. Minified (names kept) so there is less to read. Native addons
+// (raw-socket, netlink) stay outside the bundle and load from node_modules on first use.
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { build } from 'esbuild'
+
+const CLIS = { 'wgnat-client': 'src/client/bin.ts', 'wgnat-server': 'src/server/bin.ts' }
 
 rmSync('dist/bin', { recursive: true, force: true })
 const result = await build({
-  entryPoints: { 'wgnat-client': 'src/client/bin.ts', 'wgnat-server': 'src/server/bin.ts' },
+  entryPoints: CLIS,
   outdir: 'dist/bin',
-  outExtension: { '.js': '.mjs' },
-  chunkNames: 'chunks/[name]-[hash]',
-  splitting: true,
+  outExtension: { '.js': '.cjs' },
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
   minify: true,
   keepNames: true,
   external: ['raw-socket', 'netlink'],
-  // CommonJS dependencies inside an ESM bundle still call require().
-  banner: { js: "import { createRequire as __wgnatCreateRequire } from 'node:module'; const require = __wgnatCreateRequire(import.meta.url);" },
+  // `import.meta.url` (createRequire for the native addons, the systemd units' folder) is the bundle's own URL, a
+  // parameter of the loader's module wrapper (a banner would come before "use strict" and turn strict mode off).
+  define: { 'import.meta.url': '__wgnatBundleUrl' },
   logLevel: 'warning',
   legalComments: 'none',
   metafile: true
 })
 
+// The loader: on its own, node built-ins only, so an entry reads nothing else before the cache.
+await build({
+  entryPoints: { 'code-cache': 'src/shared/startup/code-cache.ts' },
+  outdir: 'dist/bin',
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  minify: true,
+  logLevel: 'warning',
+  legalComments: 'none'
+})
+
+for (const cli of Object.keys(CLIS)) {
+  // The code cache wraps the bundle in CommonJS's function wrapper, where a `#!` line is a syntax error.
+  const bundle = `dist/bin/${cli}.cjs`
+  writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#!.*/, ''))
+  const entry = `dist/bin/${cli}.mjs`
+  writeFileSync(entry, `#!/usr/bin/env node
+// ${cli}: runs ${cli}.cjs through V8's code cache (see src/shared/startup/code-cache.ts).
+import { fileURLToPath } from 'node:url'
+import { runBundle } from './code-cache.mjs'
+runBundle(fileURLToPath(new URL('./${cli}.cjs', import.meta.url)))
+`)
+  chmodSync(entry, 0o755)
+}
+
 // zod tree-shakes only when imported as a namespace: `import * as z from 'zod'`. One `import { z } from 'zod'`
 // anywhere pulls in all of zod (its locales, JSON Schema conversion: 450 KB instead of 90 KB), which every client
 // then compiles at start (about 100 ms of CPU on a small machine).
 const wholeZod = Object.values(result.metafile.outputs).flatMap((o) => Object.entries(o.inputs))
-  .filter(([p, i]) => i.bytesInOutput > 0 && p.includes('zod/v4/locales/') && !p.endsWith('/en.js'))
+  .filter(([p, i]) => i.bytesInOutput > 0 && p.includes('zod/v4/locales/') && !/\/(en|index)\.js$/.test(p))
 if (wholeZod.length > 0) {
   console.error(`bundle: all of zod is in the bundle (${wholeZod.length} locales): import it as \`import * as z from 'zod'\`, not \`import { z } from 'zod'\``)
   process.exit(1)
+}
+
+// A dynamic `import()` left in a bundle would fail under the code cache's vm.Script (no module loader there).
+for (const cli of Object.keys(CLIS)) {
+  const text = readFileSync(`dist/bin/${cli}.cjs`, 'utf8')
+  if (/\bimport\(/.test(text)) {
+    console.error(`bundle: dist/bin/${cli}.cjs still has a dynamic import(): esbuild did not inline it`)
+    process.exit(1)
+  }
 }
