@@ -134,18 +134,33 @@ describe('PCP codec (RFC 6887), MAP opcode', () => {
   })
 })
 
-describe('default gateway (ip -j route)', async () => {
-  const { parseDefaultRoutes } = await import('../../src/client/portmap/default-gateway.js')
+describe('default gateway (/proc/net/route)', async () => {
+  const { parseProcNetRoute } = await import('../../src/client/portmap/default-gateway.js')
+  const HEAD = 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT'
+  const route = (dev: string, dst: string, gw: string, flags: string, metric: number, mask: string): string => `${dev}\t${dst}\t${gw}\t${flags}\t0\t0\t${metric}\t${mask}\t0\t0\t0`
   it.each([
-    ['one default route', '[{"dst":"default","gateway":"198.19.2.1","dev":"eth0","flags":[]}]', '198.19.2.1'],
-    ['the lowest metric wins', '[{"dst":"default","gateway":"10.0.0.1","metric":600},{"dst":"default","gateway":"192.168.1.1","metric":100}]', '192.168.1.1'],
-    ['a point-to-point default route has no gateway', '[{"dst":"default","dev":"wg0","flags":[]}]', null],
-    ['no default route', '[]', null]
-  ])('%s', (_name, json, expected) => {
-    expect(parseDefaultRoutes(json)).toBe(expected)
+    // Little-endian hosts print the network-order address as a host-order number: 010213C6 is 198.19.2.1.
+    ['one default route', [route('eth0', '00000000', '010213C6', '0003', 0, '00000000'), route('eth0', '000213C6', '00000000', '0001', 0, '00FFFFFF')], '198.19.2.1'],
+    ['the lowest metric wins', [route('eth0', '00000000', '0100000A', '0003', 600, '00000000'), route('wlan0', '00000000', '0101A8C0', '0003', 100, '00000000')], '192.168.1.1'],
+    ['a point-to-point default route has no gateway', [route('wg0', '00000000', '00000000', '0001', 0, '00000000')], null],
+    ['a route that is down is not used', [route('eth0', '00000000', '010213C6', '0002', 0, '00000000')], null],
+    ['a route to a network through a gateway is not the default', [route('eth0', '000013C6', '010213C6', '0003', 0, '0000FFFF')], null],
+    ['no route at all', [], null]
+  ])('%s', (_name, lines, expected) => {
+    expect(parseProcNetRoute([HEAD, ...lines].join('\n') + '\n', true)).toBe(expected)
   })
-  it('rejects text that is not a JSON list', () => {
-    expect(() => parseDefaultRoutes('default via 10.0.0.1')).toThrow(ParseError)
-    expect(() => parseDefaultRoutes('{}')).toThrow(ParseError)
+  it('reads addresses in host order on a big-endian host', () => {
+    expect(parseProcNetRoute([HEAD, route('eth0', '00000000', 'C6130201', '0003', 0, '00000000')].join('\n'), false)).toBe('198.19.2.1')
+  })
+  it('rejects a table it does not recognise, quoting it', () => {
+    expect(() => parseProcNetRoute('default via 10.0.0.1 dev eth0\n', true)).toThrow(ParseError)
+    expect(() => parseProcNetRoute([HEAD, route('eth0', '0000000G', '010213C6', '0003', 0, '00000000')].join('\n'), true)).toThrow(/unexpected line '.*0000000G/)
+  })
+  it('reads this host\'s own table', async () => {
+    const { readFile } = await import('node:fs/promises')
+    const text = await readFile('/proc/net/route', 'utf8').catch(() => null)
+    if (text === null) return
+    const gw = parseProcNetRoute(text)
+    expect(gw === null || /^\d+\.\d+\.\d+\.\d+$/.test(gw)).toBe(true)
   })
 })

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { parseDefaultRoutes } from '../../src/client/portmap/default-gateway.js'
+import { parseProcNetRoute } from '../../src/client/portmap/default-gateway.js'
 import { parseGoDuration } from '../../src/shared/duration.js'
 import { parseEndpoint, parseIp, parsePrefix } from '../../src/shared/ip.js'
 import { parseWgQuickConfig } from '../../src/shared/wg-quick-config.js'
@@ -18,7 +18,13 @@ const cases: Array<{ name: string, valid: fc.Arbitrary<string>, parse: (text: st
   { name: 'addresses', valid: fc.oneof(v4, v6), parse: (t) => parseIp(t) },
   { name: 'prefixes', valid: fc.oneof(fc.tuple(v4, fc.nat({ max: 40 })).map(([a, b]) => `${a}/${b}`), fc.tuple(v6, fc.nat({ max: 140 })).map(([a, b]) => `${a}/${b}`)), parse: parsePrefix },
   { name: 'endpoints', valid: fc.oneof(fc.tuple(v4, port).map(([a, p]) => `${a}:${p}`), fc.tuple(v6, port).map(([a, p]) => `[${a}]:${p}`)), parse: parseEndpoint },
-  { name: '`ip -j route show default`', valid: fc.array(fc.record({ dst: fc.constant('default'), gateway: v4, dev: fc.constantFrom('eth0', 'wlan0') }), { maxLength: 3 }).map((r) => JSON.stringify(r)), parse: parseDefaultRoutes },
+  {
+    name: '/proc/net/route',
+    valid: fc.array(fc.tuple(fc.constantFrom('eth0', 'wlan0'), fc.nat({ max: 0xffffffff }), fc.nat({ max: 0xffffffff }), fc.nat({ max: 7 }), fc.nat({ max: 1000 }), fc.nat({ max: 32 })), { maxLength: 3 })
+      .map((rs) => ['Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT', ...rs.map(([dev, d, g, f, m, bits]) =>
+        [dev, d.toString(16).toUpperCase().padStart(8, '0'), g.toString(16).toUpperCase().padStart(8, '0'), f.toString(16).padStart(4, '0'), '0', '0', String(m), (bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0).toString(16).toUpperCase().padStart(8, '0'), '0', '0', '0'].join('\t'))].join('\n') + '\n'),
+    parse: (t) => parseProcNetRoute(t)
+  },
   {
     name: 'wg-quick configs',
     valid: fc.tuple(fc.nat({ max: 65535 }), fc.array(fc.tuple(fc.nat({ max: 20 }), v4), { maxLength: 3 })).map(([p, peers]) =>
