@@ -20,7 +20,7 @@ import { peerStatus, type ClientStatus } from './observe/status.js'
 import { serveStatus } from './observe/status-socket.js'
 import { vetTable, type DesiredPeer } from './paths/vet-table.js'
 import { PolicyFilter } from './policy/policy-filter.js'
-import { START_DEVICE_MAX_AGE_MS, TABLE_TICK_GAP_MS, tickHoldMs } from './paths/tick-pacing.js'
+import { START_DEVICE_MAX_AGE_MS, TABLE_TICK_GAP_MS, reusableRead, tickHoldMs, type InterfaceRead } from './paths/tick-pacing.js'
 import { nftCli, type NftControl } from '../shared/nft.js'
 import { HEALING_TICK_MS, healingTickMs, plannedSwitches, RouteSwitchTimer, SWITCH_SETTLE_MS } from './paths/route-switch.js'
 import { restingTickMs } from './paths/parked-tick.js'
@@ -153,12 +153,19 @@ export class MeshClient {
   private startDevice: { device: WgDevice, atMs: number } | undefined
   /** When the last tick started (for tick pacing). */
   private lastTickMs = 0
+  /** Writes to the interface so far (ticks, timed switches): a read older than the last write is not reused. */
+  private wgWrites = 0
+  /** The last tick's read of the interface, for a table-only tick (see TABLE_TICK_READ_MAX_AGE_MS). */
+  private lastRead: InterfaceRead<WgDevice> | undefined
   /** Woken when a tick has vetted the latest table: the next long-poll waits for it. */
   private readonly tableTaken = new Wakeup()
   /** A healed pair's route switch, at the instant both sides compute (see route-switch.ts). */
   private readonly switches = new RouteSwitchTimer({
-    apply: async (changes) => { await this.wg.set(this.init.iface, changes) },
-    stage: (changes) => this.wg.stage?.(this.init.iface, changes),
+    apply: async (changes) => { this.wgWrites++; await this.wg.set(this.init.iface, changes) },
+    stage: (changes) => {
+      const staged = this.wg.stage?.(this.init.iface, changes)
+      return staged === undefined ? undefined : { commit: async () => { this.wgWrites++; await staged.commit() }, cancel: () => { staged.cancel() } }
+    },
     done: (err) => {
       if (err !== undefined) this.log.debug(`timed route switch failed, the next sync retries it: ${messageOf(err)}`)
       else this.log.debug('timed route switch applied')
@@ -370,11 +377,13 @@ export class MeshClient {
     let failing = false
     // Nothing to attempt before the first table: wait for it (or for the timer, which adopted peers may need).
     if (this.table === null) await this.wakeup.wait(this.nextTickMs(), signal)
+    // Started by a table change alone (not its timer, not a network change): may reuse the last read (tick-pacing.ts).
+    let tableOnly = false
     while (!signal.aborted) {
       this.lastTickMs = this.nowMs()
       try {
         const cpu0 = process.cpuUsage(); const wall0 = performance.now()
-        await this.tick()
+        await this.tick(tableOnly)
         const cpu = process.cpuUsage(cpu0)
         this.cycleCpuMs = meanCycleCpuMs(this.cycleCpuMs, (cpu.user + cpu.system) / 1000)
         this.observer?.syncCycle?.((cpu.user + cpu.system) / 1000, performance.now() - wall0)
@@ -392,6 +401,7 @@ export class MeshClient {
         if (hold <= 0 || signal.aborted) break
         await this.wakeup.wait(hold, signal)
       }
+      tableOnly = this.tableChanged && !this.retryNow && this.nowMs() < dueMs
     }
   }
 
@@ -421,11 +431,22 @@ export class MeshClient {
     return wait
   }
 
-  private async tick (): Promise<void> {
+  private async tick (tableOnly = false): Promise<void> {
     // The first tick reuses start()'s read of the interface if it is fresh: one `wg show` less before the first attempts.
     const start = this.startDevice
     this.startDevice = undefined
-    const device = start !== undefined && this.nowMs() - start.atMs <= START_DEVICE_MAX_AGE_MS ? start.device : await this.wg.show(this.init.iface)
+    // A tick for a table change alone reuses the last read if fresh and unwritten since, and decides as of its time.
+    const reused = reusableRead(this.lastRead, { nowMs: this.nowMs(), tableOnly, writes: this.wgWrites })
+    let read = reused
+    if (read === undefined) {
+      const writes = this.wgWrites
+      read = start !== undefined && this.nowMs() - start.atMs <= START_DEVICE_MAX_AGE_MS
+        ? { device: start.device, atMs: start.atMs, writes }
+        : { device: await this.wg.show(this.init.iface), atMs: this.nowMs(), writes }
+      this.lastRead = read
+    }
+    const { device } = read
+    const nowMs = reused === undefined ? this.nowMs() : reused.atMs
     this.lastDevice = device
     const foreign = this.foreignPeersSignature(device)
     const vetted = this.table !== null && (this.tableChanged || foreign !== this.foreignSignature)
@@ -446,7 +467,7 @@ export class MeshClient {
     const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address, portMapped: this.portMapper?.current != null, ipv6: (this.nat?.current?.announce.ipv6Endpoints?.length ?? 0) > 0 }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
     // Where the hub does not relay, a peer's routes go on with the attempt (nothing to protect on the hub path).
-    const out = reconcile({ nowMs: this.nowMs(), selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged, hubRelays: this.registryState.relay })
+    const out = reconcile({ nowMs, selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged, hubRelays: this.registryState.relay })
     // Defence in depth: the hub peer and our own key are never changed, whatever the machine above decided.
     const refused = out.changes.filter((c) => c.publicKey === this.init.registryKey || c.publicKey === this.selfKey)
     if (refused.length > 0) {
@@ -460,6 +481,7 @@ export class MeshClient {
       // Record new peers before adding them, so a crash in between never leaves a peer we forget we own.
       await this.store.save(new Set([...this.tracks.keys(), ...out.tracks.keys()]))
       try {
+        this.wgWrites++
         await this.wg.set(this.init.iface, out.changes, { current: device })
       } catch (err) {
         if (!(err instanceof WgSetError)) throw err

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { TABLE_TICK_GAP_MS, tickHoldMs, type TickPacingInput } from '../../src/client/paths/tick-pacing.js'
+import { TABLE_TICK_GAP_MS, TABLE_TICK_READ_MAX_AGE_MS, reusableRead, tickHoldMs, type TickPacingInput } from '../../src/client/paths/tick-pacing.js'
 
 const T = 1_000_000
 const base: TickPacingInput = { nowMs: T, lastTickMs: T - 50, tableChanged: true, firstTable: false, networkChanged: false, dueMs: T + 1000 }
@@ -37,5 +37,22 @@ describe('tickHoldMs: table changes soon after a tick wait for the gap', () => {
     expect(ticks).toBeLessThanOrEqual(Math.ceil(1200 / TABLE_TICK_GAP_MS) + 1)
     expect(ticks).toBeGreaterThanOrEqual(3)
     expect(worstWait).toBeLessThanOrEqual(TABLE_TICK_GAP_MS)
+  })
+})
+
+describe('reusableRead: a table-only tick reuses a fresh, unwritten read', () => {
+  const last = { device: 'dev', atMs: 10_000, writes: 3 }
+  it.each([
+    ['a table-only tick, read 400 ms ago, no write since', { nowMs: 10_400, tableOnly: true, writes: 3 }, true],
+    ['exactly at the age limit', { nowMs: 10_000 + TABLE_TICK_READ_MAX_AGE_MS, tableOnly: true, writes: 3 }, true],
+    ['just over the age limit', { nowMs: 10_001 + TABLE_TICK_READ_MAX_AGE_MS, tableOnly: true, writes: 3 }, false],
+    ['a write since the read (the read no longer shows the interface)', { nowMs: 10_400, tableOnly: true, writes: 4 }, false],
+    ['a timed tick (a handshake may be due)', { nowMs: 10_400, tableOnly: false, writes: 3 }, false],
+    ['a clock that went back', { nowMs: 9_000, tableOnly: true, writes: 3 }, false]
+  ])('%s', (_name, input, reused) => {
+    expect(reusableRead(last, input)).toBe(reused ? last : undefined)
+  })
+  it('nothing read yet: read', () => {
+    expect(reusableRead(undefined, { nowMs: 1, tableOnly: true, writes: 0 })).toBeUndefined()
   })
 })

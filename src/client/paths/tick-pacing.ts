@@ -40,3 +40,28 @@ export function tickHoldMs (input: TickPacingInput): number {
   const at = Math.min(input.lastTickMs + TABLE_TICK_GAP_MS, input.dueMs)
   return Math.max(0, at - input.nowMs)
 }
+
+/**
+ * A tick started only by a table change (its timer not due, our network unchanged) reuses the last read of the
+ * interface when it is at most this old and nothing was written to the interface since: while a mesh forms, most
+ * such ticks (other clients announcing their NAT, their ready lists) change nothing, and each `wg show` is a process
+ * (through execa about 10 ms of the client's CPU, more on a busy machine). Such a tick decides as of the read's time,
+ * so a handshake newer than the read is seen by the next timed tick, at most a second later, and no timer fires
+ * early.
+ */
+export const TABLE_TICK_READ_MAX_AGE_MS = 1000
+
+export interface InterfaceRead<D> {
+  device: D
+  /** When it was read. */
+  atMs: number
+  /** The count of writes to the interface when it was read. */
+  writes: number
+}
+
+/** The read a tick may reuse instead of reading the interface again, or undefined (read it). Pure. */
+export function reusableRead<D> (last: InterfaceRead<D> | undefined, input: { nowMs: number, tableOnly: boolean, writes: number }): InterfaceRead<D> | undefined {
+  if (last === undefined || !input.tableOnly || last.writes !== input.writes) return undefined
+  const age = input.nowMs - last.atMs
+  return age >= 0 && age <= TABLE_TICK_READ_MAX_AGE_MS ? last : undefined
+}
