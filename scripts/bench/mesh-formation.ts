@@ -165,6 +165,7 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
   const lab = await createLab({ sites: names.map((name) => ({ name, kind: 'easy' as const, clients: [name] })) })
   let mesh: MeshProcesses | undefined
   const clients = new Map<string, SpawnedProcess>()
+  const clientLogs = new Map<string, string>()
   let wgLog: string | undefined
   try {
     let launch: () => void
@@ -191,7 +192,9 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
       }
       launch = () => {
         for (const name of names) {
-          clients.set(name, lab.spawn(name, [process.execPath, ...nodeArgs(name), bin, '-i', lab.clients[name]!.wgIf, '-r', lab.hub.publicKey, '--state-dir', join(m.stateDir, name), ...clientArgs], { env }))
+          const proc = lab.spawn(name, [process.execPath, ...nodeArgs(name), bin, '-i', lab.clients[name]!.wgIf, '-r', lab.hub.publicKey, '--state-dir', join(m.stateDir, name), ...clientArgs], { env })
+          clients.set(name, proc)
+          if (values.verbose === true) proc.stderr?.on('data', (b: Buffer) => { clientLogs.set(name, (clientLogs.get(name) ?? '') + b.toString()) })
         }
       }
     }
@@ -215,7 +218,7 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
     for (const p of clients.values()) p.kill('SIGTERM')
     // Let them exit (wgnat-client writes its state file on the way) before their state directory goes.
     await Promise.all(clients.values())
-    if (values.verbose === true && mesh !== undefined) console.error(`t0 ${new Date(t0Of(lab)).toISOString()}\n${mesh.logs()}`)
+    if (values.verbose === true && mesh !== undefined) console.error(`t0 ${new Date(t0Of(lab)).toISOString()}\n${mesh.logs()}\n${[...clientLogs].map(([name, text]) => `--- wgnat-client ${name} (launched at t0)\n${text}`).join('\n')}`)
     mesh?.cleanup()
     await lab.destroy()
   }
