@@ -12,56 +12,73 @@ globalThis.__codeCacheTest = { sum: work(10), url: __wgnatBundleUrl, file: __fil
 `
 
 const settle = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 20)) }
+const seen = (): Record<string, unknown> | undefined => (globalThis as { __codeCacheTest?: Record<string, unknown> }).__codeCacheTest
 
 describe('runBundle (code cache)', () => {
   let dir: string
   let bundle: string
+  const cacheOf = (): string => cacheFileOf(bundle, readFileSync(bundle, 'utf8'), {})
+  const caches = (): string[] => readdirSync(dir).filter((f) => f.endsWith('.v8cache'))
   beforeEach(() => {
+    delete process.env.CACHE_DIRECTORY
     dir = mkdtempSync(join(tmpdir(), 'wgnat-code-cache-'))
     bundle = join(dir, 'cli.cjs')
     writeFileSync(bundle, BUNDLE)
   })
-  afterEach(() => { rmSync(dir, { recursive: true, force: true }) })
+  afterEach(() => { delete process.env.CACHE_DIRECTORY; rmSync(dir, { recursive: true, force: true }) })
 
   it('runs the bundle as CommonJS, strict, with its own URL, and writes a cache V8 then accepts', async () => {
     const first = runBundle(bundle, 0)
     expect(first.cache).toBe('none')
-    const seen = (globalThis as { __codeCacheTest?: Record<string, unknown> }).__codeCacheTest
-    expect(seen).toEqual({ sum: 45, url: `file://${bundle}`, file: bundle, strict: true, exported: true, joined: 'a/b' })
+    expect(seen()).toEqual({ sum: 45, url: `file://${bundle}`, file: bundle, strict: true, exported: true, joined: 'a/b' })
     await settle()
-    expect(existsSync(cacheFileOf(bundle))).toBe(true)
-    expect(cacheFileOf(bundle)).toContain(`${process.version}-${process.arch}`)
+    expect(existsSync(cacheOf())).toBe(true)
+    expect(basename(cacheOf())).toMatch(new RegExp(`^cli\\.cjs\\.[0-9a-f]{16}\\.${process.version.replace(/\./g, '\\.')}-${process.arch}\\.v8cache$`))
     expect(runBundle(bundle, 0).cache).toBe('accepted')
     // No temporary file is left behind.
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([])
   })
 
-  it('rejects and rewrites the cache of another source', async () => {
+  it('a new build of the same length gets its own cache (V8 checks only the length), and the old one goes', async () => {
     runBundle(bundle, 0)
     await settle()
-    const before = readFileSync(cacheFileOf(bundle))
-    writeFileSync(bundle, BUNDLE + 'globalThis.__codeCacheTest.more = work(3);\n')
-    expect(runBundle(bundle, 0).cache).toBe('rejected')
-    expect((globalThis as { __codeCacheTest?: { more?: number } }).__codeCacheTest?.more).toBe(3)
+    const old = cacheOf()
+    writeFileSync(bundle, BUNDLE.replace('work(10)', 'work(11)'))
+    expect(readFileSync(bundle, 'utf8')).toHaveLength(BUNDLE.length)
+    expect(cacheOf()).not.toBe(old)
+    expect(runBundle(bundle, 0).cache).toBe('none')
+    expect(seen()?.sum).toBe(55)
     await settle()
-    expect(readFileSync(cacheFileOf(bundle)).equals(before)).toBe(false)
-    expect(runBundle(bundle, 0).cache).toBe('accepted')
+    expect(caches()).toEqual([basename(cacheOf())])
   })
 
-  it('treats a damaged cache as none: the bundle still runs, and a good cache replaces it', async () => {
-    writeFileSync(cacheFileOf(bundle), Buffer.from('not a V8 code cache at all'))
+  it('treats a damaged cache as rejected: the bundle still runs, and a good cache replaces it', async () => {
+    writeFileSync(cacheOf(), Buffer.from('not a V8 code cache at all'))
     expect(runBundle(bundle, 0).cache).toBe('rejected')
-    expect((globalThis as { __codeCacheTest?: { sum?: number } }).__codeCacheTest?.sum).toBe(45)
+    expect(seen()?.sum).toBe(45)
     await settle()
     expect(runBundle(bundle, 0).cache).toBe('accepted')
   })
 
   it('runs without a cache, and throws nothing, where the cache cannot be written', async () => {
     // A folder in the cache's place: reading and renaming onto it fail, even for root.
-    mkdirSync(cacheFileOf(bundle))
+    mkdirSync(cacheOf())
     expect(runBundle(bundle, 0).cache).toBe('none')
-    expect((globalThis as { __codeCacheTest?: { sum?: number } }).__codeCacheTest?.sum).toBe(45)
+    expect(seen()?.sum).toBe(45)
     await settle()
-    expect(readdirSync(dir).sort()).toEqual(['cli.cjs', basename(cacheFileOf(bundle))])
+    expect(readdirSync(dir).sort()).toEqual(['cli.cjs', basename(cacheOf())])
+  })
+
+  it('keeps the cache in systemd\'s CacheDirectory when the service has one', async () => {
+    const cacheDir = join(dir, 'var-cache-wgnat')
+    mkdirSync(cacheDir)
+    process.env.CACHE_DIRECTORY = cacheDir
+    const r = runBundle(bundle, 0)
+    expect(r.cacheFile.startsWith(cacheDir + '/')).toBe(true)
+    await settle()
+    expect(readdirSync(cacheDir)).toEqual([basename(r.cacheFile)])
+    expect(caches()).toEqual([])
+    // A relative path is not trusted as the service's folder.
+    expect(cacheFileOf(bundle, BUNDLE, { CACHE_DIRECTORY: 'relative/dir' }).startsWith(dir + '/')).toBe(true)
   })
 })

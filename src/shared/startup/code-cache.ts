@@ -1,14 +1,17 @@
 /**
  * Start a CLI from its CommonJS bundle with V8's code cache, the way Node 22's `module.enableCompileCache()` does (Node
- * 20 has none): the bundle's compiled code is kept in a file beside it, so a start deserializes code instead of
+ * 20 has none): the bundle's compiled code is kept in a file, so a start deserializes code instead of
  * parsing and compiling 700 KB of JavaScript. About a quarter of a client's start-up CPU before its first `wg` run
  * (see BENCHMARKS.md, issue 16).
  *
- * The cache is `<bundle>.<node version>-<arch>.v8cache`, beside the bundle, so only whoever may change the code may
- * change its cache (the daemons run as root; a cache V8 loads must be as trusted as the code). V8 checks it against
- * the source, its own version and flags; a cache it rejects is ignored and rewritten. Nothing is written when the
- * folder is not writable (a read-only install then starts as it would without a cache). Never fatal: any failure to
- * read or write the cache only costs the time it would have saved.
+ * The cache is `<bundle name>.<sha-256 of the bundle, 16 hex>.<node version>-<arch>.v8cache`, in the folder systemd
+ * gives the service (`CacheDirectory=wgnat`: `$CACHE_DIRECTORY`, /var/cache/wgnat, root's only), else beside the
+ * bundle: only whoever may change the code may change its cache (the daemons run as root; a cache V8 loads must be
+ * as trusted as the code). The name carries the bundle's hash because V8 itself checks only the source's length: a
+ * new build gets a new cache, and the old ones are removed when it is written. V8 checks its own version and flags;
+ * a cache it rejects is ignored and rewritten. Nothing is written where the folder is not writable (a start then
+ * costs what it would without a cache). Never fatal: a cache that cannot be read or written only costs the time it
+ * would have saved.
  *
  * V8 caches only functions compiled by the time the cache is made, and most are compiled lazily, on first call:
  * - a short command (`--help`, `status`) that found no usable cache writes one as it exits;
@@ -18,9 +21,10 @@
  *
  * This file is bundled on its own (scripts/bundle.mjs) and imports only node built-ins.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { basename, dirname, join } from 'node:path'
+import { basename, dirname, isAbsolute, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Script } from 'node:vm'
 
@@ -42,22 +46,38 @@ export interface BundleStart {
   cache: 'none' | 'accepted' | 'rejected'
 }
 
-export function cacheFileOf (bundle: string): string {
-  return join(dirname(bundle), `${basename(bundle)}.${process.version}-${process.arch}.v8cache`)
+/** Where the cache of `bundle` (whose text is `source`) lives: see the file's comment. */
+export function cacheFileOf (bundle: string, source: string, env: NodeJS.ProcessEnv = process.env): string {
+  const systemd = env.CACHE_DIRECTORY?.split(':')[0]
+  const dir = systemd !== undefined && isAbsolute(systemd) ? systemd : dirname(bundle)
+  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16)
+  return join(dir, `${basename(bundle)}.${hash}.${process.version}-${process.arch}.v8cache`)
+}
+
+/** Remove the caches of other builds and other nodes of the same bundle, once a new one is written. */
+function removeOthers (cacheFile: string, bundle: string): void {
+  const dir = dirname(cacheFile)
+  for (const f of readdirSync(dir)) {
+    if (f.startsWith(`${basename(bundle)}.`) && f.endsWith('.v8cache') && join(dir, f) !== cacheFile) rmSync(join(dir, f), { force: true })
+  }
 }
 
 /** Run the CommonJS bundle `bundle` (an absolute path) with its code cache; see the file's comment. */
 export function runBundle (bundle: string, writeAfterMs = CACHE_WRITE_AFTER_MS): BundleStart {
-  const cacheFile = cacheFileOf(bundle)
+  const source = readFileSync(bundle, 'utf8')
+  const cacheFile = cacheFileOf(bundle, source)
   let cachedData: Buffer | undefined
   try { cachedData = readFileSync(cacheFile) } catch { /* no cache yet */ }
-  const script = new Script(WRAP_HEAD + readFileSync(bundle, 'utf8') + WRAP_TAIL, { filename: bundle, cachedData })
+  const script = new Script(WRAP_HEAD + source + WRAP_TAIL, { filename: bundle, cachedData })
   const cache = cachedData === undefined ? 'none' : script.cachedDataRejected === true ? 'rejected' : 'accepted'
   const loaded = cache === 'accepted' ? (cachedData as Buffer).length : 0
   const save = (): void => {
     try {
       const data = script.createCachedData()
-      if (data.length > loaded * CACHE_GROWTH) writeAtomicSync(cacheFile, data)
+      if (data.length > loaded * CACHE_GROWTH) {
+        writeAtomicSync(cacheFile, data)
+        removeOthers(cacheFile, bundle)
+      }
     } catch { /* a cache is an optimisation: a read-only folder, a full disk only cost the time it would save */ }
   }
   const atExit = (): void => { if (loaded === 0) save() }
