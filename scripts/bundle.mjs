@@ -68,11 +68,18 @@ if (wholeZod.length > 0) {
   process.exit(1)
 }
 
-// A dynamic `import()` left in a bundle would fail under the code cache's vm.Script (no module loader there).
+// A dynamic `import()` left in a bundle would fail under the code cache's vm.Script (no module loader there); and a
+// bundle that is ASCII only is read as a one-byte string (a single other character, in a regular expression say,
+// makes all of it two bytes a character: write it as \u00b5).
 for (const cli of Object.keys(CLIS)) {
   const text = readFileSync(`dist/bin/${cli}.cjs`, 'utf8')
   if (/\bimport\(/.test(text)) {
     console.error(`bundle: dist/bin/${cli}.cjs still has a dynamic import(): esbuild did not inline it`)
+    process.exit(1)
+  }
+  const other = text.search(/[^\x00-\x7f]/)
+  if (other >= 0) {
+    console.error(`bundle: dist/bin/${cli}.cjs is not ASCII: ${JSON.stringify(text.slice(Math.max(0, other - 40), other + 10))}`)
     process.exit(1)
   }
 }

@@ -11,10 +11,10 @@ const UNIT_MS: Record<string, number> = {
  */
 export function parseGoDuration (text: string): number {
   if (text === '0') return 0
-  const m = /^([-+]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$/.exec(text)
+  const m = /^([-+]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+$/.exec(text)
   if (m === null) throw new UsageError(`invalid duration ${quote(text)}: use Go syntax such as 300ms, 30s, 1m or 1h30m`)
   let total = 0
-  for (const part of text.slice(m[1]?.length ?? 0).matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) {
+  for (const part of text.slice(m[1]?.length ?? 0).matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/g)) {
     total += Number(part[1]) * (UNIT_MS[part[2] ?? ''] ?? Number.NaN)
   }
   return m[1] === '-' ? -total : total

@@ -14,7 +14,7 @@ export async function wgQuickUp (path: string, signal?: AbortSignal): Promise<vo
   } catch (err) {
     const e = err as ExecaError
     if ((e as { code?: string }).code === 'ENOENT') throw new WgnatError('wg-quick not found: install wireguard-tools', 69)
-    const lines = String(e.stderr ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('[#]') && !/^[│┌└]/.test(l))
+    const lines = String(e.stderr ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('[#]') && !/^[\u2502\u250c\u2514]/.test(l))
     const why = lines.at(-1) ?? `exit code ${String(e.exitCode)}`
     const hint = /Unknown device type|Protocol not supported/i.test(why) ? ' (no WireGuard kernel module and no wireguard-go to fall back to)' : ''
     throw new WgnatError(`wg-quick up ${quote(path)} failed: ${quote(why)}${hint}`, 69)

@@ -21,6 +21,7 @@
  *
  * This file is bundled on its own (scripts/bundle.mjs) and imports only node built-ins.
  */
+import { isAscii } from 'node:buffer'
 import { createHash } from 'node:crypto'
 import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -47,7 +48,7 @@ export interface BundleStart {
 }
 
 /** Where the cache of `bundle` (whose text is `source`) lives: see the file's comment. */
-export function cacheFileOf (bundle: string, source: string, env: NodeJS.ProcessEnv = process.env): string {
+export function cacheFileOf (bundle: string, source: string | Uint8Array, env: NodeJS.ProcessEnv = process.env): string {
   const systemd = env.CACHE_DIRECTORY?.split(':')[0]
   const dir = systemd !== undefined && isAbsolute(systemd) ? systemd : dirname(bundle)
   const hash = createHash('sha256').update(source).digest('hex').slice(0, 16)
@@ -64,8 +65,10 @@ function removeOthers (cacheFile: string, bundle: string): void {
 
 /** Run the CommonJS bundle `bundle` (an absolute path) with its code cache; see the file's comment. */
 export function runBundle (bundle: string, writeAfterMs = CACHE_WRITE_AFTER_MS): BundleStart {
-  const source = readFileSync(bundle, 'utf8')
-  const cacheFile = cacheFileOf(bundle, source)
+  // scripts/bundle.mjs makes the bundle ASCII: read as latin1 it is a one-byte string, quicker to read and to compile.
+  const bytes = readFileSync(bundle)
+  const source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8')
+  const cacheFile = cacheFileOf(bundle, bytes)
   let cachedData: Buffer | undefined
   try { cachedData = readFileSync(cacheFile) } catch { /* no cache yet */ }
   const script = new Script(WRAP_HEAD + source + WRAP_TAIL, { filename: bundle, cachedData })

@@ -1,0 +1,78 @@
+/**
+ * Start-up of the CLIs as a user sees it (issue 16), no lab: wall time and CPU (user + system, from GNU time) of
+ *
+ * - `node -e 0` (node's own start, the floor);
+ * - `wgnat-client --help` and `wgnat-server --help`;
+ * - `wgnat-client -i … -r … -t 1m` until its first `wg` run: a `wg` first on its PATH records the moment it is started
+ *   and fails, so the client stops there (everything a daemon loads and does before it first reads the interface).
+ *
+ *   node dist/scripts/bench/startup.js [--runs 15] [--before-bin <an older build's dist/bin>]
+ *
+ * With `--before-bin`, the same for that build, interleaved run by run. Each build runs once before measuring, so a
+ * build that keeps a code cache has it (as an installed one does after its first start). Prints medians (min–max).
+ */
+import { spawnSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { CLIENT_BIN } from '../lab/mesh.js'
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, 'before-bin': { type: 'string' } } })
+const RUNS = Number(values.runs)
+const KEY = `${'A'.repeat(43)}=`
+
+const dir = mkdtempSync(join(tmpdir(), 'wgnat-startup-'))
+const stamp = join(dir, 'wg-started')
+writeFileSync(join(dir, 'wg'), `#!/bin/sh\ndate +%s%N > ${stamp}\nexit 1\n`)
+chmodSync(join(dir, 'wg'), 0o755)
+
+interface Sample { wallMs: number, cpuMs: number }
+
+/** Run argv under GNU time; with `toFirstWg`, the wall time is from launch to the fake `wg`'s start. */
+function sample (argv: string[], toFirstWg = false): Sample {
+  rmSync(stamp, { force: true })
+  const t0 = process.hrtime.bigint()
+  const wall0 = BigInt(Date.now()) * 1_000_000n
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S', ...argv], { env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` }, encoding: 'utf8' })
+  const elapsedNs = process.hrtime.bigint() - t0
+  const [, user, sys] = (r.stderr.trim().split('\n').pop() ?? '').split(' ').map(Number)
+  let wallMs = Number(elapsedNs) / 1e6
+  if (toFirstWg) wallMs = Number(BigInt(readFileSync(stamp, 'utf8').trim()) - wall0) / 1e6
+  return { wallMs, cpuMs: ((user ?? NaN) + (sys ?? NaN)) * 1000 }
+}
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] ?? NaN }
+const fmt = (xs: number[]): string => `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`
+
+const builds: Array<[string, string]> = [['this build', dirname(CLIENT_BIN)]]
+if (values['before-bin'] !== undefined) builds.push(['before', values['before-bin']])
+const cases: Array<{ name: string, argv: (bin: string) => string[], toFirstWg?: boolean, once?: boolean }> = [
+  { name: '`node -e 0`', argv: () => [process.execPath, '-e', '0'], once: true },
+  { name: '`wgnat-client --help`', argv: (bin) => [process.execPath, join(bin, 'wgnat-client.mjs'), '--help'] },
+  { name: '`wgnat-server --help`', argv: (bin) => [process.execPath, join(bin, 'wgnat-server.mjs'), '--help'] },
+  { name: 'client, launch to its first `wg`', argv: (bin) => [process.execPath, join(bin, 'wgnat-client.mjs'), '-i', 'wgstartup0', '-r', KEY, '-t', '1m'], toFirstWg: true }
+]
+
+try {
+  const results = new Map<string, Sample[]>()
+  for (const [, bin] of builds) for (const c of cases) sample(c.argv(bin), c.toFirstWg) // warm: page cache, code cache
+  for (let i = 0; i < RUNS; i++) {
+    for (const c of cases) {
+      for (const [label, bin] of builds) {
+        if (c.once === true && label !== 'this build') continue
+        const key = `${c.name}|${label}`
+        results.set(key, [...(results.get(key) ?? []), sample(c.argv(bin), c.toFirstWg)])
+      }
+    }
+  }
+  console.log(`| what | ${builds.map(([l]) => `${l}: wall ms`).join(' | ')} | ${builds.map(([l]) => `${l}: CPU ms`).join(' | ')} |`)
+  console.log(`| --- | ${builds.map(() => '---').join(' | ')} | ${builds.map(() => '---').join(' | ')} |`)
+  for (const c of cases) {
+    const cells = builds.map(([l]) => results.get(`${c.name}|${l}`))
+    console.log(`| ${c.name} | ${cells.map((s) => s === undefined ? '' : fmt(s.map((x) => x.wallMs))).join(' | ')} | ${cells.map((s) => s === undefined ? '' : fmt(s.map((x) => x.cpuMs))).join(' | ')} |`)
+  }
+  console.log(`\nmedians of ${RUNS} (min–max), interleaved; CPU is user + system of the whole process (for the first-wg case, until it exits after the failed \`wg\`)`)
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
