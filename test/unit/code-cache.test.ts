@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -80,5 +80,26 @@ describe('runBundle (code cache)', () => {
     expect(caches()).toEqual([])
     // A relative path is not trusted as the service's folder.
     expect(cacheFileOf(bundle, BUNDLE, { CACHE_DIRECTORY: 'relative/dir' }).startsWith(dir + '/')).toBe(true)
+  })
+})
+
+describe('runBundle: a cache others may write is not loaded', () => {
+  it('ignores a cache file writable by group or others, and replaces it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgnat-code-cache-'))
+    try {
+      const bundle = join(dir, 'cli.cjs')
+      writeFileSync(bundle, BUNDLE)
+      runBundle(bundle, 0)
+      await settle()
+      const file = cacheFileOf(bundle, readFileSync(bundle), {})
+      expect(runBundle(bundle, 0).cache).toBe('accepted')
+      chmodSync(file, 0o666)
+      expect(runBundle(bundle, 0).cache).toBe('none')
+      await settle()
+      expect(statSync(file).mode & 0o777).toBe(0o644)
+      expect(runBundle(bundle, 0).cache).toBe('accepted')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -7,7 +7,7 @@
  * The cache is `<bundle name>.<sha-256 of the bundle, 16 hex>.<node version>-<arch>.v8cache`, in the folder systemd
  * gives the service (`CacheDirectory=wgnat`: `$CACHE_DIRECTORY`, /var/cache/wgnat, root's only), else beside the
  * bundle: only whoever may change the code may change its cache (the daemons run as root; a cache V8 loads must be
- * as trusted as the code). The name carries the bundle's hash because V8 itself checks only the source's length: a
+ * as trusted as the code; a cache file owned by someone else, or writable by others, is not loaded). The name carries the bundle's hash because V8 itself checks only the source's length: a
  * new build gets a new cache, and the old ones are removed when it is written. V8 checks its own version and flags;
  * a cache it rejects is ignored and rewritten. Nothing is written where the folder is not writable (a start then
  * costs what it would without a cache). Never fatal: a cache that cannot be read or written only costs the time it
@@ -23,7 +23,7 @@
  */
 import { isAscii } from 'node:buffer'
 import { createHash } from 'node:crypto'
-import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { basename, dirname, isAbsolute, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -69,8 +69,7 @@ export function runBundle (bundle: string, writeAfterMs = CACHE_WRITE_AFTER_MS):
   const bytes = readFileSync(bundle)
   const source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8')
   const cacheFile = cacheFileOf(bundle, bytes)
-  let cachedData: Buffer | undefined
-  try { cachedData = readFileSync(cacheFile) } catch { /* no cache yet */ }
+  const cachedData = readTrusted(cacheFile)
   const script = new Script(WRAP_HEAD + source + WRAP_TAIL, { filename: bundle, cachedData })
   const cache = cachedData === undefined ? 'none' : script.cachedDataRejected === true ? 'rejected' : 'accepted'
   const loaded = cache === 'accepted' ? (cachedData as Buffer).length : 0
@@ -90,6 +89,24 @@ export function runBundle (bundle: string, writeAfterMs = CACHE_WRITE_AFTER_MS):
   const run = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string, url: string) => void
   run.call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle), pathToFileURL(bundle).href)
   return { cacheFile, cache }
+}
+
+/**
+ * The cache file's bytes, or undefined when there is none or it is not as trusted as the code: owned by someone else
+ * than us, or writable by others (V8 does not check a cache's code, it runs it).
+ */
+function readTrusted (path: string): Buffer | undefined {
+  let fd: number | undefined
+  try {
+    fd = openSync(path, 'r')
+    const st = fstatSync(fd)
+    if (!st.isFile() || st.uid !== process.geteuid?.() || (st.mode & 0o022) !== 0) return undefined
+    return readFileSync(fd)
+  } catch {
+    return undefined
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
 }
 
 /** Write `data` to `path` through a temporary file, fsync and rename: a reader sees the old cache or the new one. */
