@@ -124,3 +124,15 @@ export async function runDaemon (
   await daemon.stop()
   return 0
 }
+
+/**
+ * A reader that closes our stdout early (`wgnat-client --help | head -1`) ends the command quietly, as it does for
+ * other tools, instead of an unhandled EPIPE and its stack trace; any other failure to write it is one line, exit 74.
+ */
+export function handleStdoutErrors (name: string, stdout: NodeJS.WriteStream = process.stdout): void {
+  stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0)
+    process.stderr.write(`${name}: writing to stdout failed: ${err.message}\n`)
+    process.exit(74)
+  })
+}

@@ -61,3 +61,15 @@ describe.skipIf(!support.ok)('the real CLIs: bad input, start-up errors and wher
     expect(await httpFrom(lab, 'hub', `http://${lab.hub.tunnelIp}:${lab.hub.listenPort}/v1/table`)).toBe('403')
   })
 })
+
+describe('the real CLIs: a reader that closes stdout early', () => {
+  it.each([['wgnat-client', CLIENT_BIN], ['wgnat-server', SERVER_BIN]])('%s --help | head -c 1: exit 0, nothing on stderr', async (_name, bin) => {
+    // head exits after its first byte; the rest of the help then meets a closed pipe (EPIPE), 20 times over.
+    for (let i = 0; i < 20; i++) {
+      const { spawnSync } = await import('node:child_process')
+      const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${bin}" --help 2>/tmp/wgnat-epipe-$$.err | head -c 1 >/dev/null; rc=$?; cat /tmp/wgnat-epipe-$$.err; rm -f /tmp/wgnat-epipe-$$.err; exit $rc`], { encoding: 'utf8' })
+      expect(r.stdout).toBe('')
+      expect(r.status).toBe(0)
+    }
+  })
+})
