@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { cacheFileOf, runBundle } from '../../src/shared/startup/code-cache.js'
+import { cacheFileOf, roleOf, runBundle } from '../../src/shared/startup/code-cache.js'
 
 // A bundle in the shape scripts/bundle.mjs makes: CommonJS, strict, `import.meta.url` turned into `__wgnatBundleUrl`.
 const BUNDLE = `"use strict";
@@ -17,7 +17,7 @@ const seen = (): Record<string, unknown> | undefined => (globalThis as { __codeC
 describe('runBundle (code cache)', () => {
   let dir: string
   let bundle: string
-  const cacheOf = (): string => cacheFileOf(bundle, readFileSync(bundle, 'utf8'), {})
+  const cacheOf = (): string => cacheFileOf(bundle, readFileSync(bundle, 'utf8'), 'daemon', {})
   const caches = (): string[] => readdirSync(dir).filter((f) => f.endsWith('.v8cache'))
   beforeEach(() => {
     delete process.env.CACHE_DIRECTORY
@@ -28,25 +28,25 @@ describe('runBundle (code cache)', () => {
   afterEach(() => { delete process.env.CACHE_DIRECTORY; rmSync(dir, { recursive: true, force: true }) })
 
   it('runs the bundle as CommonJS, strict, with its own URL, and writes a cache V8 then accepts', async () => {
-    const first = runBundle(bundle, 0)
+    const first = runBundle(bundle, 'daemon', 0)
     expect(first.cache).toBe('none')
     expect(seen()).toEqual({ sum: 45, url: `file://${bundle}`, file: bundle, strict: true, exported: true, joined: 'a/b' })
     await settle()
     expect(existsSync(cacheOf())).toBe(true)
-    expect(basename(cacheOf())).toMatch(new RegExp(`^cli\\.cjs\\.[0-9a-f]{16}\\.${process.version.replace(/\./g, '\\.')}-${process.arch}\\.v8cache$`))
-    expect(runBundle(bundle, 0).cache).toBe('accepted')
+    expect(basename(cacheOf())).toMatch(new RegExp(`^cli\\.cjs\\.daemon\\.[0-9a-f]{16}\\.${process.version.replace(/\./g, '\\.')}-${process.arch}\\.v8cache$`))
+    expect(runBundle(bundle, 'daemon', 0).cache).toBe('accepted')
     // No temporary file is left behind.
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([])
   })
 
   it('a new build of the same length gets its own cache (V8 checks only the length), and the old one goes', async () => {
-    runBundle(bundle, 0)
+    runBundle(bundle, 'daemon', 0)
     await settle()
     const old = cacheOf()
     writeFileSync(bundle, BUNDLE.replace('work(10)', 'work(11)'))
     expect(readFileSync(bundle, 'utf8')).toHaveLength(BUNDLE.length)
     expect(cacheOf()).not.toBe(old)
-    expect(runBundle(bundle, 0).cache).toBe('none')
+    expect(runBundle(bundle, 'daemon', 0).cache).toBe('none')
     expect(seen()?.sum).toBe(55)
     await settle()
     expect(caches()).toEqual([basename(cacheOf())])
@@ -54,16 +54,16 @@ describe('runBundle (code cache)', () => {
 
   it('treats a damaged cache as rejected: the bundle still runs, and a good cache replaces it', async () => {
     writeFileSync(cacheOf(), Buffer.from('not a V8 code cache at all'))
-    expect(runBundle(bundle, 0).cache).toBe('rejected')
+    expect(runBundle(bundle, 'daemon', 0).cache).toBe('rejected')
     expect(seen()?.sum).toBe(45)
     await settle()
-    expect(runBundle(bundle, 0).cache).toBe('accepted')
+    expect(runBundle(bundle, 'daemon', 0).cache).toBe('accepted')
   })
 
   it('runs without a cache, and throws nothing, where the cache cannot be written', async () => {
     // A folder in the cache's place: reading and renaming onto it fail, even for root.
     mkdirSync(cacheOf())
-    expect(runBundle(bundle, 0).cache).toBe('none')
+    expect(runBundle(bundle, 'daemon', 0).cache).toBe('none')
     expect(seen()?.sum).toBe(45)
     await settle()
     expect(readdirSync(dir).sort()).toEqual(['cli.cjs', basename(cacheOf())])
@@ -73,13 +73,13 @@ describe('runBundle (code cache)', () => {
     const cacheDir = join(dir, 'var-cache-wgnat')
     mkdirSync(cacheDir)
     process.env.CACHE_DIRECTORY = cacheDir
-    const r = runBundle(bundle, 0)
+    const r = runBundle(bundle, 'daemon', 0)
     expect(r.cacheFile.startsWith(cacheDir + '/')).toBe(true)
     await settle()
     expect(readdirSync(cacheDir)).toEqual([basename(r.cacheFile)])
     expect(caches()).toEqual([])
     // A relative path is not trusted as the service's folder.
-    expect(cacheFileOf(bundle, BUNDLE, { CACHE_DIRECTORY: 'relative/dir' }).startsWith(dir + '/')).toBe(true)
+    expect(cacheFileOf(bundle, BUNDLE, 'daemon', { CACHE_DIRECTORY: 'relative/dir' }).startsWith(dir + '/')).toBe(true)
   })
 })
 
@@ -89,15 +89,47 @@ describe('runBundle: a cache others may write is not loaded', () => {
     try {
       const bundle = join(dir, 'cli.cjs')
       writeFileSync(bundle, BUNDLE)
-      runBundle(bundle, 0)
+      runBundle(bundle, 'daemon', 0)
       await settle()
-      const file = cacheFileOf(bundle, readFileSync(bundle), {})
-      expect(runBundle(bundle, 0).cache).toBe('accepted')
+      const file = cacheFileOf(bundle, readFileSync(bundle), 'daemon', {})
+      expect(runBundle(bundle, 'daemon', 0).cache).toBe('accepted')
       chmodSync(file, 0o666)
-      expect(runBundle(bundle, 0).cache).toBe('none')
+      expect(runBundle(bundle, 'daemon', 0).cache).toBe('none')
       await settle()
       expect(statSync(file).mode & 0o777).toBe(0o644)
-      expect(runBundle(bundle, 0).cache).toBe('accepted')
+      expect(runBundle(bundle, 'daemon', 0).cache).toBe('accepted')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('roleOf: which cache a start uses', () => {
+  it.each([
+    [[], 'daemon'],
+    [['-i', 'wg0', '-r', 'key', '-t', '1m'], 'daemon'],
+    [['--interface', 'wg0', '--log-level', 'debug'], 'daemon'],
+    [['--help'], 'command'],
+    [['-i', 'wg0', '-h'], 'command'],
+    [['--version'], 'command'],
+    [['status', '-i', 'wg0'], 'command'],
+    [['add-peer', 'laptop'], 'command']
+  ])('%j: %s', (args, role) => {
+    expect(roleOf(args)).toBe(role)
+  })
+
+  it('a command and the daemon keep separate caches, and a command writes its own only as it exits', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wgnat-code-cache-'))
+    try {
+      const bundle = join(dir, 'cli.cjs')
+      writeFileSync(bundle, BUNDLE)
+      expect(runBundle(bundle, 'daemon', 0).cache).toBe('none')
+      await settle()
+      expect(runBundle(bundle, 'command', 0).cache).toBe('none')
+      await settle()
+      // The command's cache waits for the exit (none yet), the daemon's was written by its timer.
+      expect(readdirSync(dir).filter((f) => f.endsWith('.v8cache')).map((f) => f.split('.')[2])).toEqual(['daemon'])
+      expect(runBundle(bundle, 'daemon', 0).cache).toBe('accepted')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -13,11 +13,13 @@
  * costs what it would without a cache). Never fatal: a cache that cannot be read or written only costs the time it
  * would have saved.
  *
- * V8 caches only functions compiled by the time the cache is made, and most are compiled lazily, on first call:
- * - a short command (`--help`, `status`) that found no usable cache writes one as it exits;
+ * V8 caches only functions compiled by the time the cache is made, and most are compiled lazily, on first call. A
+ * daemon and a short command (`--help`, `status`, a subcommand) need different code, and a larger cache costs more
+ * to load, so each role has its own cache (`roleOf`):
+ * - a command that found no usable cache writes one as it exits;
  * - a daemon writes one `CACHE_WRITE_AFTER_MS` after its start, once its start-up code has run, when that has more
- *   code than the cache it loaded by `CACHE_GROWTH` (so a cache made by `--help` gives way to a daemon's, and a
- *   daemon's start then writes nothing).
+ *   code than the cache it loaded by `CACHE_GROWTH` (a daemon that stopped early wrote a smaller one as it exited;
+ *   a daemon's start then writes nothing).
  *
  * This file is bundled on its own (scripts/bundle.mjs) and imports only node built-ins.
  */
@@ -47,28 +49,36 @@ export interface BundleStart {
   cache: 'none' | 'accepted' | 'rejected'
 }
 
-/** Where the cache of `bundle` (whose text is `source`) lives: see the file's comment. */
-export function cacheFileOf (bundle: string, source: string | Uint8Array, env: NodeJS.ProcessEnv = process.env): string {
+export type CacheRole = 'daemon' | 'command'
+
+/** What a CLI's arguments start: a short command (help, version, a subcommand), else the daemon. Pure. */
+export function roleOf (args: readonly string[]): CacheRole {
+  if (args.some((a) => a === '-h' || a === '--help' || a === '-V' || a === '--version')) return 'command'
+  return args[0] !== undefined && !args[0].startsWith('-') ? 'command' : 'daemon'
+}
+
+/** Where the cache of `bundle` (whose text is `source`) for `role` lives: see the file's comment. */
+export function cacheFileOf (bundle: string, source: string | Uint8Array, role: CacheRole, env: NodeJS.ProcessEnv = process.env): string {
   const systemd = env.CACHE_DIRECTORY?.split(':')[0]
   const dir = systemd !== undefined && isAbsolute(systemd) ? systemd : dirname(bundle)
   const hash = createHash('sha256').update(source).digest('hex').slice(0, 16)
-  return join(dir, `${basename(bundle)}.${hash}.${process.version}-${process.arch}.v8cache`)
+  return join(dir, `${basename(bundle)}.${role}.${hash}.${process.version}-${process.arch}.v8cache`)
 }
 
-/** Remove the caches of other builds and other nodes of the same bundle, once a new one is written. */
-function removeOthers (cacheFile: string, bundle: string): void {
+/** Remove the caches of other builds and other nodes of the same bundle and role, once a new one is written. */
+function removeOthers (cacheFile: string, bundle: string, role: CacheRole): void {
   const dir = dirname(cacheFile)
   for (const f of readdirSync(dir)) {
-    if (f.startsWith(`${basename(bundle)}.`) && f.endsWith('.v8cache') && join(dir, f) !== cacheFile) rmSync(join(dir, f), { force: true })
+    if (f.startsWith(`${basename(bundle)}.${role}.`) && f.endsWith('.v8cache') && join(dir, f) !== cacheFile) rmSync(join(dir, f), { force: true })
   }
 }
 
 /** Run the CommonJS bundle `bundle` (an absolute path) with its code cache; see the file's comment. */
-export function runBundle (bundle: string, writeAfterMs = CACHE_WRITE_AFTER_MS): BundleStart {
+export function runBundle (bundle: string, role: CacheRole = roleOf(process.argv.slice(2)), writeAfterMs = CACHE_WRITE_AFTER_MS): BundleStart {
   // scripts/bundle.mjs makes the bundle ASCII: read as latin1 it is a one-byte string, quicker to read and to compile.
   const bytes = readFileSync(bundle)
   const source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8')
-  const cacheFile = cacheFileOf(bundle, bytes)
+  const cacheFile = cacheFileOf(bundle, bytes, role)
   const cachedData = readTrusted(cacheFile)
   const script = new Script(WRAP_HEAD + source + WRAP_TAIL, { filename: bundle, cachedData })
   const cache = cachedData === undefined ? 'none' : script.cachedDataRejected === true ? 'rejected' : 'accepted'
@@ -78,13 +88,13 @@ export function runBundle (bundle: string, writeAfterMs = CACHE_WRITE_AFTER_MS):
       const data = script.createCachedData()
       if (data.length > loaded * CACHE_GROWTH) {
         writeAtomicSync(cacheFile, data)
-        removeOthers(cacheFile, bundle)
+        removeOthers(cacheFile, bundle, role)
       }
     } catch { /* a cache is an optimisation: a read-only folder, a full disk only cost the time it would save */ }
   }
   const atExit = (): void => { if (loaded === 0) save() }
   process.once('exit', atExit)
-  setTimeout(() => { process.off('exit', atExit); save() }, writeAfterMs).unref()
+  if (role === 'daemon') setTimeout(() => { process.off('exit', atExit); save() }, writeAfterMs).unref()
   const module = { exports: {} }
   const run = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string, url: string) => void
   run.call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle), pathToFileURL(bundle).href)
