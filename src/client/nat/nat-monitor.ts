@@ -4,7 +4,8 @@ import type { Logger } from '../../shared/log.js'
 import { listAddresses, watchAddressChanges } from '../../shared/netlink-addresses.js'
 import { PROTOCOL_LIMITS, type Announce } from '../../shared/protocol.js'
 import { RawSocketUnavailable, rawSocketProblem } from '../../shared/raw-udp.js'
-import { sleep, Wakeup } from '../../shared/sleep.js'
+import { RepeatingTask } from '../../shared/repeating-task.js'
+import { sleep } from '../../shared/sleep.js'
 import type { MeshObserver } from '../observe/mesh-observer.js'
 import { discover, type Discovery } from './nat-discovery.js'
 import { stunProbe, type StunProbeResult } from './stun-probe.js'
@@ -62,12 +63,11 @@ export interface NatMonitorComponents {
  * every `recheckMs`, on netlink address/link/route events and on demand. Its loop never throws.
  */
 export class NatMonitor {
+  private readonly task: RepeatingTask
   private readonly abort = new AbortController()
-  private readonly wakeup = new Wakeup()
   private raw: boolean
   private _current: Discovery | null = null
   private announced = ''
-  private loop: Promise<void> | undefined
   private lastSamples = new Map<string, string>()
   private _rawProblem: string | null = null
   private lastSent: Announce | undefined
@@ -76,6 +76,17 @@ export class NatMonitor {
   constructor (private readonly init: NatMonitorInit, private readonly c: NatMonitorComponents) {
     this.raw = init.raw ?? true
     if (!this.raw) this._rawProblem = 'raw sockets off (--no-raw): no STUN from the WireGuard port, no punching'
+    this.task = new RepeatingTask({
+      round: async (signal) => {
+        await this.once(signal)
+        return this.init.recheckMs ?? NAT_RECHECK_MS
+      },
+      onError: (err) => {
+        this.c.logger.warn(`NAT discovery failed, will retry: ${messageOf(err)}`)
+        this.announced = ''
+        return this.init.failureRetryMs ?? NAT_FAILURE_RETRY_MS
+      }
+    })
   }
 
   get current (): Discovery | null { return this._current }
@@ -105,21 +116,21 @@ export class NatMonitor {
       watchAddressChanges(() => {
         this.c.logger.info('network change: checking the NAT mapping again')
         this.c.onNetworkChange()
-        this.wakeup.wake()
+        this.task.wake()
       }, this.abort.signal, { routes: true })
     } catch (err) {
       this.c.logger.warn(`not watching for network changes: ${messageOf(err)}`)
     }
-    this.loop = this.run()
+    this.task.start()
   }
 
   /** Check again now (the registry's view of us changed, say). */
-  recheck (): void { this.wakeup.wake() }
+  recheck (): void { this.task.wake() }
 
   /** Send the current findings again if what we would announce changed (the ready list, say); no new probe. */
   async announceNow (): Promise<void> {
     if (this._current === null || this.c.hubView() === null) return
-    await this.send(this._current.announce, this.abort.signal, true)
+    await this.send(this._current.announce, this.task.signal, true)
   }
 
   private async send (found: Announce, signal: AbortSignal, onDemand = false): Promise<void> {
@@ -151,24 +162,7 @@ export class NatMonitor {
     clearTimeout(this.shrinkTimer)
     this.shrinkTimer = undefined
     this.abort.abort()
-    this.wakeup.wake()
-    await this.loop
-  }
-
-  private async run (): Promise<void> {
-    const signal = this.abort.signal
-    while (!signal.aborted) {
-      try {
-        await this.once(signal)
-      } catch (err) {
-        if (signal.aborted) break
-        this.c.logger.warn(`NAT discovery failed, will retry: ${messageOf(err)}`)
-        this.announced = ''
-        await sleep(this.init.failureRetryMs ?? NAT_FAILURE_RETRY_MS, signal)
-        continue
-      }
-      await this.wakeup.wait(this.init.recheckMs ?? NAT_RECHECK_MS, signal)
-    }
+    await this.task.stop()
   }
 
   private async once (signal: AbortSignal): Promise<void> {
