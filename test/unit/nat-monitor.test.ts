@@ -112,7 +112,7 @@ function harness (w: World, init: Partial<NatMonitorInit> = {}, extra: Partial<N
   const logger = silentLogger()
   const warn = vi.spyOn(logger, 'warn')
   const monitor = new NatMonitor(
-    { iface: 'wg0', listenPort: LISTEN_PORT, meshPrefixes: MESH, stunServers: [STUN_1, STUN_2], recheckMs: 5, ...init },
+    { iface: 'wg0', listenPort: LISTEN_PORT, meshPrefixes: MESH, stunServers: [STUN_1, STUN_2], recheckMs: 5, addressMaxAgeMs: 0, ...init },
     { logger, hubView: () => w.hubView, announce, onNetworkChange, probe, addresses, ...extra }
   )
   monitors.push(monitor)
@@ -393,3 +393,38 @@ describe('NatMonitor: network changes', () => {
     expect(watcher.onChange).toBeUndefined()
   })
 })
+
+describe('NatMonitor: the address list between network changes', () => {
+  it('reads the addresses once while netlink reports nothing, again after a reported change (and the change is announced)', async () => {
+    const w = world()
+    const h = harness(w, { addressMaxAgeMs: 60_000 })
+    h.monitor.start()
+    await h.announcedCount(1)
+    const probes = h.probe.mock.calls.length
+    await vi.waitFor(() => { expect(h.probe.mock.calls.length).toBeGreaterThanOrEqual(probes + 5) }, { timeout: 800, interval: 2 })
+    // Five checks (STUN each time), one address dump.
+    expect(h.addresses).toHaveBeenCalledTimes(1)
+    w.addresses = [...w.addresses, addr('wlan0', '10.0.0.5')]
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    // Not seen without a notification...
+    expect(h.announce).toHaveBeenCalledTimes(1)
+    await watcher.onChange?.({ kinds: ['address'] })
+    // ...seen at once after one.
+    await h.announcedCount(2)
+    expect(h.announced[1]).toEqual({ natClass: 'easy', mappedEndpoint: '203.0.113.7:40000', lanEndpoints: ['192.168.1.10:51820', '10.0.0.5:51820'] })
+    expect(h.addresses).toHaveBeenCalledTimes(2)
+  })
+
+  it('without change notifications (the subscription failed), reads the addresses on every check', async () => {
+    watcher.fail = new Error('netlink: cannot subscribe to address changes: EPERM')
+    const w = world()
+    const h = harness(w, { addressMaxAgeMs: 60_000 })
+    h.monitor.start()
+    await h.announcedCount(1)
+    await h.rounds(4)
+    w.addresses = [...w.addresses, addr('wlan0', '10.0.0.5')]
+    await h.announcedCount(2)
+    expect(h.announced[1]?.lanEndpoints).toEqual(['192.168.1.10:51820', '10.0.0.5:51820'])
+  })
+})
+

@@ -7,6 +7,8 @@ import { RawSocketUnavailable, rawSocketProblem } from '../../shared/raw-udp.js'
 import { RepeatingTask } from '../../shared/repeating-task.js'
 import { sleep } from '../../shared/sleep.js'
 import type { MeshObserver } from '../observe/mesh-observer.js'
+import { AddressCache } from './address-cache.js'
+import { KeptSender } from './kept-sender.js'
 import { discover, type Discovery } from './nat-discovery.js'
 import { stunProbe, type StunProbeResult } from './stun-probe.js'
 import { READY_SHRINK_HOLD_MS, onlyReadyShrank } from './ready-shrink.js'
@@ -32,6 +34,8 @@ export interface NatMonitorInit {
   raw?: boolean
   recheckMs?: number
   failureRetryMs?: number
+  /** Reuse the address list this long while netlink reports no change (0: read it every check). @default ADDRESS_CACHE_MAX_AGE_MS */
+  addressMaxAgeMs?: number
 }
 
 export interface NatMonitorComponents {
@@ -65,6 +69,8 @@ export interface NatMonitorComponents {
 export class NatMonitor {
   private readonly task: RepeatingTask
   private readonly abort = new AbortController()
+  private readonly addresses: AddressCache
+  private readonly sender = new KeptSender()
   private raw: boolean
   private _current: Discovery | null = null
   private announced = ''
@@ -76,6 +82,7 @@ export class NatMonitor {
   constructor (private readonly init: NatMonitorInit, private readonly c: NatMonitorComponents) {
     this.raw = init.raw ?? true
     if (!this.raw) this._rawProblem = 'raw sockets off (--no-raw): no STUN from the WireGuard port, no punching'
+    this.addresses = new AddressCache({ read: async (o) => await (this.c.addresses ?? listAddresses)(o), maxAgeMs: init.addressMaxAgeMs })
     this.task = new RepeatingTask({
       round: async (signal) => {
         await this.once(signal)
@@ -115,9 +122,12 @@ export class NatMonitor {
     try {
       watchAddressChanges(() => {
         this.c.logger.info('network change: checking the NAT mapping again')
+        this.addresses.invalidate()
+        this.sender.reset()
         this.c.onNetworkChange()
         this.task.wake()
       }, this.abort.signal, { routes: true })
+      this.addresses.trustChanges()
     } catch (err) {
       this.c.logger.warn(`not watching for network changes: ${messageOf(err)}`)
     }
@@ -163,14 +173,15 @@ export class NatMonitor {
     this.shrinkTimer = undefined
     this.abort.abort()
     await this.task.stop()
+    this.sender.reset()
   }
 
   private async once (signal: AbortSignal): Promise<void> {
-    const addresses = await (this.c.addresses ?? listAddresses)({ signal })
+    const addresses = await this.addresses.get(signal)
     let stun: StunProbeResult | null = null
     if (this.raw && this.init.stunServers.length > 0) {
       try {
-        stun = await (this.c.probe ?? stunProbe)({ localPort: this.init.listenPort, servers: this.init.stunServers, signal })
+        stun = await (this.c.probe ?? stunProbe)({ localPort: this.init.listenPort, servers: this.init.stunServers, signal }, { openSender: this.sender.lend })
         for (const f of stun.failures) this.c.logger.debug(`STUN ${f.server}: ${f.reason}`)
         for (const ms of stun.roundTripsMs ?? []) this.c.observer?.stunRoundTrip?.(ms)
       } catch (err) {
