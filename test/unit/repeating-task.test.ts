@@ -124,4 +124,18 @@ describe('RepeatingTask', () => {
     await vi.advanceTimersByTimeAsync(120_000)
     expect(h.rounds()).toBe(1)
   })
+
+  it('a round that asks for no wait still lets timers run before the next round (no starving the event loop)', async () => {
+    vi.useRealTimers()
+    let timerRan = false
+    let roundsBeforeTimer = 0
+    const t = new RepeatingTask({ round: async () => { if (!timerRan) roundsBeforeTimer++; return timerRan ? 60_000 : 0 }, onError: () => 0 })
+    tasks.push(t)
+    setTimeout(() => { timerRan = true }, 0)
+    t.start()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(timerRan).toBe(true)
+    expect(roundsBeforeTimer).toBeLessThan(100)
+  })
 })
+
