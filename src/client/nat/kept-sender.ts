@@ -9,7 +9,9 @@ import { openUdpSender, type RawUdpSender } from '../../shared/raw-udp.js'
 export class KeptSender {
   private sender: RawUdpSender | undefined
 
-  constructor (private readonly open: () => RawUdpSender = openUdpSender) {}
+  private readonly open: () => RawUdpSender
+
+  constructor (open?: () => RawUdpSender) { this.open = open ?? (() => openUdpSender()) }
 
   /** A sender for one exchange (stun-probe's `openSender`): its close() keeps the socket for the next exchange. */
   readonly lend = (): RawUdpSender => {

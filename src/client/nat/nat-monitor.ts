@@ -3,7 +3,7 @@ import { formatEndpoint, type Endpoint, type Prefix } from '../../shared/ip.js'
 import type { Logger } from '../../shared/log.js'
 import { listAddresses, watchAddressChanges } from '../../shared/netlink-addresses.js'
 import { PROTOCOL_LIMITS, type Announce } from '../../shared/protocol.js'
-import { RawSocketUnavailable, rawSocketProblem } from '../../shared/raw-udp.js'
+import { RawSocketUnavailable, rawSocketProblem, type RawUdpSender } from '../../shared/raw-udp.js'
 import { RepeatingTask } from '../../shared/repeating-task.js'
 import { sleep } from '../../shared/sleep.js'
 import type { MeshObserver } from '../observe/mesh-observer.js'
@@ -58,6 +58,8 @@ export interface NatMonitorComponents {
   portMapping?: () => string | null
   /** Told about STUN round trips and NAT changes (metrics). */
   observer?: MeshObserver
+  /** Opens the raw send socket kept between checks (tests). @default openUdpSender */
+  openSender?: () => RawUdpSender
   /** Why the raw-socket addon cannot load, or null (tests). @default rawSocketProblem */
   rawCheck?: () => string | null
 }
@@ -70,7 +72,9 @@ export class NatMonitor {
   private readonly task: RepeatingTask
   private readonly abort = new AbortController()
   private readonly addresses: AddressCache
-  private readonly sender = new KeptSender()
+  private readonly sender: KeptSender
+  /** Netlink change notifications are subscribed (they reset the kept sender when routes or addresses change). */
+  private changesWatched = false
   private raw: boolean
   private _current: Discovery | null = null
   private announced = ''
@@ -82,6 +86,7 @@ export class NatMonitor {
   constructor (private readonly init: NatMonitorInit, private readonly c: NatMonitorComponents) {
     this.raw = init.raw ?? true
     if (!this.raw) this._rawProblem = 'raw sockets off (--no-raw): no STUN from the WireGuard port, no punching'
+    this.sender = new KeptSender(c.openSender)
     this.addresses = new AddressCache({ read: async (o) => await (this.c.addresses ?? listAddresses)(o), maxAgeMs: init.addressMaxAgeMs })
     this.task = new RepeatingTask({
       round: async (signal) => {
@@ -128,6 +133,7 @@ export class NatMonitor {
         this.task.wake()
       }, this.abort.signal, { routes: true })
       this.addresses.trustChanges()
+      this.changesWatched = true
     } catch (err) {
       this.c.logger.warn(`not watching for network changes: ${messageOf(err)}`)
     }
@@ -182,6 +188,8 @@ export class NatMonitor {
     if (this.raw && this.init.stunServers.length > 0) {
       try {
         stun = await (this.c.probe ?? stunProbe)({ localPort: this.init.listenPort, servers: this.init.stunServers, signal }, { openSender: this.sender.lend })
+        // Not one answer (a stale source address, say), or no notifications to tell us of a change: a fresh socket next time.
+        if (stun.samples.length === 0 || !this.changesWatched) this.sender.reset()
         for (const f of stun.failures) this.c.logger.debug(`STUN ${f.server}: ${f.reason}`)
         for (const ms of stun.roundTripsMs ?? []) this.c.observer?.stunRoundTrip?.(ms)
       } catch (err) {
