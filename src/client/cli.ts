@@ -126,7 +126,8 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgC
     throw err
   }
   const started = client
-  const reporter = new PathReporter({}, { status: () => started.status(), version: () => started.pathsVersion, send: async (r, signal) => { await started.registryClient.report(r, signal) }, logger, observer: metrics?.observer })
+  const reporter = new PathReporter({}, { status: () => started.status(), version: () => started.pathsVersion, notified: true, send: async (r, signal) => { await started.registryClient.report(r, signal) }, logger, observer: metrics?.observer })
+  started.onPathsChanged = () => { reporter.changed() }
   reporter.start()
   return { client, async stop () { await reporter.stop(); await http?.close(); await started.stop() } }
 }

@@ -174,6 +174,8 @@ export class MeshClient {
   })
   /** Bumped when a peer's path or endpoint may have changed (see PathReporter's `version`). */
   pathsVersion = 0
+  /** Called whenever pathsVersion is bumped (the path reporter sleeps until then instead of polling it). */
+  onPathsChanged: (() => void) | undefined
   /** Running mean of a sync cycle's CPU (ms): reads for retries are spaced to stay within a budget (read-budget.ts). */
   private cycleCpuMs: number | undefined
 
@@ -326,7 +328,7 @@ export class MeshClient {
         if (res.version !== version || res.full) this.takeTable(res)
         if (!res.full) await this.waitTableTaken(signal)
         version = res.version
-        if (res.relay !== this.registryState.relay) this.pathsVersion++
+        if (res.relay !== this.registryState.relay) { this.pathsVersion++; this.onPathsChanged?.() }
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
         const selfMoved = res.self.endpoint !== this.selfEntry?.endpoint
         this.selfEntry = res.self
@@ -502,7 +504,7 @@ export class MeshClient {
     const previous = this.tracks
     this.tracks = out.tracks
     this.switches.plan(plannedSwitches(this.tracks, this.desired, this.timing.keepaliveS))
-    if (out.events.length > 0 || out.changes.length > 0 || vetted) this.pathsVersion++
+    if (out.events.length > 0 || out.changes.length > 0 || vetted) { this.pathsVersion++; this.onPathsChanged?.() }
     for (const resolve of waiters) resolve()
     if (!this.natStarted && this.desired !== null) {
       // NAT discovery (netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table

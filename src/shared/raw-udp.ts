@@ -94,6 +94,11 @@ export interface RawUdpReceiverInit {
   onPacket: (packet: Ipv4UdpPacket) => void
   /** Closes the receiver on abort. */
   signal?: AbortSignal
+  /**
+   * User-space buffer for one received packet, allocated (zeroed) when the socket opens. Longer datagrams arrive
+   * truncated: to `dstPort` they are counted as malformed. @default 65535, the largest IPv4 datagram
+   */
+  packetBytes?: number
 }
 
 /** Counters of one receiver: datagrams are cheap to count and expensive to log. */
@@ -313,7 +318,7 @@ export function openUdpReceiver (init: RawUdpReceiverInit): RawUdpReceiver {
   const stats: RawUdpReceiverStats = { seen: 0, otherPort: 0, malformed: 0, delivered: 0, handlerErrors: 0, socketErrors: 0 }
   let closed = false
   signal?.throwIfAborted()
-  const socket = openRawSocket(IpProtocol.UDP, 'raw UDP receive', RAW_RECEIVE_PACKET_BYTES)
+  const socket = openRawSocket(IpProtocol.UDP, 'raw UDP receive', init.packetBytes ?? RAW_RECEIVE_PACKET_BYTES)
   try {
     socket.setOption(SOL_SOCKET, SO_RCVBUF, RAW_RECEIVE_BUFFER_BYTES)
   } catch {

@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { NatMonitor, type NatMonitorComponents, type NatMonitorInit } from '../../src/client/nat/nat-monitor.js'
-import type { StunProbeInit, StunProbeResult } from '../../src/client/nat/stun-probe.js'
+import type { StunProbeComponents, StunProbeInit, StunProbeResult } from '../../src/client/nat/stun-probe.js'
 import { formatEndpoint, parsePrefix, type Endpoint } from '../../src/shared/ip.js'
 import { silentLogger } from '../../src/shared/log.js'
 import type { NetlinkAddress, NetworkChange } from '../../src/shared/netlink-addresses.js'
 import type { Announce } from '../../src/shared/protocol.js'
-import { RawSocketUnavailable } from '../../src/shared/raw-udp.js'
+import { RawSocketUnavailable, type RawUdpSender } from '../../src/shared/raw-udp.js'
 import { ep } from '../helpers/fake-wg.js'
 
 /**
@@ -112,7 +112,7 @@ function harness (w: World, init: Partial<NatMonitorInit> = {}, extra: Partial<N
   const logger = silentLogger()
   const warn = vi.spyOn(logger, 'warn')
   const monitor = new NatMonitor(
-    { iface: 'wg0', listenPort: LISTEN_PORT, meshPrefixes: MESH, stunServers: [STUN_1, STUN_2], recheckMs: 5, ...init },
+    { iface: 'wg0', listenPort: LISTEN_PORT, meshPrefixes: MESH, stunServers: [STUN_1, STUN_2], recheckMs: 5, addressMaxAgeMs: 0, ...init },
     { logger, hubView: () => w.hubView, announce, onNetworkChange, probe, addresses, ...extra }
   )
   monitors.push(monitor)
@@ -393,3 +393,89 @@ describe('NatMonitor: network changes', () => {
     expect(watcher.onChange).toBeUndefined()
   })
 })
+
+describe('NatMonitor: the address list between network changes', () => {
+  it('reads the addresses once while netlink reports nothing, again after a reported change (and the change is announced)', async () => {
+    const w = world()
+    const h = harness(w, { addressMaxAgeMs: 60_000 })
+    h.monitor.start()
+    await h.announcedCount(1)
+    const probes = h.probe.mock.calls.length
+    await vi.waitFor(() => { expect(h.probe.mock.calls.length).toBeGreaterThanOrEqual(probes + 5) }, { timeout: 800, interval: 2 })
+    // Five checks (STUN each time), one address dump.
+    expect(h.addresses).toHaveBeenCalledTimes(1)
+    w.addresses = [...w.addresses, addr('wlan0', '10.0.0.5')]
+    await new Promise((resolve) => setTimeout(resolve, 30))
+    // Not seen without a notification...
+    expect(h.announce).toHaveBeenCalledTimes(1)
+    await watcher.onChange?.({ kinds: ['address'] })
+    // ...seen at once after one.
+    await h.announcedCount(2)
+    expect(h.announced[1]).toEqual({ natClass: 'easy', mappedEndpoint: '203.0.113.7:40000', lanEndpoints: ['192.168.1.10:51820', '10.0.0.5:51820'] })
+    expect(h.addresses).toHaveBeenCalledTimes(2)
+  })
+
+  it('without change notifications (the subscription failed), reads the addresses on every check', async () => {
+    watcher.fail = new Error('netlink: cannot subscribe to address changes: EPERM')
+    const w = world()
+    const h = harness(w, { addressMaxAgeMs: 60_000 })
+    h.monitor.start()
+    await h.announcedCount(1)
+    await h.rounds(4)
+    w.addresses = [...w.addresses, addr('wlan0', '10.0.0.5')]
+    await h.announcedCount(2)
+    expect(h.announced[1]?.lanEndpoints).toEqual(['192.168.1.10:51820', '10.0.0.5:51820'])
+  })
+})
+
+describe('NatMonitor: the raw send socket between checks', () => {
+  /** A probe that sends through the socket it is lent, and answers as `answer` says; counts the sockets opened. */
+  function socketHarness (w: World, answer: () => boolean) {
+    let opened = 0
+    const usedBy: number[] = []
+    const openSender = (): RawUdpSender => {
+      const id = ++opened
+      let closed = false
+      return {
+        send: async () => { if (closed) throw new Error('closed'); usedBy.push(id) },
+        close: () => { closed = true }
+      }
+    }
+    const probe = vi.fn(async (i: StunProbeInit, components?: Partial<StunProbeComponents>): Promise<StunProbeResult> => {
+      const sender = components!.openSender!()
+      await sender.send({ srcPort: i.localPort, dst: i.servers[0]!, payload: new Uint8Array(1) })
+      sender.close()
+      const ok = answer()
+      return {
+        samples: ok ? i.servers.map((s) => ({ server: formatEndpoint(s), mapped: MAPPED })) : [],
+        failures: ok ? [] : i.servers.map((s) => ({ server: formatEndpoint(s), reason: 'no response' })),
+        receiverStats: { seen: 0, otherPort: 0, malformed: 0, delivered: 0, handlerErrors: 0, socketErrors: 0 }
+      }
+    })
+    const h = harness(w, {}, { probe, openSender })
+    return { h, usedBy, probe, opened: () => opened }
+  }
+
+  it('keeps one socket while nothing changes; a network change or a check without any answer opens a fresh one', async () => {
+    let answers = true
+    const s = socketHarness(world(), () => answers)
+    s.h.monitor.start()
+    await vi.waitFor(() => { expect(s.usedBy.length).toBeGreaterThanOrEqual(5) }, { timeout: 800, interval: 2 })
+    expect(new Set(s.usedBy)).toEqual(new Set([1]))
+    await watcher.onChange?.({ kinds: ['route'] })
+    const afterChange = s.usedBy.length
+    await vi.waitFor(() => { expect(s.usedBy.length).toBeGreaterThanOrEqual(afterChange + 3) }, { timeout: 800, interval: 2 })
+    expect(s.usedBy.slice(afterChange)).toEqual(s.usedBy.slice(afterChange).map(() => 2))
+    answers = false
+    await vi.waitFor(() => { expect(s.opened()).toBeGreaterThanOrEqual(5) }, { timeout: 800, interval: 2 })
+  })
+
+  it('without change notifications: a fresh socket for every check, as before', async () => {
+    watcher.fail = new Error('netlink: cannot subscribe to address changes: EPERM')
+    const s = socketHarness(world(), () => true)
+    s.h.monitor.start()
+    await vi.waitFor(() => { expect(s.usedBy.length).toBeGreaterThanOrEqual(4) }, { timeout: 800, interval: 2 })
+    expect(new Set(s.usedBy).size).toBe(s.usedBy.length)
+  })
+})
+

@@ -77,4 +77,66 @@ describe('PathReporter', () => {
     expect(errors).toHaveBeenCalledWith('report')
     expect(warn).toHaveBeenCalledTimes(1)
   })
+
+  it('notified of changes: no look at the version between changes, a report within minIntervalMs of a change, refresh on time', async () => {
+    vi.useFakeTimers()
+    try {
+      let version = 1
+      let path: PeerStatus['path'] = 'trying'
+      const looks = vi.fn(() => version)
+      const sent: Array<{ atMs: number, path: string | undefined }> = []
+      const t0 = Date.now()
+      const r = new PathReporter({ minIntervalMs: 1000, refreshMs: 60_000 }, { status: () => status(path), version: looks, notified: true, send: async (rep) => { sent.push({ atMs: Date.now() - t0, path: rep.peers[0]?.path }) }, logger: silentLogger() })
+      reporters.push(r)
+      r.start()
+      await vi.advanceTimersByTimeAsync(0)
+      expect(sent).toEqual([{ atMs: 0, path: 'trying' }])
+      const looked = looks.mock.calls.length
+      await vi.advanceTimersByTimeAsync(30_000)
+      // Asleep: the version is not even read while nothing is said to change.
+      expect(looks.mock.calls.length).toBe(looked)
+      // A change 200 ms after a report waits out the minimum interval; a burst of changes is one report.
+      path = 'direct'; version++; r.changed()
+      await vi.advanceTimersByTimeAsync(0)
+      expect(sent.at(-1)).toEqual({ atMs: 30_000, path: 'direct' })
+      path = 'via hub'; version++; r.changed()
+      await vi.advanceTimersByTimeAsync(200)
+      path = 'direct'; version++; r.changed()
+      path = 'unreachable'; version++; r.changed()
+      await vi.advanceTimersByTimeAsync(799)
+      expect(sent).toHaveLength(2)
+      await vi.advanceTimersByTimeAsync(1)
+      expect(sent).toHaveLength(3)
+      expect(sent[2]).toEqual({ atMs: 31_000, path: 'unreachable' })
+      // Nothing more until the refresh, 60 s after the last report.
+      await vi.advanceTimersByTimeAsync(59_999)
+      expect(sent).toHaveLength(3)
+      await vi.advanceTimersByTimeAsync(1)
+      expect(sent[3]).toEqual({ atMs: 91_000, path: 'unreachable' })
+      await r.stop()
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('notified of changes while reports fail: keeps to the backoff rather than sending on every change', async () => {
+    vi.useFakeTimers()
+    try {
+      let version = 1
+      const send = vi.fn(async () => { throw new Error('registry answered 503') })
+      const r = new PathReporter({ minIntervalMs: 1000, refreshMs: 60_000 }, { status: () => status('direct'), version: () => version, notified: true, send, logger: silentLogger() })
+      reporters.push(r)
+      r.start()
+      await vi.advanceTimersByTimeAsync(0)
+      expect(send).toHaveBeenCalledTimes(1)
+      // Backoff 2 s: changes every 100 ms meanwhile do not bring the retry forward.
+      for (let i = 0; i < 19; i++) { version++; r.changed(); await vi.advanceTimersByTimeAsync(100) }
+      expect(send).toHaveBeenCalledTimes(1)
+      await vi.advanceTimersByTimeAsync(100)
+      expect(send).toHaveBeenCalledTimes(2)
+      await r.stop()
+    } finally {
+      vi.useRealTimers()
+    }
+  })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { stunProbe, type StunProbeComponents } from '../../src/client/nat/stun-probe.js'
+import { STUN_RECEIVE_PACKET_BYTES, stunProbe, type StunProbeComponents } from '../../src/client/nat/stun-probe.js'
 import { RawSocketUnavailable, RawUdpError, type RawUdpReceiverInit, type RawUdpSendInit } from '../../src/shared/raw-udp.js'
 import {
   StunClass,
@@ -64,7 +64,7 @@ function fakeNet (servers: Record<string, Behaviour>, opts: { sendError?: (init:
       }
     }
   }
-  return { components, sent, counts, isOpen: () => receiverOpen || senderOpen }
+  return { components, sent, counts, isOpen: () => receiverOpen || senderOpen, receiverInit: () => receiver }
 }
 
 /** A server behind which we appear as `mapped`. */
@@ -96,6 +96,11 @@ describe('stunProbe', () => {
     const [first, second] = net.sent.map(s => decodeStunMessage(Buffer.from(s.payload)).transactionId.toString('hex'))
     expect(first).not.toBe(second)
     expect(net.isOpen()).toBe(false)
+    // A small packet buffer (not the raw receiver's 64 KB), still far larger than a response with every attribute.
+    const largest = encodeBindingSuccess(Buffer.alloc(12, 0xff), { address: '255.255.255.255', port: 65535 }).length + 20 + 8
+    expect(net.receiverInit()?.packetBytes).toBe(STUN_RECEIVE_PACKET_BYTES)
+    expect(STUN_RECEIVE_PACKET_BYTES).toBeGreaterThanOrEqual(1500)
+    expect(largest).toBeLessThan(STUN_RECEIVE_PACKET_BYTES)
   })
 
   it('returns as soon as every server has answered', async () => {

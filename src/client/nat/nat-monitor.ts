@@ -3,9 +3,12 @@ import { formatEndpoint, type Endpoint, type Prefix } from '../../shared/ip.js'
 import type { Logger } from '../../shared/log.js'
 import { listAddresses, watchAddressChanges } from '../../shared/netlink-addresses.js'
 import { PROTOCOL_LIMITS, type Announce } from '../../shared/protocol.js'
-import { RawSocketUnavailable, rawSocketProblem } from '../../shared/raw-udp.js'
-import { sleep, Wakeup } from '../../shared/sleep.js'
+import { RawSocketUnavailable, rawSocketProblem, type RawUdpSender } from '../../shared/raw-udp.js'
+import { RepeatingTask } from '../../shared/repeating-task.js'
+import { sleep } from '../../shared/sleep.js'
 import type { MeshObserver } from '../observe/mesh-observer.js'
+import { AddressCache } from './address-cache.js'
+import { KeptSender } from './kept-sender.js'
 import { discover, type Discovery } from './nat-discovery.js'
 import { stunProbe, type StunProbeResult } from './stun-probe.js'
 import { READY_SHRINK_HOLD_MS, onlyReadyShrank } from './ready-shrink.js'
@@ -31,6 +34,8 @@ export interface NatMonitorInit {
   raw?: boolean
   recheckMs?: number
   failureRetryMs?: number
+  /** Reuse the address list this long while netlink reports no change (0: read it every check). @default ADDRESS_CACHE_MAX_AGE_MS */
+  addressMaxAgeMs?: number
 }
 
 export interface NatMonitorComponents {
@@ -53,6 +58,8 @@ export interface NatMonitorComponents {
   portMapping?: () => string | null
   /** Told about STUN round trips and NAT changes (metrics). */
   observer?: MeshObserver
+  /** Opens the raw send socket kept between checks (tests). @default openUdpSender */
+  openSender?: () => RawUdpSender
   /** Why the raw-socket addon cannot load, or null (tests). @default rawSocketProblem */
   rawCheck?: () => string | null
 }
@@ -62,12 +69,15 @@ export interface NatMonitorComponents {
  * every `recheckMs`, on netlink address/link/route events and on demand. Its loop never throws.
  */
 export class NatMonitor {
+  private readonly task: RepeatingTask
   private readonly abort = new AbortController()
-  private readonly wakeup = new Wakeup()
+  private readonly addresses: AddressCache
+  private readonly sender: KeptSender
+  /** Netlink change notifications are subscribed (they reset the kept sender when routes or addresses change). */
+  private changesWatched = false
   private raw: boolean
   private _current: Discovery | null = null
   private announced = ''
-  private loop: Promise<void> | undefined
   private lastSamples = new Map<string, string>()
   private _rawProblem: string | null = null
   private lastSent: Announce | undefined
@@ -76,6 +86,19 @@ export class NatMonitor {
   constructor (private readonly init: NatMonitorInit, private readonly c: NatMonitorComponents) {
     this.raw = init.raw ?? true
     if (!this.raw) this._rawProblem = 'raw sockets off (--no-raw): no STUN from the WireGuard port, no punching'
+    this.sender = new KeptSender(c.openSender)
+    this.addresses = new AddressCache({ read: async (o) => await (this.c.addresses ?? listAddresses)(o), maxAgeMs: init.addressMaxAgeMs })
+    this.task = new RepeatingTask({
+      round: async (signal) => {
+        await this.once(signal)
+        return this.init.recheckMs ?? NAT_RECHECK_MS
+      },
+      onError: (err) => {
+        this.c.logger.warn(`NAT discovery failed, will retry: ${messageOf(err)}`)
+        this.announced = ''
+        return this.init.failureRetryMs ?? NAT_FAILURE_RETRY_MS
+      }
+    })
   }
 
   get current (): Discovery | null { return this._current }
@@ -104,22 +127,26 @@ export class NatMonitor {
     try {
       watchAddressChanges(() => {
         this.c.logger.info('network change: checking the NAT mapping again')
+        this.addresses.invalidate()
+        this.sender.reset()
         this.c.onNetworkChange()
-        this.wakeup.wake()
+        this.task.wake()
       }, this.abort.signal, { routes: true })
+      this.addresses.trustChanges()
+      this.changesWatched = true
     } catch (err) {
       this.c.logger.warn(`not watching for network changes: ${messageOf(err)}`)
     }
-    this.loop = this.run()
+    this.task.start()
   }
 
   /** Check again now (the registry's view of us changed, say). */
-  recheck (): void { this.wakeup.wake() }
+  recheck (): void { this.task.wake() }
 
   /** Send the current findings again if what we would announce changed (the ready list, say); no new probe. */
   async announceNow (): Promise<void> {
     if (this._current === null || this.c.hubView() === null) return
-    await this.send(this._current.announce, this.abort.signal, true)
+    await this.send(this._current.announce, this.task.signal, true)
   }
 
   private async send (found: Announce, signal: AbortSignal, onDemand = false): Promise<void> {
@@ -151,32 +178,18 @@ export class NatMonitor {
     clearTimeout(this.shrinkTimer)
     this.shrinkTimer = undefined
     this.abort.abort()
-    this.wakeup.wake()
-    await this.loop
-  }
-
-  private async run (): Promise<void> {
-    const signal = this.abort.signal
-    while (!signal.aborted) {
-      try {
-        await this.once(signal)
-      } catch (err) {
-        if (signal.aborted) break
-        this.c.logger.warn(`NAT discovery failed, will retry: ${messageOf(err)}`)
-        this.announced = ''
-        await sleep(this.init.failureRetryMs ?? NAT_FAILURE_RETRY_MS, signal)
-        continue
-      }
-      await this.wakeup.wait(this.init.recheckMs ?? NAT_RECHECK_MS, signal)
-    }
+    await this.task.stop()
+    this.sender.reset()
   }
 
   private async once (signal: AbortSignal): Promise<void> {
-    const addresses = await (this.c.addresses ?? listAddresses)({ signal })
+    const addresses = await this.addresses.get(signal)
     let stun: StunProbeResult | null = null
     if (this.raw && this.init.stunServers.length > 0) {
       try {
-        stun = await (this.c.probe ?? stunProbe)({ localPort: this.init.listenPort, servers: this.init.stunServers, signal })
+        stun = await (this.c.probe ?? stunProbe)({ localPort: this.init.listenPort, servers: this.init.stunServers, signal }, { openSender: this.sender.lend })
+        // Not one answer (a stale source address, say), or no notifications to tell us of a change: a fresh socket next time.
+        if (stun.samples.length === 0 || !this.changesWatched) this.sender.reset()
         for (const f of stun.failures) this.c.logger.debug(`STUN ${f.server}: ${f.reason}`)
         for (const ms of stun.roundTripsMs ?? []) this.c.observer?.stunRoundTrip?.(ms)
       } catch (err) {

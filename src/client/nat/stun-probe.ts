@@ -29,6 +29,12 @@ export const STUN_PROBE_TIMEOUT_MS = 1_500
  * we keep the doubling but fit `1 + retries` sends into the timeout (RTO = timeout / (2^(retries+1) - 1)).
  */
 export const STUN_PROBE_RETRIES = 2
+/**
+ * Packet buffer of the probe's raw receive socket: a Binding response is a few dozen bytes (RFC 8489 keeps
+ * messages under 576 bytes over IPv4 unless the path MTU is known), so 4 KB, not the 64 KB a raw receiver takes
+ * by default, allocated afresh for every probe (every NAT check, 2 s apart).
+ */
+export const STUN_RECEIVE_PACKET_BYTES = 4096
 
 export interface StunProbeInit {
   /** The port requests leave from and replies come back to: WireGuard's listenPort. */
@@ -153,7 +159,7 @@ export async function stunProbe (init: StunProbeInit, components: Partial<StunPr
   let receiver: RawUdpReceiver | undefined
   let sender: RawUdpSender | undefined
   try {
-    receiver = openReceiver({ dstPort: localPort, onPacket: onResponse, signal: inner.signal })
+    receiver = openReceiver({ dstPort: localPort, onPacket: onResponse, signal: inner.signal, packetBytes: STUN_RECEIVE_PACKET_BYTES })
     sender = openSender()
     const rtoMs = timeoutMs / (2 ** (retries + 1) - 1)
     const deadline = Date.now() + timeoutMs

@@ -1,7 +1,7 @@
 import { messageOf } from '../../shared/errors.js'
 import { formatEndpoint } from '../../shared/ip.js'
 import type { Logger } from '../../shared/log.js'
-import { Wakeup } from '../../shared/sleep.js'
+import { RepeatingTask } from '../../shared/repeating-task.js'
 import { defaultGateway } from './default-gateway.js'
 import { natPmpMap } from './nat-pmp-client.js'
 import { pcpMap } from './pcp-client.js'
@@ -72,12 +72,10 @@ export interface PortMappingStatus {
  * every `retryMs` or on a network change. Its loop never throws.
  */
 export class PortMapper {
-  private readonly abort = new AbortController()
-  private readonly wakeup = new Wakeup()
+  private readonly task: RepeatingTask
   private readonly cfg: Required<PortMapperInit>
   private readonly nowMs: () => number
   private mapping: { m: PortMapping, gateway: string, renewAtMs: number } | null = null
-  private loop: Promise<void> | undefined
   private cleanups = new Set<Promise<void>>()
   private lastAttemptMs = Number.NEGATIVE_INFINITY
   private lastError = ''
@@ -88,6 +86,16 @@ export class PortMapper {
   constructor (init: PortMapperInit, private readonly c: PortMapperComponents) {
     this.cfg = { ...PORT_MAPPER_DEFAULTS, ...init } as Required<PortMapperInit>
     this.nowMs = c.nowMs ?? Date.now
+    this.task = new RepeatingTask({
+      round: async (signal) => {
+        await this.step(signal)
+        return this.waitMs()
+      },
+      onError: (err) => {
+        this.c.logger.warn(`port mapping: ${messageOf(err)}`)
+        return this.waitMs()
+      }
+    })
   }
 
   /** The mapping in force, if any. */
@@ -99,16 +107,14 @@ export class PortMapper {
     return { protocol: m.m.protocol, endpoint: formatEndpoint(m.m.external), gateway: m.gateway, lifetimeS: m.m.lifetimeS, renewAtS: Math.floor(m.renewAtMs / 1000) }
   }
 
-  start (): void { this.loop = this.run() }
+  start (): void { this.task.start() }
 
   /** The network changed: check the gateway again (and ask again if we have no mapping). */
-  recheck (): void { this.rechecking = true; this.wakeup.wake() }
+  recheck (): void { this.rechecking = true; this.task.wake() }
 
   /** Stop, and delete the mapping on the gateway (waits at most removeTimeoutMs). */
   async stop (): Promise<void> {
-    this.abort.abort()
-    this.wakeup.wake()
-    await this.loop
+    await this.task.stop()
     await Promise.all(this.cleanups)
     const held = this.mapping
     this.mapping = null
@@ -121,20 +127,11 @@ export class PortMapper {
     }
   }
 
-  private async run (): Promise<void> {
-    const signal = this.abort.signal
-    while (!signal.aborted) {
-      try {
-        await this.step(signal)
-      } catch (err) {
-        if (signal.aborted) break
-        this.c.logger.warn(`port mapping: ${messageOf(err)}`)
-      }
-      const waitMs = this.mapping !== null
-        ? Math.max(0, this.mapping.renewAtMs - this.nowMs())
-        : Math.max(0, this.nextAttemptMs() - this.nowMs())
-      await this.wakeup.wait(waitMs, signal)
-    }
+  /** Until the renewal, or the next attempt. */
+  private waitMs (): number {
+    return this.mapping !== null
+      ? Math.max(0, this.mapping.renewAtMs - this.nowMs())
+      : Math.max(0, this.nextAttemptMs() - this.nowMs())
   }
 
   private async step (signal: AbortSignal): Promise<void> {
