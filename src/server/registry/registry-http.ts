@@ -84,11 +84,12 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
         throw new HttpError(429, `too many requests at once; at most ${limits.limits.maxRequestsPerPeer}`, undefined, { 'retry-after': '1' })
       }
       res.once('close', release)
+      service.noteRequest(caller)
       const url = new URL(req.url ?? '/', 'http://registry')
       const route = `${req.method ?? ''} ${url.pathname}`
       logger.debug({ peer: shortKey(caller), route }, 'request')
       switch (route) {
-        case `GET ${API.table}`: return await table(req, res, url, caller)
+        case `GET ${API.table}`: return table(res, url, caller)
         case `POST ${API.announce}`: return await announce(req, res, caller)
         case `POST ${API.wgnatKeepalive}`: return wgnatKeepalive(res, url, caller)
         case `POST ${API.report}`: if (opts.reports !== undefined) return await report(req, res, caller, opts.reports)
@@ -96,21 +97,36 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
         default: throw new HttpError(404, `no such endpoint: ${quote(route)}`)
       }
     } catch (err) {
-      const status = err instanceof HttpError ? err.status : 500
-      if (status === 500) logger.warn(`request failed: ${messageOf(err)}`)
-      if (res.headersSent) { res.destroy(); return }
-      const body = err instanceof HttpError && err.body !== undefined ? err.body : JSON.stringify({ error: messageOf(err) })
-      send(res, status, body, err instanceof HttpError ? err.headers : {})
+      fail(res, err)
     }
   }
 
-  async function table (req: IncomingMessage, res: ServerResponse, url: URL, caller: string): Promise<void> {
+  function fail (res: ServerResponse, err: unknown): void {
+    const status = err instanceof HttpError ? err.status : 500
+    if (status === 500) logger.warn(`request failed: ${messageOf(err)}`)
+    if (res.headersSent) { res.destroy(); return }
+    const body = err instanceof HttpError && err.body !== undefined ? err.body : JSON.stringify({ error: messageOf(err) })
+    send(res, status, body, err instanceof HttpError ? err.headers : {})
+  }
+
+  /**
+   * A long-poll is held as one waiter with one closure (no suspended async frames, no `URL`): at 10,000 held
+   * long-polls those are megabytes (issue 16).
+   */
+  function table (res: ServerResponse, url: URL, caller: string): void {
     const since = intParam(url, 'since', 0, Number.MAX_SAFE_INTEGER)
     const waitS = intParam(url, 'wait', 0, MAX_WAIT_S)
     if (since > 0 && waitS > 0) {
-      await service.changedSince(since, waitS * 1000)
-      if (res.destroyed) return
+      service.whenChanged(since, waitS * 1000, () => {
+        if (res.destroyed) return
+        try { tableAnswer(res, since, caller) } catch (err) { fail(res, err) }
+      })
+      return
     }
+    tableAnswer(res, since, caller)
+  }
+
+  function tableAnswer (res: ServerResponse, since: number, caller: string): void {
     const t = service.table
     const self = t.get(caller)
     if (self === undefined) throw new HttpError(403, 'caller is no longer a peer of this hub')
