@@ -61,7 +61,7 @@ const VICTIMS = 20
 const VICTIM_PAUSE_MS = 20
 const NO_LIMITS = { maxConnectionsPerSource: 1e9, maxRequestsPerPeer: 1e9, fullFetchesPerMinute: 1e9, fullFetchBurst: 1e9 }
 
-interface Usage { rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
+interface Usage { spaces?: Record<string, [number, number]>, rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
 interface AttackResult { full: number, refused: number, errors: number, heldAtEnd: number, connectAttempts: number }
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
@@ -157,7 +157,7 @@ function holdLongPolls (port: number, version: number): () => void {
 async function scenario (port: number, server: ChildProcess, name: string): Promise<Record<string, number>> {
   const attackerAddress = peerAddress(0)
   let stopPolls: (() => void) | undefined
-  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN }
+  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN, reads: NaN }
   if (name === 'longpoll') {
     const first = await get(port, '/v1/table', peerAddress(VICTIMS + 1), new Agent())
     stopPolls = holdLongPolls(port, (JSON.parse(first.body) as { version: number }).version)
@@ -179,8 +179,11 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
       heapUsed: u1.heapUsed / 1048576,
       heapTotal: u1.heapTotal / 1048576,
       external: u1.external / 1048576,
-      waiting: u1.waiting
+      waiting: u1.waiting,
+      reads: u1.readMs.length - u0.readMs.length
     }
+    const spaces = Object.entries(u1.spaces ?? {}).filter(([, [size]]) => size >= 0.5).map(([name, [size, used]]) => `${name} ${size.toFixed(1)}/${used.toFixed(1)}`)
+    console.error(`registry-load: longpoll idle window: V8 spaces committed/used (MB): ${spaces.join(', ')}`)
   }
   let attacker: ChildProcess | undefined
   if (name === 'full-loop' || name === 'hammer') {
@@ -236,7 +239,8 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     idleHeapUsed: idle.heapUsed,
     idleHeapTotal: idle.heapTotal,
     idleExternal: idle.external,
-    idleWaiting: idle.waiting
+    idleWaiting: idle.waiting,
+    idleReads: idle.reads
   }
 }
 
@@ -275,14 +279,14 @@ async function main (): Promise<void> {
         console.log(row)
         rows.push(row)
         if (name === 'longpoll') {
-          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} |`)
+          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} | ${(m('idleCpuPct') + m('idleChildCpuPct')).toFixed(2)} | ${m('idleReads').toFixed(0)} |`)
         }
       }
     }
     if (idleRows.length > 0) {
       console.log(`\nAll peers long-polling, nothing else, ${IDLE_SECONDS} s (medians):\n`)
-      console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) |')
-      console.log('| --- | --- | --- | --- | --- | --- | --- |')
+      console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) | both (% core) | interface reads |')
+      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
       for (const r of idleRows) console.log(r)
     }
   } finally {

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { writeHeapSnapshot } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { Session } from 'node:inspector/promises'
 import { writeFileSync } from 'node:fs'
 import { closeAll, listenOn, registryHandler } from '../../src/server/registry/registry-http.js'
@@ -95,6 +95,8 @@ process.on('message', (msg: { profile?: boolean, move?: number, usage?: boolean,
       readMs: [...readMs],
       loopP99Ms: loop.percentile(99) / 1e6,
       loopMaxMs: loop.max / 1e6,
+      // V8's spaces (MB committed / used): where the heap's size goes.
+      spaces: Object.fromEntries(getHeapSpaceStatistics().map((sp) => [sp.space_name, [sp.physical_space_size / 1048576, sp.space_used_size / 1048576]])),
       load: handler.limits.load
     })
   }

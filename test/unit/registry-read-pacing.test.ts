@@ -1,4 +1,6 @@
+import { request, type Server } from 'node:http'
 import { afterEach, describe, expect, it } from 'vitest'
+import { closeAll, listenOn, registryHandler } from '../../src/server/registry/registry-http.js'
 import { RegistryService } from '../../src/server/registry/registry-service.js'
 import { silentLogger } from '../../src/shared/log.js'
 import { FakeWg, ep, newPeer } from '../helpers/fake-wg.js'
@@ -23,6 +25,19 @@ function hub (): FakeWg {
     ]
   })
   return fake
+}
+
+const PORT = 20000 + Math.floor(Math.random() * 20000)
+
+function call (from: string, method: string, path: string, body?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: PORT, method, path, localAddress: from, agent: false }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
 }
 
 const announce = (port: number): Parameters<RegistryService['announce']>[1] => ({ natClass: 'easy', mappedEndpoint: `198.18.11.2:${port}`, lanEndpoints: [], ready: [] })
@@ -120,5 +135,30 @@ describe('RegistryService read pacing (issue 16)', () => {
     service.noteRequest(C)
     await sleep(100)
     expect(fake.showCalls).toBe(1)
+  })
+
+  describe('over HTTP', () => {
+    let servers: Server[] = []
+    afterEach(async () => { await closeAll(servers); servers = [] })
+
+    it('a full table prompts a read, a delta or a long-poll from an online peer does not; a changed announcement does', async () => {
+      const fake = hub()
+      // Loopback stands in for the tunnel: 127.0.0.2 is A (online, with an endpoint).
+      await fake.set('wg0', [{ publicKey: A, allowedIps: ['127.0.0.2/32'] }])
+      service = new RegistryService({ iface: 'wg0', pollMs: POLL_MS, idleReadMs: IDLE_MS }, { wg: fake, logger: silentLogger() })
+      await service.start()
+      servers = await listenOn(['127.0.0.1'], PORT, registryHandler(service, silentLogger()))
+      expect(await call('127.0.0.2', 'GET', '/v1/table')).toBe(200)
+      await sleep(POLL_MS * 3)
+      expect(fake.showCalls).toBe(2)
+      const v = service.table.version
+      expect(await call('127.0.0.2', 'GET', `/v1/table?since=${v}`)).toBe(200)
+      expect(await call('127.0.0.2', 'GET', `/v1/table?since=${v}&wait=1`)).toBe(200)
+      await sleep(POLL_MS * 3)
+      expect(fake.showCalls).toBe(2)
+      expect(await call('127.0.0.2', 'POST', '/v1/announce', JSON.stringify(announce(3000)))).toBe(204)
+      await sleep(POLL_MS * 3)
+      expect(fake.showCalls).toBe(3)
+    })
   })
 })

@@ -5,9 +5,9 @@
  * a `pollMs` when something does:
  * - idle: every `pollMs` per {@link IDLE_READ_PEERS_PER_POLL} peers, at most {@link MAX_IDLE_READ_POLLS} `pollMs`
  *   (1 s up to 1,000 peers, 10 s from 9,001 peers on, with the default `--poll` of 1 s);
- * - prompted (a peer changed its announcement, or a peer the table shows offline or without an endpoint made a
- *   request: both mean its packets reach the hub from where the table may not know yet): `pollMs` after the start of
- *   the last read, at once if that is past.
+ * - prompted (a peer changed its announcement, asked for the full table, or made a request while the table shows it
+ *   offline or without an endpoint: each means its packets reach the hub from where the table may not know yet, a
+ *   client starting, moving or coming up): `pollMs` after the start of the last read, at once if that is past.
  * Pure: the service keeps the clock and the timer.
  */
 

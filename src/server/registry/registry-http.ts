@@ -116,6 +116,8 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
   function table (res: ServerResponse, url: URL, caller: string): void {
     const since = intParam(url, 'since', 0, Number.MAX_SAFE_INTEGER)
     const waitS = intParam(url, 'wait', 0, MAX_WAIT_S)
+    // A client (re)starting or catching up: the hub may know where it is now better than the table does.
+    if (service.table.answersInFull(since)) service.promptRead()
     if (since > 0 && waitS > 0) {
       service.whenChanged(since, waitS * 1000, () => {
         if (res.destroyed) return
