@@ -22,8 +22,9 @@
  *   over which the registry's RSS, V8 heap and CPU time (its own, and its `wg` runs': cutime + cstime) are read,
  *   then the victims as above. Prints a second table.
  * `--parse all` has the registry parse every line of every read (as before WgDumpReader); `--node-args` runs the
- * registry's node with each `;`-separated set of flags in turn (V8 heap sizing). BENCH_CPU_PROFILE=<file> writes a
- * CPU profile of the registry over the `longpoll` idle window; BENCH_HEAP_SNAPSHOT=1 a heap snapshot in it.
+ * registry's node with each `;`-separated set of flags in turn (V8 heap sizing). BENCH_CPU_PROFILE=<prefix> writes a
+ * CPU profile of the registry over the `longpoll` idle window (<prefix>.<pid>.cpuprofile, one per run); BENCH_HEAP_SNAPSHOT=1
+ * a heap snapshot with nine in ten long-polls held (both distort the figures of their run).
  * `--limits off` raises every per-caller limit out of reach: the registry as it was before them.
  * Prints one Markdown row per device, limits and scenario: medians over the runs.
  */

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Logger } from '../../shared/log.js'
 import { ParseError, messageOf, quote } from '../../shared/errors.js'
 import { normaliseIp } from '../../shared/ip.js'
@@ -83,7 +84,8 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
         overLimit(caller, `over ${limits.limits.maxRequestsPerPeer} requests at once`)
         throw new HttpError(429, `too many requests at once; at most ${limits.limits.maxRequestsPerPeer}`, undefined, { 'retry-after': '1' })
       }
-      res.once('close', release)
+      // `on`, not `once` (a response closes once; release is idempotent): no wrapper kept per held long-poll.
+      res.on('close', release)
       service.noteRequest(caller)
       const url = new URL(req.url ?? '/', 'http://registry')
       const route = `${req.method ?? ''} ${url.pathname}`
@@ -223,6 +225,11 @@ async function readBody (req: IncomingMessage, maxBytes = MAX_REQUEST_BYTES): Pr
 /** Listen on each of `addresses` (the interface's own tunnel addresses) and nowhere else. */
 export async function listenOn (addresses: string[], port: number, handler: RegistryHandler): Promise<Server[]> {
   const servers: Server[] = []
+  // One listener shared by every connection (no closure or `once` wrapper kept per socket: 10,000 long-polls hold
+  // 10,000 sockets); the peer's address is cached on the socket from the 'connection' handler on.
+  function onConnectionClose (this: Socket): void {
+    handler.limits.closeConnection(normaliseIp(this.remoteAddress ?? ''))
+  }
   try {
     for (const address of addresses) {
       const server = createServer((req, res) => { void handler(req, res) })
@@ -230,7 +237,7 @@ export async function listenOn (addresses: string[], port: number, handler: Regi
       server.on('connection', (socket) => {
         const source = normaliseIp(socket.remoteAddress ?? '')
         if (!handler.limits.openConnection(source)) { socket.destroy(); return }
-        socket.once('close', () => handler.limits.closeConnection(source))
+        socket.on('close', onConnectionClose)
       })
       server.keepAliveTimeout = (MAX_WAIT_S + 5) * 1000
       server.headersTimeout = 10_000
