@@ -4,7 +4,7 @@
  *
  *   node dist/scripts/bench/registry-load.js [--peers 10000] [--seconds 10] [--runs 3]
  *        [--scenarios idle,full-loop,hammer,longpoll] [--limits on,off] [--device synthetic|real]
- *        [--idle-seconds 10] [--parse changed|all] [--node-args='<flags>;<other flags>']
+ *        [--idle-seconds 10] [--settle-seconds 2] [--parse changed|all] [--node-args='<flags>;<other flags>']
  *
  * The real RegistryService and HTTP server run in a child process (registry-server.ts) over loopback; each peer's
  * allowed IP is a loopback address (127.1.x.y/32), so a driver binding it is that peer, as over the tunnel.
@@ -18,7 +18,7 @@
  * - `full-loop`: one peer fetches the full table in a loop;
  * - `hammer`: one peer holds up to 10,000 idle connections (re-opened a second after the registry closes them)
  *   and runs 16 full-table loops at once, retrying at once on 429. The attacker runs in its own process.
- * - `longpoll` (issue 16): every other peer holds a long-poll (`wait=60`); first --idle-seconds with nothing else,
+ * - `longpoll` (issue 16): every other peer holds a long-poll (`wait=60`); --settle-seconds after they are all held, --idle-seconds with nothing else,
  *   over which the registry's RSS, V8 heap and CPU time (its own, and its `wg` runs': cutime + cstime) are read,
  *   then the victims as above. Prints a second table.
  * `--parse all` has the registry parse every line of every read (as before WgDumpReader); `--node-args` runs the
@@ -48,11 +48,14 @@ const { values } = parseArgs({
     limits: { type: 'string', default: 'on,off' },
     device: { type: 'string', default: 'synthetic' },
     'idle-seconds': { type: 'string', default: '10' },
+    'settle-seconds': { type: 'string', default: '2' },
     parse: { type: 'string', default: 'changed' },
     'node-args': { type: 'string', default: '' }
   }
 })
 const IDLE_SECONDS = Number(values['idle-seconds'])
+/** Wait between every long-poll held and the start of the idle window (the ramp's GC settles). */
+const SETTLE_SECONDS = Number(values['settle-seconds'])
 /** `--node-args` sets of flags for the registry's node, separated by `;` (each set is run): '' is none. */
 const NODE_ARG_SETS = values['node-args'].split(';').map((set) => set.trim())
 const PEERS = Number(values.peers)
@@ -166,7 +169,7 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     for (let t = Date.now(); Date.now() - t < 120_000; await sleep(500)) {
       if ((await ask<Usage>(server, { usage: true })).waiting >= want) break
     }
-    await sleep(2000)
+    await sleep(SETTLE_SECONDS * 1000)
     server.send({ profile: true })
     const u0 = await ask<Usage>(server, { usage: true })
     await sleep(IDLE_SECONDS * 1000)
@@ -285,7 +288,7 @@ async function main (): Promise<void> {
       }
     }
     if (idleRows.length > 0) {
-      console.log(`\nAll peers long-polling, nothing else, ${IDLE_SECONDS} s (medians):\n`)
+      console.log(`\nAll peers long-polling, nothing else, ${IDLE_SECONDS} s from ${SETTLE_SECONDS} s after they were all held (medians; a client re-polls every 60 s: a window ending past that holds a wave of 10,000 re-polls):\n`)
       console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) | both (% core) | interface reads |')
       console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
       for (const r of idleRows) console.log(r)
