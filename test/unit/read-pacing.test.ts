@@ -7,11 +7,12 @@ describe('idleReadMs', () => {
     [2, 1000, 1000],
     [IDLE_READ_PEERS_PER_POLL, 1000, 1000],
     [IDLE_READ_PEERS_PER_POLL + 1, 1000, 2000],
-    [5000, 1000, 5000],
-    [9001, 1000, 10_000],
-    [10_000, 1000, 10_000],
+    [1000, 1000, 2000],
+    [5000, 1000, 10_000],
+    [9501, 1000, 20_000],
+    [10_000, 1000, 20_000],
     [100_000, 1000, MAX_IDLE_READ_POLLS * 1000],
-    [10_000, 200, 2000]
+    [10_000, 200, 4000]
   ])('%i peers, poll %i ms: %i ms', (peers, pollMs, want) => {
     expect(idleReadMs(peers, pollMs)).toBe(want)
   })

@@ -1,10 +1,12 @@
 /**
- * When the registry reads its interface next (issue 16). A read of a 10,000-peer interface costs about 90 ms of CPU
- * (starting `wg`, `wg` itself, comparing its 10,000 lines), so reading it every second is 9 % of a core for a table
- * that almost never changes. The registry reads a big interface less often while nothing suggests a change, and once
- * a `pollMs` when something does:
+ * When the registry reads its interface next (issue 16). A read of a 10,000-peer wireguard-go interface costs about
+ * 90 ms of CPU (starting `wg` from a big process, `wg` itself, comparing its 10,000 lines), so reading it every second
+ * is 9 % of a core for a table that almost never changes. The registry reads a big interface less often while nothing
+ * suggests a change, and once a `pollMs` when something does:
  * - idle: every `pollMs` per {@link IDLE_READ_PEERS_PER_POLL} peers, at most {@link MAX_IDLE_READ_POLLS} `pollMs`
- *   (1 s up to 1,000 peers, 10 s from 9,001 peers on, with the default `--poll` of 1 s);
+ *   (with the default `--poll` of 1 s: every second up to 500 peers, 2 s up to 1,000, 20 s from 9,501 peers on).
+ *   A read's cost grows with the peers, so idle reads cost about the same at any size: about 0.5 % of a core,
+ *   `wg` included (measured at 10,000 peers, BENCHMARKS.md);
  * - prompted (a peer changed its announcement, asked for the full table, or made a request while the table shows it
  *   offline or without an endpoint: each means its packets reach the hub from where the table may not know yet, a
  *   client starting, moving or coming up): `pollMs` after the start of the last read, at once if that is past.
@@ -12,9 +14,9 @@
  */
 
 /** Peers that add one `pollMs` to the idle interval: up to this many, the interface is read every `pollMs`. */
-export const IDLE_READ_PEERS_PER_POLL = 1000
-/** The idle interval is at most this many `pollMs` (10 s with the default 1 s). */
-export const MAX_IDLE_READ_POLLS = 10
+export const IDLE_READ_PEERS_PER_POLL = 500
+/** The idle interval is at most this many `pollMs` (20 s with the default 1 s). */
+export const MAX_IDLE_READ_POLLS = 20
 
 /** The interval between reads while nothing prompts one, for an interface of `peers` peers. */
 export function idleReadMs (peers: number, pollMs: number): number {

@@ -18,7 +18,7 @@ export interface RegistryServiceInit {
   iface: string
   /**
    * How often the interface is read into the shared snapshot when something suggests a change (see read-pacing.ts);
-   * also the idle interval of an interface of up to 1,000 peers. @default 1000
+   * also the idle interval of an interface of up to 500 peers. @default 1000
    */
   pollMs?: number
   /** The interval between reads while nothing prompts one. @default idleReadMs(peers, pollMs), by the last read */
