@@ -4,7 +4,7 @@
  *
  *   node dist/scripts/bench/registry-load.js [--peers 10000] [--seconds 10] [--runs 3]
  *        [--scenarios idle,full-loop,hammer,longpoll] [--limits on,off] [--device synthetic|real]
- *        [--idle-seconds 10] [--parse changed|all] [--node-args='<flags>;<other flags>']
+ *        [--idle-seconds 10] [--settle-seconds 2] [--parse changed|all] [--node-args='<flags>;<other flags>']
  *
  * The real RegistryService and HTTP server run in a child process (registry-server.ts) over loopback; each peer's
  * allowed IP is a loopback address (127.1.x.y/32), so a driver binding it is that peer, as over the tunnel.
@@ -18,12 +18,13 @@
  * - `full-loop`: one peer fetches the full table in a loop;
  * - `hammer`: one peer holds up to 10,000 idle connections (re-opened a second after the registry closes them)
  *   and runs 16 full-table loops at once, retrying at once on 429. The attacker runs in its own process.
- * - `longpoll` (issue 16): every other peer holds a long-poll (`wait=60`); first --idle-seconds with nothing else,
+ * - `longpoll` (issue 16): every other peer holds a long-poll (`wait=60`); --settle-seconds after they are all held, --idle-seconds with nothing else,
  *   over which the registry's RSS, V8 heap and CPU time (its own, and its `wg` runs': cutime + cstime) are read,
  *   then the victims as above. Prints a second table.
  * `--parse all` has the registry parse every line of every read (as before WgDumpReader); `--node-args` runs the
- * registry's node with each `;`-separated set of flags in turn (V8 heap sizing). BENCH_CPU_PROFILE=<file> writes a
- * CPU profile of the registry over the `longpoll` idle window; BENCH_HEAP_SNAPSHOT=1 a heap snapshot in it.
+ * registry's node with each `;`-separated set of flags in turn (V8 heap sizing). BENCH_CPU_PROFILE=<prefix> writes a
+ * CPU profile of the registry over the `longpoll` idle window (<prefix>.<pid>.cpuprofile, one per run); BENCH_HEAP_SNAPSHOT=1
+ * a heap snapshot with nine in ten long-polls held (both distort the figures of their run).
  * `--limits off` raises every per-caller limit out of reach: the registry as it was before them.
  * Prints one Markdown row per device, limits and scenario: medians over the runs.
  */
@@ -47,11 +48,14 @@ const { values } = parseArgs({
     limits: { type: 'string', default: 'on,off' },
     device: { type: 'string', default: 'synthetic' },
     'idle-seconds': { type: 'string', default: '10' },
+    'settle-seconds': { type: 'string', default: '2' },
     parse: { type: 'string', default: 'changed' },
     'node-args': { type: 'string', default: '' }
   }
 })
 const IDLE_SECONDS = Number(values['idle-seconds'])
+/** Wait between every long-poll held and the start of the idle window (the ramp's GC settles). */
+const SETTLE_SECONDS = Number(values['settle-seconds'])
 /** `--node-args` sets of flags for the registry's node, separated by `;` (each set is run): '' is none. */
 const NODE_ARG_SETS = values['node-args'].split(';').map((set) => set.trim())
 const PEERS = Number(values.peers)
@@ -61,7 +65,7 @@ const VICTIMS = 20
 const VICTIM_PAUSE_MS = 20
 const NO_LIMITS = { maxConnectionsPerSource: 1e9, maxRequestsPerPeer: 1e9, fullFetchesPerMinute: 1e9, fullFetchBurst: 1e9 }
 
-interface Usage { rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
+interface Usage { spaces?: Record<string, [number, number]>, rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
 interface AttackResult { full: number, refused: number, errors: number, heldAtEnd: number, connectAttempts: number }
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
@@ -157,7 +161,7 @@ function holdLongPolls (port: number, version: number): () => void {
 async function scenario (port: number, server: ChildProcess, name: string): Promise<Record<string, number>> {
   const attackerAddress = peerAddress(0)
   let stopPolls: (() => void) | undefined
-  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN }
+  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN, reads: NaN }
   if (name === 'longpoll') {
     const first = await get(port, '/v1/table', peerAddress(VICTIMS + 1), new Agent())
     stopPolls = holdLongPolls(port, (JSON.parse(first.body) as { version: number }).version)
@@ -165,7 +169,7 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     for (let t = Date.now(); Date.now() - t < 120_000; await sleep(500)) {
       if ((await ask<Usage>(server, { usage: true })).waiting >= want) break
     }
-    await sleep(2000)
+    await sleep(SETTLE_SECONDS * 1000)
     server.send({ profile: true })
     const u0 = await ask<Usage>(server, { usage: true })
     await sleep(IDLE_SECONDS * 1000)
@@ -179,8 +183,11 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
       heapUsed: u1.heapUsed / 1048576,
       heapTotal: u1.heapTotal / 1048576,
       external: u1.external / 1048576,
-      waiting: u1.waiting
+      waiting: u1.waiting,
+      reads: u1.readMs.length - u0.readMs.length
     }
+    const spaces = Object.entries(u1.spaces ?? {}).filter(([, [size]]) => size >= 0.5).map(([name, [size, used]]) => `${name} ${size.toFixed(1)}/${used.toFixed(1)}`)
+    console.error(`registry-load: longpoll idle window: V8 spaces committed/used (MB): ${spaces.join(', ')}`)
   }
   let attacker: ChildProcess | undefined
   if (name === 'full-loop' || name === 'hammer') {
@@ -236,7 +243,8 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     idleHeapUsed: idle.heapUsed,
     idleHeapTotal: idle.heapTotal,
     idleExternal: idle.external,
-    idleWaiting: idle.waiting
+    idleWaiting: idle.waiting,
+    idleReads: idle.reads
   }
 }
 
@@ -275,14 +283,14 @@ async function main (): Promise<void> {
         console.log(row)
         rows.push(row)
         if (name === 'longpoll') {
-          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} |`)
+          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} | ${(m('idleCpuPct') + m('idleChildCpuPct')).toFixed(2)} | ${m('idleReads').toFixed(0)} |`)
         }
       }
     }
     if (idleRows.length > 0) {
-      console.log(`\nAll peers long-polling, nothing else, ${IDLE_SECONDS} s (medians):\n`)
-      console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) |')
-      console.log('| --- | --- | --- | --- | --- | --- | --- |')
+      console.log(`\nAll peers long-polling, nothing else, ${IDLE_SECONDS} s from ${SETTLE_SECONDS} s after they were all held (medians; a client re-polls every 60 s: a window ending past that holds a wave of 10,000 re-polls):\n`)
+      console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) | both (% core) | interface reads |')
+      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
       for (const r of idleRows) console.log(r)
     }
   } finally {

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { writeHeapSnapshot } from 'node:v8'
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8'
 import { Session } from 'node:inspector/promises'
 import { writeFileSync } from 'node:fs'
 import { closeAll, listenOn, registryHandler } from '../../src/server/registry/registry-http.js'
@@ -64,15 +64,18 @@ async function profileStep (): Promise<void> {
     return
   }
   const { profile } = await profiling.post('Profiler.stop')
-  writeFileSync(file, JSON.stringify(profile))
+  // One file per registry process: each run (and each set of --node-args) has its own.
+  const path = `${file}.${process.pid}.cpuprofile`
+  writeFileSync(path, JSON.stringify(profile))
   profiled = true
-  console.error(`registry-server: CPU profile ${file}`)
+  console.error(`registry-server: CPU profile ${path} (node flags: ${process.execArgv.join(' ') || 'none'})`)
 }
 process.on('message', (msg: { profile?: boolean, move?: number, usage?: boolean, gc?: boolean, stop?: boolean, reset?: boolean }) => {
   if (msg.move !== undefined) synthetic.moveEndpoint(msg.move)
   if (msg.reset === true) { readMs.length = 0; loop.reset(); process.send?.({ reset: true }) }
-  // BENCH_HEAP_SNAPSHOT=<dir>: a heap snapshot at each usage report taken with every long-poll held (profiling).
-  if (msg.usage === true && process.env.BENCH_HEAP_SNAPSHOT !== undefined && service.waiting > 1000 && !snapshotTaken) {
+  // BENCH_HEAP_SNAPSHOT=1: one heap snapshot (in the working directory), at the first usage report taken with nine
+  // in ten peers' long-polls held (profiling: it distorts that run's RSS and CPU figures).
+  if (msg.usage === true && process.env.BENCH_HEAP_SNAPSHOT !== undefined && service.waiting >= peers * 0.9 && !snapshotTaken) {
     snapshotTaken = true
     console.error(`registry-server: heap snapshot ${writeHeapSnapshot(undefined)}`)
   }
@@ -95,6 +98,8 @@ process.on('message', (msg: { profile?: boolean, move?: number, usage?: boolean,
       readMs: [...readMs],
       loopP99Ms: loop.percentile(99) / 1e6,
       loopMaxMs: loop.max / 1e6,
+      // V8's spaces (MB committed / used): where the heap's size goes.
+      spaces: Object.fromEntries(getHeapSpaceStatistics().map((sp) => [sp.space_name, [sp.physical_space_size / 1048576, sp.space_used_size / 1048576]])),
       load: handler.limits.load
     })
   }

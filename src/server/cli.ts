@@ -62,7 +62,7 @@ export function serverProgram (): Command {
     .description('Registry for a WireGuard hub: serves each peer\'s endpoint to the other peers, over the tunnel only.')
     .addOption(new Option('-i, --interface <name>', 'WireGuard interface of the hub').env('WGNAT_INTERFACE').makeOptionMandatory())
     .addOption(new Option('--port <port>', 'TCP port on the tunnel addresses (default: the WireGuard listen port)').argParser(intArg(1, 65535)).env('WGNAT_PORT'))
-    .addOption(new Option('--poll <duration>', 'how often the interface is read, Go syntax').argParser(durationArg(50)).default(1000, '1s').env('WGNAT_POLL'))
+    .addOption(new Option('--poll <duration>', 'how often the interface is read, Go syntax (over 500 peers: that often only when something suggests a change, else once per 500 peers, at most 20 times it)').argParser(durationArg(50)).default(1000, '1s').env('WGNAT_POLL'))
     .addOption(new Option('--stun-port <port>', 'UDP port of the STUN server on the hub\'s public addresses').argParser(intArg(1, 65535)).default(STUN_PORT).env('WGNAT_STUN_PORT'))
     .addOption(new Option('--no-stun', 'do not run the STUN server').env('WGNAT_NO_STUN'))
     .addOption(new Option('--relay', 'forward between peers (IP forwarding and a FORWARD rule, undone on exit), so pairs without a direct path keep working through the hub; only traffic from the tunnel back into it (default: on for a hub made by `init`, whose config forwards)').env('WGNAT_RELAY'))

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Logger } from '../../shared/log.js'
 import { ParseError, messageOf, quote } from '../../shared/errors.js'
 import { normaliseIp } from '../../shared/ip.js'
@@ -83,12 +84,14 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
         overLimit(caller, `over ${limits.limits.maxRequestsPerPeer} requests at once`)
         throw new HttpError(429, `too many requests at once; at most ${limits.limits.maxRequestsPerPeer}`, undefined, { 'retry-after': '1' })
       }
-      res.once('close', release)
+      // `on`, not `once` (a response closes once; release is idempotent): no wrapper kept per held long-poll.
+      res.on('close', release)
+      service.noteRequest(caller)
       const url = new URL(req.url ?? '/', 'http://registry')
       const route = `${req.method ?? ''} ${url.pathname}`
       logger.debug({ peer: shortKey(caller), route }, 'request')
       switch (route) {
-        case `GET ${API.table}`: return await table(req, res, url, caller)
+        case `GET ${API.table}`: return table(res, url, caller)
         case `POST ${API.announce}`: return await announce(req, res, caller)
         case `POST ${API.wgnatKeepalive}`: return wgnatKeepalive(res, url, caller)
         case `POST ${API.report}`: if (opts.reports !== undefined) return await report(req, res, caller, opts.reports)
@@ -96,21 +99,38 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
         default: throw new HttpError(404, `no such endpoint: ${quote(route)}`)
       }
     } catch (err) {
-      const status = err instanceof HttpError ? err.status : 500
-      if (status === 500) logger.warn(`request failed: ${messageOf(err)}`)
-      if (res.headersSent) { res.destroy(); return }
-      const body = err instanceof HttpError && err.body !== undefined ? err.body : JSON.stringify({ error: messageOf(err) })
-      send(res, status, body, err instanceof HttpError ? err.headers : {})
+      fail(res, err)
     }
   }
 
-  async function table (req: IncomingMessage, res: ServerResponse, url: URL, caller: string): Promise<void> {
+  function fail (res: ServerResponse, err: unknown): void {
+    const status = err instanceof HttpError ? err.status : 500
+    if (status === 500) logger.warn(`request failed: ${messageOf(err)}`)
+    if (res.headersSent) { res.destroy(); return }
+    const body = err instanceof HttpError && err.body !== undefined ? err.body : JSON.stringify({ error: messageOf(err) })
+    send(res, status, body, err instanceof HttpError ? err.headers : {})
+  }
+
+  /**
+   * A long-poll is held as one waiter with one closure (no suspended async frames, no `URL`): at 10,000 held
+   * long-polls those are megabytes (issue 16).
+   */
+  function table (res: ServerResponse, url: URL, caller: string): void {
     const since = intParam(url, 'since', 0, Number.MAX_SAFE_INTEGER)
     const waitS = intParam(url, 'wait', 0, MAX_WAIT_S)
+    // A client (re)starting or catching up: the hub may know where it is now better than the table does.
+    if (service.table.answersInFull(since)) service.promptRead()
     if (since > 0 && waitS > 0) {
-      await service.changedSince(since, waitS * 1000)
-      if (res.destroyed) return
+      service.whenChanged(since, waitS * 1000, () => {
+        if (res.destroyed) return
+        try { tableAnswer(res, since, caller) } catch (err) { fail(res, err) }
+      })
+      return
     }
+    tableAnswer(res, since, caller)
+  }
+
+  function tableAnswer (res: ServerResponse, since: number, caller: string): void {
     const t = service.table
     const self = t.get(caller)
     if (self === undefined) throw new HttpError(403, 'caller is no longer a peer of this hub')
@@ -205,6 +225,11 @@ async function readBody (req: IncomingMessage, maxBytes = MAX_REQUEST_BYTES): Pr
 /** Listen on each of `addresses` (the interface's own tunnel addresses) and nowhere else. */
 export async function listenOn (addresses: string[], port: number, handler: RegistryHandler): Promise<Server[]> {
   const servers: Server[] = []
+  // One listener shared by every connection (no closure or `once` wrapper kept per socket: 10,000 long-polls hold
+  // 10,000 sockets); the peer's address is cached on the socket from the 'connection' handler on.
+  function onConnectionClose (this: Socket): void {
+    handler.limits.closeConnection(normaliseIp(this.remoteAddress ?? ''))
+  }
   try {
     for (const address of addresses) {
       const server = createServer((req, res) => { void handler(req, res) })
@@ -212,7 +237,7 @@ export async function listenOn (addresses: string[], port: number, handler: Regi
       server.on('connection', (socket) => {
         const source = normaliseIp(socket.remoteAddress ?? '')
         if (!handler.limits.openConnection(source)) { socket.destroy(); return }
-        socket.once('close', () => handler.limits.closeConnection(source))
+        socket.on('close', onConnectionClose)
       })
       server.keepAliveTimeout = (MAX_WAIT_S + 5) * 1000
       server.headersTimeout = 10_000

@@ -6,6 +6,7 @@ import { shortKey, type WgDevice } from '../../shared/wg-dump.js'
 import type { TablePeer } from '../../shared/protocol.js'
 import { RegistryTable, type TableView } from './registry-table.js'
 import { evaluatePolicy, type PolicyEvaluation } from '../policy/evaluate-policy.js'
+import { idleReadMs, nextReadDelay } from './read-pacing.js'
 import type { LoadedPolicy } from '../policy/load-policy.js'
 
 /** How often expired long-polls are answered; a long-poll lasts its wait plus at most this. */
@@ -15,8 +16,13 @@ interface Waiter { deadline: number, wake: () => void }
 
 export interface RegistryServiceInit {
   iface: string
-  /** How often the interface is read into the shared snapshot. @default 1000 */
+  /**
+   * How often the interface is read into the shared snapshot when something suggests a change (see read-pacing.ts);
+   * also the idle interval of an interface of up to 500 peers. @default 1000
+   */
   pollMs?: number
+  /** The interval between reads while nothing prompts one. @default idleReadMs(peers, pollMs), by the last read */
+  idleReadMs?: number
 }
 
 export interface RegistryServiceComponents {
@@ -34,8 +40,9 @@ export interface RegistryServiceComponents {
 }
 
 /**
- * Keeps one snapshot of the hub's interface, read every `pollMs` by one `wg show`, whatever the request load.
- * Requests read the snapshot and wait on `changedSince()`; they never run `wg` themselves.
+ * Keeps one snapshot of the hub's interface, read by one `wg show` every `pollMs` while something suggests a change,
+ * less often while nothing does on a big interface (see read-pacing.ts), whatever the request load.
+ * Requests read the snapshot and wait on `changedSince()` / `whenChanged()`; they never run `wg` themselves.
  */
 export class RegistryService {
   readonly table = new RegistryTable()
@@ -46,6 +53,12 @@ export class RegistryService {
   private readonly nowS: () => number
   private readonly names: () => Promise<ReadonlyMap<string, string>>
   private timer: NodeJS.Timeout | undefined
+  private running = false
+  private reading = false
+  /** Something since the last read started suggests the interface changed: read again `pollMs` after it. */
+  private prompted = false
+  private lastReadAt: number | undefined
+  private readonly fixedIdleMs: number | undefined
   private waiters = new Set<Waiter>()
   private sweeper: NodeJS.Timeout | undefined
   private identityVersion = -1
@@ -62,6 +75,7 @@ export class RegistryService {
   constructor (init: RegistryServiceInit, components: RegistryServiceComponents) {
     this.iface = init.iface
     this.pollMs = init.pollMs ?? 1000
+    this.fixedIdleMs = init.idleReadMs
     this.wg = components.wg
     this.log = components.logger
     this.nowS = components.nowS ?? (() => Math.floor(Date.now() / 1000))
@@ -124,13 +138,16 @@ export class RegistryService {
 
   /** Read the interface once (errors here are fatal: interface missing, `wg` absent), then keep polling. */
   async start (): Promise<void> {
+    this.lastReadAt = Date.now()
     this.apply(await this.wg.show(this.iface), await this.names())
-    this.log.info({ peers: this.table.size, version: this.table.version }, `serving ${this.table.size} peers of ${this.iface}`)
+    this.log.info({ peers: this.table.size, version: this.table.version, idleReadMs: this.idleMs() }, `serving ${this.table.size} peers of ${this.iface}`)
+    this.running = true
     this.schedule()
     this.sweeper = setInterval(() => this.sweep(), WAITER_SWEEP_MS)
   }
 
   stop (): void {
+    this.running = false
     clearTimeout(this.timer)
     clearInterval(this.sweeper)
     this.timer = undefined
@@ -150,6 +167,16 @@ export class RegistryService {
       signal?.addEventListener('abort', onAbort, { once: true })
       this.waiters.add(waiter)
     })
+  }
+
+  /**
+   * `changedSince` without a promise: call `wake` (once) when the table moves past `version` or after about
+   * `timeoutMs`; at once when it already has. A held long-poll is then one small record and one closure, not a
+   * chain of suspended async frames (10,000 of them at 10,000 long-polls).
+   */
+  whenChanged (version: number, timeoutMs: number, wake: () => void): void {
+    if (this.table.version !== version || timeoutMs <= 0) { wake(); return }
+    this.waiters.add({ deadline: Date.now() + timeoutMs, wake })
   }
 
   /** How many requests are waiting for a change. */
@@ -173,15 +200,45 @@ export class RegistryService {
 
   /** Record what a peer announced; wakes long-polls when it changed the table. */
   announce (...args: Parameters<RegistryTable['announce']>): void {
-    if (this.table.announce(...args)) this.wake()
+    if (!this.table.announce(...args)) return
+    this.wake()
+    // A peer whose NAT or network changed says so, through the tunnel: the hub has its new endpoint now.
+    this.promptRead()
+  }
+
+  /**
+   * `caller` made a request (its packets reach the hub now): when the table shows it offline or without an
+   * endpoint, the table is behind the interface, and the interface is read soon (a peer coming up).
+   */
+  noteRequest (caller: string): void {
+    const peer = this.table.get(caller)
+    if (peer !== undefined && (peer.endpoint === null || !peer.online)) this.promptRead()
+  }
+
+  /** Read the interface `pollMs` after the last read started (at once if that is past), not at the idle interval. */
+  promptRead (): void {
+    if (!this.running || this.prompted) return
+    this.prompted = true
+    // A read under way may have run `wg` before the change: the next one follows it `pollMs` after its start.
+    if (!this.reading) this.schedule()
+  }
+
+  /** The interval between reads while nothing prompts one (see read-pacing.ts). */
+  idleMs (): number {
+    return this.fixedIdleMs ?? idleReadMs(this.table.size, this.pollMs)
   }
 
   private schedule (): void {
-    this.timer = setTimeout(() => { void this.poll() }, this.pollMs)
+    clearTimeout(this.timer)
+    const delay = nextReadDelay({ lastReadAt: this.lastReadAt, now: Date.now(), prompted: this.prompted, idleMs: this.idleMs(), pollMs: this.pollMs })
+    this.timer = setTimeout(() => { void this.poll() }, delay)
   }
 
   /** One poll; never throws: a failed read keeps the last good snapshot. */
   private async poll (): Promise<void> {
+    this.reading = true
+    this.prompted = false
+    this.lastReadAt = Date.now()
     try {
       const device = await this.wg.show(this.iface)
       this.apply(device, await this.names())
@@ -191,7 +248,8 @@ export class RegistryService {
       if (!this.failing) this.log.warn(`reading ${this.iface} failed, serving the last good table: ${messageOf(err)}`)
       this.failing = true
     }
-    if (this.timer !== undefined) this.schedule()
+    this.reading = false
+    if (this.running) this.schedule()
   }
 
   private apply (device: WgDevice, names: ReadonlyMap<string, string>): void {
