@@ -8,7 +8,8 @@ import { PortMapError } from '../../src/client/portmap/port-mapping.js'
  * The PCP and NAT-PMP clients against a scripted gateway on a loopback address, UDP 5351 (no root needed): real
  * sockets, retransmission, matching of answers to requests.
  */
-const GATEWAY = '127.0.0.61'
+// A loopback address of its own per run: two test runs on one machine (CI beside a developer's) each bind UDP 5351.
+const GATEWAY = `127.${1 + Math.floor(Math.random() * 254)}.${Math.floor(Math.random() * 256)}.${2 + Math.floor(Math.random() * 253)}`
 type Reply = (msg: Buffer) => Buffer[] | undefined
 let gateway: Socket
 let reply: Reply = () => undefined
@@ -75,7 +76,7 @@ describe('PCP client', () => {
   it('gives up after its timeout when nothing answers', async () => {
     reply = () => undefined
     const t0 = Date.now()
-    await expect(pcpMap({ ...req, timeoutMs: 300 })).rejects.toThrow(/no answer from 127\.0\.0\.61:5351 within 300 ms/)
+    await expect(pcpMap({ ...req, timeoutMs: 300 })).rejects.toThrow(new RegExp(`no answer from ${GATEWAY.replace(/\./g, '\\.')}:5351 within 300 ms`))
     expect(Date.now() - t0).toBeLessThan(2000)
   })
 })
