@@ -31,6 +31,7 @@ import { HUB_UNDERLAY_IP } from '../lab/plan.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub, startMesh, type MeshProcesses } from '../lab/mesh.js'
 import type { SpawnedProcess } from '../lab/command.js'
+import { processCpuMs } from '../lab/process-info.js'
 
 const MODES = ['before', 'wgnat', 'no-push', 'nebula'] as const
 type Mode = typeof MODES[number]
@@ -128,32 +129,7 @@ function nebulaConfig (dir: string, i: number): string {
 const launchTimes = new Map<Lab, number>()
 const t0Of = (lab: Lab): number => launchTimes.get(lab) ?? 0
 
-/** CPU time (user + system) a process has used so far, from /proc; undefined when it is gone. */
-function cpuMsOf (pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined
-  try {
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS_PER_S
-  } catch {
-    return undefined
-  }
-}
-/** USER_HZ: clock ticks per second in /proc/<pid>/stat (100 on Linux everywhere that matters). */
-const CLOCK_TICKS_PER_S = 100
-
 interface RunResult { ms: number, cpuMs: number | undefined, childCpuMs?: number, wgRuns?: number }
-
-/** CPU time (user + system) of a process's waited-for children (its `wg` runs), from /proc. */
-function childCpuMsOf (pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(fields[13]) + Number(fields[14])) * 1000 / CLOCK_TICKS_PER_S
-  } catch {
-    return undefined
-  }
-}
 
 /** A directory holding a `wg` that logs one line per run to `log`, then runs the real one. */
 function wgCounter (dir: string, log: string): string {
@@ -211,8 +187,8 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
       console.error(`  n=${n} ${mode}: only ${pingers.firstReply.size} of ${pingers.expected} pairs answered within ${TIMEOUT_S} s`)
       return undefined
     }
-    const cpu = [...clients.values()].map((p) => cpuMsOf(p.pid)).filter((x): x is number => x !== undefined)
-    const childCpu = [...clients.values()].map((p) => childCpuMsOf(p.pid))
+    const cpu = [...clients.values()].map((p) => processCpuMs(p.pid)).filter((x): x is number => x !== undefined)
+    const childCpu = [...clients.values()].map((p) => processCpuMs(p.pid, { children: true }))
     // `wg` runs per client, counted by the wrapper (the parent pid of each run is the client).
     const wgRuns = wgLog === undefined ? undefined : median([...clients.values()].map((p) => runsOf(wgLog as string, p.pid)))
     // Let the clients live past the moment a daemon writes its code cache (3 s after its start), as an installed

@@ -16,11 +16,27 @@ export function processAlive (pid: number): boolean {
 }
 
 /** The owner of a lab is alive when its pid exists and started at the recorded time (so it was not reused). */
+/** USER_HZ: clock ticks per second in /proc/<pid>/stat (100 on Linux everywhere that matters). */
+const CLOCK_TICKS_PER_S = 100
+
+/**
+ * CPU time (user + system, ms) a process has used so far (`children`: that of its waited-for children, its `wg`
+ * runs, say), or undefined when it is gone.
+ */
+export function processCpuMs (pid: number | undefined, opts: { children?: boolean } = {}): number | undefined {
+  const fields = pid === undefined ? undefined : statFields(pid)
+  if (fields === undefined) return undefined
+  // utime and stime are fields 14 and 15, cutime and cstime 16 and 17.
+  const i = opts.children === true ? 13 : 11
+  return (Number(fields[i]) + Number(fields[i + 1])) * 1000 / CLOCK_TICKS_PER_S
+}
+
 export function ownerAlive (owner: { pid: number, startTime: string }): boolean {
   return processAlive(owner.pid) && processStartTime(owner.pid) === owner.startTime
 }
 
-function statFields (pid: number): string[] | undefined {
+/** The fields of /proc/<pid>/stat after the command name (field 3 is index 0), or undefined when the pid is gone. */
+export function statFields (pid: number): string[] | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return undefined
   let stat: string
   try {

@@ -328,7 +328,7 @@ export class MeshClient {
         if (res.version !== version || res.full) this.takeTable(res)
         if (!res.full) await this.waitTableTaken(signal)
         version = res.version
-        if (res.relay !== this.registryState.relay) { this.pathsVersion++; this.onPathsChanged?.() }
+        if (res.relay !== this.registryState.relay) this.pathsChanged()
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
         const selfMoved = res.self.endpoint !== this.selfEntry?.endpoint
         this.selfEntry = res.self
@@ -368,6 +368,12 @@ export class MeshClient {
    * A change arrived: the next long-poll waits until a tick has vetted it (at most two tick gaps), so changes that
    * come while the tick is held (tick pacing) arrive together in one response instead of one response each.
    */
+  /** A peer's path or endpoint may have changed: a new paths version, and the path reporter told. */
+  private pathsChanged (): void {
+    this.pathsVersion++
+    this.onPathsChanged?.()
+  }
+
   private async waitTableTaken (signal: AbortSignal): Promise<void> {
     const until = this.nowMs() + 2 * TABLE_TICK_GAP_MS
     while (this.tableChanged && !signal.aborted && this.nowMs() < until) await this.tableTaken.wait(until - this.nowMs(), signal)
@@ -504,7 +510,7 @@ export class MeshClient {
     const previous = this.tracks
     this.tracks = out.tracks
     this.switches.plan(plannedSwitches(this.tracks, this.desired, this.timing.keepaliveS))
-    if (out.events.length > 0 || out.changes.length > 0 || vetted) { this.pathsVersion++; this.onPathsChanged?.() }
+    if (out.events.length > 0 || out.changes.length > 0 || vetted) this.pathsChanged()
     for (const resolve of waiters) resolve()
     if (!this.natStarted && this.desired !== null) {
       // NAT discovery (netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table
