@@ -1,7 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { Script } from 'node:vm'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { cacheFileOf, roleOf, runBundle } from '../../src/shared/startup/code-cache.js'
 
 // A bundle in the shape scripts/bundle.mjs makes: CommonJS, strict, `import.meta.url` turned into `__wgnatBundleUrl`.
@@ -37,6 +38,24 @@ describe('runBundle (code cache)', () => {
     expect(runBundle(bundle, 'daemon', 0).cache).toBe('accepted')
     // No temporary file is left behind.
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([])
+  })
+
+  it('a daemon that loaded a cache leaves it as it is, and one that has not run long enough writes none', async () => {
+    expect(runBundle(bundle, 'daemon', 10_000).cache).toBe('none')
+    await settle()
+    expect(caches()).toEqual([])
+    runBundle(bundle, 'daemon', 0)
+    await settle()
+    const written = statSync(cacheOf())
+    const make = vi.spyOn(Script.prototype, 'createCachedData')
+    try {
+      expect(runBundle(bundle, 'daemon', 0).cache).toBe('accepted')
+      await settle()
+      // Not even made again (it costs CPU while a mesh forms), let alone written: the same file.
+      expect(make).not.toHaveBeenCalled()
+    } finally { make.mockRestore() }
+    expect(statSync(cacheOf()).ino).toBe(written.ino)
+    expect(statSync(cacheOf()).mtimeMs).toBe(written.mtimeMs)
   })
 
   it('a new build of the same length gets its own cache (V8 checks only the length), and the old one goes', async () => {

@@ -17,9 +17,9 @@
  * daemon and a short command (`--help`, `status`, a subcommand) need different code, and a larger cache costs more
  * to load, so each role has its own cache (`roleOf`):
  * - a command that found no usable cache writes one as it exits;
- * - a daemon writes one `CACHE_WRITE_AFTER_MS` after its start, once its start-up code has run, when that has more
- *   code than the cache it loaded by `CACHE_GROWTH` (a daemon that stopped early wrote a smaller one as it exited;
- *   a daemon's start then writes nothing).
+ * - a daemon that found none writes one `CACHE_WRITE_AFTER_MS` after its start, once its start-up code has run. A
+ *   daemon that found one writes nothing: making a cache costs a client about 20 ms of CPU and a 1 MB write, three
+ *   seconds into its start, while a mesh forms (issue 16). A daemon that stops before then writes none.
  *
  * This file is bundled on its own (scripts/bundle.mjs) and imports only node built-ins.
  */
@@ -33,8 +33,6 @@ import { Script } from 'node:vm'
 
 /** A daemon makes its cache this long after its start: its start-up code (options, first sync, first attempts) has run by then. */
 export const CACHE_WRITE_AFTER_MS = 3000
-/** An accepted cache is rewritten only when at least this much more code would go into it (it only grows as code runs). */
-export const CACHE_GROWTH = 1.1
 
 /**
  * CommonJS's module wrapper: the bundle runs as `require()` would run it, with one more parameter, the bundle's URL,
@@ -82,19 +80,16 @@ export function runBundle (bundle: string, role: CacheRole = roleOf(process.argv
   const cachedData = readTrusted(cacheFile)
   const script = new Script(WRAP_HEAD + source + WRAP_TAIL, { filename: bundle, cachedData })
   const cache = cachedData === undefined ? 'none' : script.cachedDataRejected === true ? 'rejected' : 'accepted'
-  const loaded = cache === 'accepted' ? (cachedData as Buffer).length : 0
   const save = (): void => {
     try {
-      const data = script.createCachedData()
-      if (data.length > loaded * CACHE_GROWTH) {
-        writeAtomicSync(cacheFile, data)
-        removeOthers(cacheFile, bundle, role)
-      }
+      writeAtomicSync(cacheFile, script.createCachedData())
+      removeOthers(cacheFile, bundle, role)
     } catch { /* a cache is an optimisation: a read-only folder, a full disk only cost the time it would save */ }
   }
-  const atExit = (): void => { if (loaded === 0) save() }
-  process.once('exit', atExit)
-  if (role === 'daemon') setTimeout(() => { process.off('exit', atExit); save() }, writeAfterMs).unref()
+  if (cache !== 'accepted') {
+    if (role === 'command') process.once('exit', save)
+    else setTimeout(save, writeAfterMs).unref()
+  }
   const module = { exports: {} }
   const run = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string, url: string) => void
   run.call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle), pathToFileURL(bundle).href)
