@@ -1,5 +1,5 @@
-// Bundle each CLI with esbuild into one CommonJS file (dist/bin/wgnat-<cli>.cjs), started by a small ESM entry
-// (dist/bin/wgnat-<cli>.mjs, the package's bin) through V8's code cache (src/shared/startup/code-cache.ts): a start
+// Bundle each CLI with esbuild into one CommonJS file (dist/bin/wgnat-<cli>.bundle.cjs), started by a small CommonJS
+// entry (dist/bin/wgnat-<cli>.cjs, the package's bin) through V8's code cache (src/shared/startup/code-cache.ts): a start
 // then deserializes compiled code instead of resolving, parsing and compiling dozens of modules, which matters when
 // many daemons start at once on a small machine (issue 16). What a start does not need (pino-pretty, only on a
 // terminal; the server's subcommands; the UPnP XML parser) is imported dynamically: esbuild keeps such a module in the
@@ -14,7 +14,7 @@ rmSync('dist/bin', { recursive: true, force: true })
 const result = await build({
   entryPoints: CLIS,
   outdir: 'dist/bin',
-  outExtension: { '.js': '.cjs' },
+  outExtension: { '.js': '.bundle.cjs' },
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -30,14 +30,15 @@ const result = await build({
   metafile: true
 })
 
-// The loader: on its own, node built-ins only, so an entry reads nothing else before the cache.
+// The loader: on its own, node built-ins only, so an entry reads nothing else before the cache. CommonJS, like the
+// entries: an ES module entry costs a start about 15 ms more (Node's ESM loader), a tenth of `--help`.
 await build({
   entryPoints: { 'code-cache': 'src/shared/startup/code-cache.ts' },
   outdir: 'dist/bin',
-  outExtension: { '.js': '.mjs' },
+  outExtension: { '.js': '.cjs' },
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
   minify: true,
   logLevel: 'warning',
@@ -46,16 +47,22 @@ await build({
 
 for (const cli of Object.keys(CLIS)) {
   // The code cache wraps the bundle in CommonJS's function wrapper, where a `#!` line is a syntax error.
-  const bundle = `dist/bin/${cli}.cjs`
+  const bundle = `dist/bin/${cli}.bundle.cjs`
   writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#!.*/, ''))
-  const entry = `dist/bin/${cli}.mjs`
+  const entry = `dist/bin/${cli}.cjs`
   writeFileSync(entry, `#!/usr/bin/env node
-// ${cli}: runs ${cli}.cjs through V8's code cache (see src/shared/startup/code-cache.ts).
-import { fileURLToPath } from 'node:url'
-import { runBundle } from './code-cache.mjs'
-runBundle(fileURLToPath(new URL('./${cli}.cjs', import.meta.url)))
+'use strict'
+// ${cli}: runs ${cli}.bundle.cjs through V8's code cache (see src/shared/startup/code-cache.ts).
+require('./code-cache.cjs').runBundle(require('node:path').join(__dirname, '${cli}.bundle.cjs'))
 `)
   chmodSync(entry, 0o755)
+  // The entry of earlier versions, which systemd units installed by them still run: the same start.
+  const earlier = `dist/bin/${cli}.mjs`
+  writeFileSync(earlier, `#!/usr/bin/env node
+// ${cli}: the entry of earlier versions (systemd units installed by them run it); the same as ${cli}.cjs.
+import './${cli}.cjs'
+`)
+  chmodSync(earlier, 0o755)
 }
 
 // zod tree-shakes only when imported as a namespace: `import * as z from 'zod'`. One `import { z } from 'zod'`
@@ -72,14 +79,14 @@ if (wholeZod.length > 0) {
 // bundle that is ASCII only is read as a one-byte string (a single other character, in a regular expression say,
 // makes all of it two bytes a character: write it as \u00b5).
 for (const cli of Object.keys(CLIS)) {
-  const text = readFileSync(`dist/bin/${cli}.cjs`, 'utf8')
+  const text = readFileSync(`dist/bin/${cli}.bundle.cjs`, 'utf8')
   if (/\bimport\(/.test(text)) {
-    console.error(`bundle: dist/bin/${cli}.cjs still has a dynamic import(): esbuild did not inline it`)
+    console.error(`bundle: dist/bin/${cli}.bundle.cjs still has a dynamic import(): esbuild did not inline it`)
     process.exit(1)
   }
   const other = text.search(/[^\x00-\x7f]/)
   if (other >= 0) {
-    console.error(`bundle: dist/bin/${cli}.cjs is not ASCII: ${JSON.stringify(text.slice(Math.max(0, other - 40), other + 10))}`)
+    console.error(`bundle: dist/bin/${cli}.bundle.cjs is not ASCII: ${JSON.stringify(text.slice(Math.max(0, other - 40), other + 10))}`)
     process.exit(1)
   }
 }

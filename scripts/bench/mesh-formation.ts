@@ -16,7 +16,7 @@
  *   sync, which is not added here: this is the figure after its first sync);
  * - `nebula`: Debian's `nebula` (installed here with apt-get when missing): lighthouse on the hub, a static host map,
  *   `punchy: {punch: true, respond: true}`, accept-all firewall, its own tun device and overlay 100.65.0.0/24;
- * - `before`: wgnat-client from another build (`--before-bin <its dist/bin/wgnat-client.mjs>`), run like `wgnat`.
+ * - `before`: wgnat-client from another build (`--before-bin <its dist/bin/wgnat-client.cjs>`), run like `wgnat`.
  * Also reported: CPU time (user + system) of each client process when the last pair answered, median over clients.
  * `--count-wg` also reports the `wg` runs of each client (a counting `wg` first on its PATH) and their CPU;
  * `--cpu-prof <dir>` writes a V8 CPU profile per client (the clients are stopped at the last reply).
@@ -41,7 +41,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '5' },
     sizes: { type: 'string', default: '2,8,16' },
     modes: { type: 'string', default: 'wgnat,no-push,nebula' },
-    /** Mode `before`: wgnat-client from another build (a path to its wgnat-client.mjs), run like `wgnat`. */
+    /** Mode `before`: wgnat-client from another build (a path to its wgnat-client.cjs, or .mjs for builds before it), run like `wgnat`. */
     'before-bin': { type: 'string' },
     interval: { type: 'string', default: '1m' },
     timeout: { type: 'string', default: '60' },
@@ -156,7 +156,7 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
       // Spokes of a running hub: each has handshaked with the hub, so the hub knows its endpoint.
       await registerWithHub(lab)
       const bin = mode === 'before' ? values['before-bin'] : CLIENT_BIN
-      if (bin === undefined) throw new Error('mode before needs --before-bin <path to an older dist/bin/wgnat-client.mjs>')
+      if (bin === undefined) throw new Error('mode before needs --before-bin <path to an older dist/bin/wgnat-client.cjs>')
       const clientArgs = ['-t', INTERVAL, '--log-level', values.verbose === true ? 'debug' : 'info', ...(mode === 'no-push' ? ['--no-push'] : [])]
       mesh = startMesh(lab, { clients: [], clientArgs })
       ipOf = (name) => lab.clients[name]!.tunnelIp

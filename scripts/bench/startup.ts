@@ -12,7 +12,7 @@
  * build that keeps a code cache has it (as an installed one does after its first start). Prints medians (min–max).
  */
 import { spawnSync } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -45,13 +45,16 @@ function sample (argv: string[], toFirstWg = false): Sample {
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] ?? NaN }
 const fmt = (xs: number[]): string => `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`
 
+/** A build's entry of `cli`, the package's bin: `<cli>.cjs` beside its bundle, or `<cli>.mjs` in builds before that. */
+const entryOf = (bin: string, cli: string): string => join(bin, existsSync(join(bin, `${cli}.bundle.cjs`)) ? `${cli}.cjs` : `${cli}.mjs`)
+
 const builds: Array<[string, string]> = [['this build', dirname(CLIENT_BIN)]]
 if (values['before-bin'] !== undefined) builds.push(['before', values['before-bin']])
 const cases: Array<{ name: string, argv: (bin: string) => string[], toFirstWg?: boolean, once?: boolean }> = [
   { name: '`node -e 0`', argv: () => [process.execPath, '-e', '0'], once: true },
-  { name: '`wgnat-client --help`', argv: (bin) => [process.execPath, join(bin, 'wgnat-client.mjs'), '--help'] },
-  { name: '`wgnat-server --help`', argv: (bin) => [process.execPath, join(bin, 'wgnat-server.mjs'), '--help'] },
-  { name: 'client, launch to its first `wg`', argv: (bin) => [process.execPath, join(bin, 'wgnat-client.mjs'), '-i', 'wgstartup0', '-r', KEY, '-t', '1m'], toFirstWg: true }
+  { name: '`wgnat-client --help`', argv: (bin) => [process.execPath, entryOf(bin, 'wgnat-client'), '--help'] },
+  { name: '`wgnat-server --help`', argv: (bin) => [process.execPath, entryOf(bin, 'wgnat-server'), '--help'] },
+  { name: 'client, launch to its first `wg`', argv: (bin) => [process.execPath, entryOf(bin, 'wgnat-client'), '-i', 'wgstartup0', '-r', KEY, '-t', '1m'], toFirstWg: true }
 ]
 
 try {

@@ -17,8 +17,8 @@ function repoRoot (): string {
   return dir
 }
 
-export const SERVER_BIN = join(repoRoot(), 'dist/bin/wgnat-server.mjs')
-export const CLIENT_BIN = join(repoRoot(), 'dist/bin/wgnat-client.mjs')
+export const SERVER_BIN = join(repoRoot(), 'dist/bin/wgnat-server.cjs')
+export const CLIENT_BIN = join(repoRoot(), 'dist/bin/wgnat-client.cjs')
 
 export interface MeshProcesses {
   server: SpawnedProcess | undefined

@@ -15,7 +15,7 @@ const REPO = resolve(import.meta.dirname, '../..')
 /** The install command the README documents. */
 const INSTALL = ['install', '-g', '--allow-scripts=raw-socket,netlink', '--prefer-offline', '--no-audit', '--no-fund']
 
-const haveBuild = existsSync(join(REPO, 'dist/bin/wgnat-client.mjs'))
+const haveBuild = existsSync(join(REPO, 'dist/bin/wgnat-client.cjs'))
 if (!haveBuild) console.warn('SKIPPING install e2e test: no dist/bin (run npm run build)')
 
 describe.skipIf(!haveBuild)('npm pack, then a global install into a fresh prefix', () => {
@@ -46,6 +46,9 @@ describe.skipIf(!haveBuild)('npm pack, then a global install into a fresh prefix
       expect(help.stdout).toContain('--interface')
       expect(help.stderr).toBe('')
     }
+    // The entry of earlier versions, which units they installed still run, starts the same CLI.
+    const earlier = await execa(process.execPath, [join(pkg, 'dist/bin/wgnat-client.mjs'), '--help'])
+    expect(earlier.stdout).toContain('Usage: wgnat-client')
     // The packed package carries the systemd units install-service installs.
     expect(existsSync(join(pkg, 'systemd/wgnat-client@.service'))).toBe(true)
     expect(existsSync(join(pkg, 'systemd/wgnat-server@.service'))).toBe(true)

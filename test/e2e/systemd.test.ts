@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const REPO = resolve(import.meta.dirname, '../..')
-const BIN = (kind: string): string => join(REPO, `dist/bin/wgnat-${kind}.mjs`)
+const BIN = (kind: string): string => join(REPO, `dist/bin/wgnat-${kind}.cjs`)
 const HUB_KEY = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk='
 
 const analyze = await execa('systemd-analyze', ['--version'], { reject: false })

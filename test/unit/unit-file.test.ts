@@ -4,8 +4,8 @@ import { renderUnit, systemdWord, upsertEnv } from '../../src/shared/service/uni
 describe('renderUnit', () => {
   const template = '[Service]\nEnvironment=WGNAT_INTERFACE=%i\nExecStart=/usr/local/bin/wgnat-server\nRestart=on-failure\n'
   it('points ExecStart at this installation and changes nothing else', () => {
-    expect(renderUnit(template, ['/usr/bin/node', '/usr/lib/node_modules/wgnat/dist/bin/wgnat-server.mjs']))
-      .toBe('[Service]\nEnvironment=WGNAT_INTERFACE=%i\nExecStart=/usr/bin/node /usr/lib/node_modules/wgnat/dist/bin/wgnat-server.mjs\nRestart=on-failure\n')
+    expect(renderUnit(template, ['/usr/bin/node', '/usr/lib/node_modules/wgnat/dist/bin/wgnat-server.cjs']))
+      .toBe('[Service]\nEnvironment=WGNAT_INTERFACE=%i\nExecStart=/usr/bin/node /usr/lib/node_modules/wgnat/dist/bin/wgnat-server.cjs\nRestart=on-failure\n')
   })
   it('quotes paths with spaces and escapes specifiers', () => {
     expect(renderUnit(template, ['/opt/my node/bin/node', '/x/100%/a$b'])).toContain('ExecStart="/opt/my node/bin/node" /x/100%%/a$$b\n')
