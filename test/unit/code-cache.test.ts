@@ -40,10 +40,24 @@ describe('runBundle (code cache)', () => {
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([])
   })
 
-  it('a daemon that loaded a cache leaves it as it is, and one that has not run long enough writes none', async () => {
-    expect(runBundle(bundle, 'daemon', 10_000).cache).toBe('none')
+  it('a daemon that stops early writes an early cache, used until one that runs long enough replaces it', async () => {
+    const exits: Array<() => void> = []
+    const onExit = (fn: () => void): { cancel: () => void } => { exits.push(fn); return { cancel: () => { exits.splice(exits.indexOf(fn), 1) } } }
+    expect(runBundle(bundle, 'daemon', 10_000, onExit).cache).toBe('none')
     await settle()
     expect(caches()).toEqual([])
+    for (const fn of exits.splice(0)) fn()
+    const early = basename(cacheOf()).replace('.daemon.', '.daemon-early.')
+    expect(caches()).toEqual([early])
+    // The next start uses it, and (not stopping early) writes the full one, which replaces it; no second early one.
+    expect(runBundle(bundle, 'daemon', 0, onExit).cache).toBe('accepted')
+    expect(exits).toEqual([])
+    await settle()
+    expect(caches()).toEqual([basename(cacheOf())])
+    expect(runBundle(bundle, 'daemon', 0, onExit).cache).toBe('accepted')
+  })
+
+  it('a daemon that loaded a full cache leaves it as it is', async () => {
     runBundle(bundle, 'daemon', 0)
     await settle()
     const written = statSync(cacheOf())

@@ -17,9 +17,11 @@
  * daemon and a short command (`--help`, `status`, a subcommand) need different code, and a larger cache costs more
  * to load, so each role has its own cache (`roleOf`):
  * - a command that found no usable cache writes one as it exits;
- * - a daemon that found none writes one `CACHE_WRITE_AFTER_MS` after its start, once its start-up code has run. A
- *   daemon that found one writes nothing: making a cache costs a client about 20 ms of CPU and a 1 MB write, three
- *   seconds into its start, while a mesh forms (issue 16). A daemon that stops before then writes none.
+ * - a daemon that found no full cache writes one `CACHE_WRITE_AFTER_MS` after its start, once its start-up code has
+ *   run. A daemon that found one writes nothing: making a cache costs a client about 20 ms of CPU and a 1 MB write,
+ *   three seconds into its start, while a mesh forms (issue 16). A daemon that stops before then, having found
+ *   nothing usable, writes an early cache as it exits (`<role>` `daemon-early` in the name): later starts use it
+ *   until a daemon runs long enough to write the full one, which replaces it.
  *
  * This file is bundled on its own (scripts/bundle.mjs) and imports only node built-ins.
  */
@@ -64,7 +66,7 @@ export function cacheFileOf (bundle: string, source: string | Uint8Array, role: 
 }
 
 /** Remove the caches of other builds and other nodes of the same bundle and role, once a new one is written. */
-function removeOthers (cacheFile: string, bundle: string, role: CacheRole): void {
+function removeOthers (cacheFile: string, bundle: string, role: CacheRole | 'daemon-early'): void {
   const dir = dirname(cacheFile)
   for (const f of readdirSync(dir)) {
     if (f.startsWith(`${basename(bundle)}.${role}.`) && f.endsWith('.v8cache') && join(dir, f) !== cacheFile) rmSync(join(dir, f), { force: true })
@@ -72,23 +74,36 @@ function removeOthers (cacheFile: string, bundle: string, role: CacheRole): void
 }
 
 /** Run the CommonJS bundle `bundle` (an absolute path) with its code cache; see the file's comment. */
-export function runBundle (bundle: string, role: CacheRole = roleOf(process.argv.slice(2)), writeAfterMs = CACHE_WRITE_AFTER_MS): BundleStart {
+export function runBundle (
+  bundle: string,
+  role: CacheRole = roleOf(process.argv.slice(2)),
+  writeAfterMs = CACHE_WRITE_AFTER_MS,
+  /** How to run something as the process exits (tests pass their own). */
+  onExit: (fn: () => void) => { cancel: () => void } = (fn) => { process.once('exit', fn); return { cancel: () => { process.off('exit', fn) } } }
+): BundleStart {
   // scripts/bundle.mjs makes the bundle ASCII: read as latin1 it is a one-byte string, quicker to read and to compile.
   const bytes = readFileSync(bundle)
   const source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8')
   const cacheFile = cacheFileOf(bundle, bytes, role)
-  const cachedData = readTrusted(cacheFile)
+  // A daemon's early cache (see the file's comment), used while there is no full one.
+  const early = join(dirname(cacheFile), basename(cacheFile).replace(`.${role}.`, '.daemon-early.'))
+  let cachedData = readTrusted(cacheFile)
+  const full = cachedData !== undefined
+  if (!full && role === 'daemon') cachedData = readTrusted(early)
   const script = new Script(WRAP_HEAD + source + WRAP_TAIL, { filename: bundle, cachedData })
   const cache = cachedData === undefined ? 'none' : script.cachedDataRejected === true ? 'rejected' : 'accepted'
-  const save = (): void => {
+  const save = (file: string, kind: CacheRole | 'daemon-early'): void => {
     try {
-      writeAtomicSync(cacheFile, script.createCachedData())
-      removeOthers(cacheFile, bundle, role)
+      writeAtomicSync(file, script.createCachedData())
+      removeOthers(file, bundle, kind)
+      if (file === cacheFile && role === 'daemon') rmSync(early, { force: true })
     } catch { /* a cache is an optimisation: a read-only folder, a full disk only cost the time it would save */ }
   }
-  if (cache !== 'accepted') {
-    if (role === 'command') process.once('exit', save)
-    else setTimeout(save, writeAfterMs).unref()
+  if (role === 'command') {
+    if (cache !== 'accepted') onExit(() => { save(cacheFile, role) })
+  } else if (!full || cache !== 'accepted') {
+    const atExit = cache === 'accepted' ? undefined : onExit(() => { save(early, 'daemon-early') })
+    setTimeout(() => { atExit?.cancel(); save(cacheFile, role) }, writeAfterMs).unref()
   }
   const module = { exports: {} }
   const run = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string, url: string) => void
