@@ -4,9 +4,25 @@
 // many daemons start at once on a small machine (issue 16). What a start does not need (pino-pretty, only on a
 // terminal; the server's subcommands; the UPnP XML parser) is imported dynamically: esbuild keeps such a module in the
 // file but runs it only when first imported. Minified (names kept) so there is less to read. Native addons
-// (raw-socket, netlink) stay outside the bundle and load from node_modules on first use.
+// (raw-socket's, netlink's) stay outside the bundle and load from node_modules on first use.
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { build } from 'esbuild'
+
+/**
+ * netlink finds its addon from its own folder (`node-gyp-build(__dirname + '/..')`); in the bundle `__dirname` is
+ * dist/bin, so the addon is looked for in the installed package's folder instead.
+ */
+const netlinkAddon = {
+  name: 'netlink-addon',
+  setup (b) {
+    b.onLoad({ filter: /[\\/]netlink[\\/]dist[\\/]raw\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8')
+      const from = "require('node-gyp-build')(__dirname + '/..')"
+      if (!text.includes(from)) throw new Error(`bundle: ${args.path} no longer loads its addon with ${from}: update scripts/bundle.mjs`)
+      return { contents: text.replace(from, "require('node-gyp-build')(require('node:path').dirname(require.resolve('netlink/package.json')))"), loader: 'js' }
+    })
+  }
+}
 
 const CLIS = { 'wgnat-client': 'src/client/bin.ts', 'wgnat-server': 'src/server/bin.ts' }
 
@@ -21,7 +37,10 @@ const result = await build({
   target: 'node20',
   minify: true,
   keepNames: true,
-  external: ['raw-socket', 'netlink'],
+  // raw-socket's JavaScript is a few lines around its addon; netlink's (its rtnetlink part, 270 KB) goes in the bundle,
+  // under the code cache, and only its addon loads from node_modules (netlinkAddon).
+  external: ['raw-socket', 'netlink/package.json'],
+  plugins: [netlinkAddon],
   // `import.meta.url` (createRequire for the native addons, the systemd units' folder) is the bundle's own URL, a
   // parameter of the loader's module wrapper (a banner would come before "use strict" and turn strict mode off).
   define: { 'import.meta.url': '__wgnatBundleUrl' },

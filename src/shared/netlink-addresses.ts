@@ -3,7 +3,6 @@
  * the kernel's address/link change notifications, so the client re-probes when the network changes instead of
  * polling. The only file that imports `netlink`. Linux only; the dump needs no privileges.
  */
-import { createRequire } from 'node:module'
 import type { rt, RtNetlinkSocket } from 'netlink'
 import ipaddr from 'ipaddr.js'
 import { WgnatError, messageOf } from './errors.js'
@@ -53,7 +52,8 @@ export class NetlinkError extends WgnatError {}
 export async function listAddresses (opts: { signal?: AbortSignal } = {}): Promise<NetlinkAddress[]> {
   const { signal } = opts
   signal?.throwIfAborted()
-  const socket = openSocket('address dump')
+  const socket = await openSocket('address dump')
+  signal?.throwIfAborted()
   const onAbort = (): void => socket.socket.close()
   signal?.addEventListener('abort', onAbort)
   try {
@@ -110,15 +110,16 @@ export interface WatchAddressChangesOptions {
 /**
  * Call `onChange` (debounced) whenever an address or link of this network namespace changes, until `signal`
  * aborts. Subscribes to RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR and RTNLGRP_LINK (and the route groups if
- * asked). Throws NetlinkError only if the subscription cannot be made; afterwards it never throws: socket
+ * asked). Rejects with NetlinkError only if the subscription cannot be made; afterwards it never throws: socket
  * errors (ENOBUFS when notifications overflow) are reported as an `overflow` change, since changes may have
  * been missed, and a throwing or rejecting `onChange` is ignored. The subscription does not keep the event loop
  * alive on its own.
  */
-export function watchAddressChanges (onChange: (change: NetworkChange) => void | Promise<void>, signal: AbortSignal, opts: WatchAddressChangesOptions = {}): void {
+export async function watchAddressChanges (onChange: (change: NetworkChange) => void | Promise<void>, signal: AbortSignal, opts: WatchAddressChangesOptions = {}): Promise<void> {
   if (signal.aborted) return
   const debounceMs = opts.debounceMs ?? NETLINK_CHANGE_DEBOUNCE_MS
-  const socket = openSocket('change subscription')
+  const socket = await openSocket('change subscription')
+  if (signal.aborted) { socket.socket.close(); return }
   const groups: Array<keyof typeof rt.MulticastGroups> = ['IPV4_IFADDR', 'IPV6_IFADDR', 'LINK']
   if (opts.routes === true) groups.push('IPV4_ROUTE', 'IPV6_ROUTE')
   try {
@@ -168,16 +169,21 @@ let netlinkModule: NetlinkModule | undefined
 
 /**
  * Load `netlink` (and its native addon) on first use: the client needs it only once NAT discovery starts, not in
- * its first milliseconds, and loading it up front was a tenth of the client's start-up.
+ * its first milliseconds, and loading it up front was a tenth of the client's start-up. A dynamic import, so that
+ * scripts/bundle.mjs puts its JavaScript in the bundle, under the code cache: compiling it at each start cost a
+ * client about 40 ms of CPU while a mesh forms (only its native addon loads from node_modules).
  */
-function loadNetlink (): NetlinkModule {
-  netlinkModule ??= createRequire(import.meta.url)('netlink/dist/rt/rt.js') as NetlinkModule
+async function loadNetlink (): Promise<NetlinkModule> {
+  if (netlinkModule === undefined) {
+    const m = await import('netlink/dist/rt/rt.js') as NetlinkModule & { default?: NetlinkModule }
+    netlinkModule = typeof m.createRtNetlink === 'function' ? m : m.default as NetlinkModule
+  }
   return netlinkModule
 }
 
-function openSocket (what: string): RtNetlinkSocket {
+async function openSocket (what: string): Promise<RtNetlinkSocket> {
   try {
-    return loadNetlink().createRtNetlink()
+    return (await loadNetlink()).createRtNetlink()
   } catch (err) {
     throw new NetlinkError(`netlink ${what}: cannot open an rtnetlink socket: ${messageOf(err)}`)
   }

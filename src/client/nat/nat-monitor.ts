@@ -123,9 +123,14 @@ export class NatMonitor {
     this.c.logger.warn(`${why}; carrying on without STUN and punching (the mesh still forms through WireGuard's own handshakes)`)
   }
 
+  /** Watch for network changes, then start checking (the first check trusts the watch from its start). */
   start (): void {
+    void this.watchChanges().then(() => { if (!this.abort.signal.aborted) this.task.start() })
+  }
+
+  private async watchChanges (): Promise<void> {
     try {
-      watchAddressChanges(() => {
+      await watchAddressChanges(() => {
         this.c.logger.info('network change: checking the NAT mapping again')
         this.addresses.invalidate()
         this.sender.reset()
@@ -137,7 +142,6 @@ export class NatMonitor {
     } catch (err) {
       this.c.logger.warn(`not watching for network changes: ${messageOf(err)}`)
     }
-    this.task.start()
   }
 
   /** Check again now (the registry's view of us changed, say). */
