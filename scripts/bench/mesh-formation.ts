@@ -17,21 +17,24 @@
  * - `nebula`: Debian's `nebula` (installed here with apt-get when missing): lighthouse on the hub, a static host map,
  *   `punchy: {punch: true, respond: true}`, accept-all firewall, its own tun device and overlay 100.65.0.0/24;
  * - `before`: wgnat-client from another build (`--before-bin <its dist/bin/wgnat-client.cjs>`), run like `wgnat`.
- * Also reported: CPU time (user + system) of each client process when the last pair answered, median over clients.
+ * Also reported: CPU time (user + system) of each client process when the last pair answered, median over clients;
+ * and how busy the whole machine was from the launch until the bench saw that reply (/proc/stat, all cores, every
+ * process: the lab's wireguard-go, pingers and hub too, and anything else running), with the clients' share of that
+ * CPU (their `wg` runs included; nebula's clients are single processes).
  * `--count-wg` also reports the `wg` runs of each client (a counting `wg` first on its PATH) and their CPU;
  * `--cpu-prof <dir>` writes a V8 CPU profile per client (the clients are stopped at the last reply).
  * `--verbose` prints the wgnat daemons' logs (at debug level) after each run. Modes are interleaved run by run so the machine's noise hits all alike. Prints a Markdown table of medians.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { HUB_UNDERLAY_IP } from '../lab/plan.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub, startMesh, type MeshProcesses } from '../lab/mesh.js'
 import type { SpawnedProcess } from '../lab/command.js'
-import { processCpuMs } from '../lab/process-info.js'
+import { machineBusyMs, processCpuMs } from '../lab/process-info.js'
 
 const MODES = ['before', 'wgnat', 'no-push', 'nebula'] as const
 type Mode = typeof MODES[number]
@@ -129,7 +132,18 @@ function nebulaConfig (dir: string, i: number): string {
 const launchTimes = new Map<Lab, number>()
 const t0Of = (lab: Lab): number => launchTimes.get(lab) ?? 0
 
-interface RunResult { ms: number, cpuMs: number | undefined, childCpuMs?: number, wgRuns?: number }
+interface RunResult {
+  ms: number
+  cpuMs: number | undefined
+  childCpuMs?: number
+  wgRuns?: number
+  /**
+   * How busy the whole machine was (all its cores, every process) from the launch until the bench saw the last
+   * reply, in % of its capacity; and the clients' share of that CPU (their `wg` runs included).
+   */
+  machineBusyPct: number
+  clientsPct: number | undefined
+}
 
 /** A directory holding a `wg` that logs one line per run to `log`, then runs the real one. */
 function wgCounter (dir: string, log: string): string {
@@ -181,20 +195,25 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
     await sleep(PINGERS_SETTLE_MS)
     const t0 = Date.now()
     launchTimes.set(lab, t0)
+    const busy0 = machineBusyMs()
     launch()
     while (pingers.firstReply.size < pingers.expected && Date.now() - t0 < TIMEOUT_S * 1000) await sleep(100)
     if (pingers.firstReply.size < pingers.expected) {
       console.error(`  n=${n} ${mode}: only ${pingers.firstReply.size} of ${pingers.expected} pairs answered within ${TIMEOUT_S} s`)
       return undefined
     }
+    const machineCpuMs = machineBusyMs() - busy0
+    const machineBusyPct = 100 * machineCpuMs / ((Date.now() - t0) * availableParallelism())
     const cpu = [...clients.values()].map((p) => processCpuMs(p.pid)).filter((x): x is number => x !== undefined)
     const childCpu = [...clients.values()].map((p) => processCpuMs(p.pid, { children: true }))
+    const clientsCpuMs = cpu.length < clients.size || childCpu.includes(undefined) ? undefined : [...cpu, ...childCpu].reduce((a: number, b) => a + (b ?? 0), 0)
+    const clientsPct = clientsCpuMs === undefined ? undefined : 100 * clientsCpuMs / machineCpuMs
     // `wg` runs per client, counted by the wrapper (the parent pid of each run is the client).
     const wgRuns = wgLog === undefined ? undefined : median([...clients.values()].map((p) => runsOf(wgLog as string, p.pid)))
     // Let the clients live past the moment a daemon writes its code cache (3 s after its start), as an installed
     // client does once: the next runs start with it, as every start after an installed client's first does.
     await sleep(Math.max(0, t0 + CODE_CACHE_SETTLE_MS - Date.now()))
-    return { ms: Math.max(...pingers.firstReply.values()) - t0, cpuMs: median(cpu), childCpuMs: mode === 'nebula' ? undefined : median(childCpu), wgRuns }
+    return { ms: Math.max(...pingers.firstReply.values()) - t0, cpuMs: median(cpu), childCpuMs: mode === 'nebula' ? undefined : median(childCpu), wgRuns, machineBusyPct, clientsPct }
   } finally {
     for (const p of clients.values()) p.kill('SIGTERM')
     // Let them exit (wgnat-client writes its state file on the way) before their state directory goes.
@@ -233,6 +252,8 @@ try {
   if (RUN_MODES.includes('nebula')) { ensureNebula(); nebulaPki(pkiDir, Math.max(...SIZES) + 1) }
   const fmt = (ms: number | undefined): string => ms === undefined ? 'timeout' : `${(ms / 1000).toFixed(2)} s`
   const fmtCpu = (ms: number | undefined): string => ms === undefined ? '-' : `${Math.round(ms)} ms CPU`
+  const fmtMachine = (x: { machineBusyPct: number, clientsPct: number | undefined }): string =>
+    `${Math.round(x.machineBusyPct)} % busy${x.clientsPct === undefined ? '' : `, ${Math.round(x.clientsPct)} % of it clients`}`
   const rows: string[] = []
   for (const n of SIZES) {
     const res = new Map<Mode, Array<RunResult | undefined>>(RUN_MODES.map((m) => [m, []]))
@@ -240,7 +261,7 @@ try {
       for (const mode of RUN_MODES) {
         const x = await once(n, mode, pkiDir)
         res.get(mode)?.push(x)
-        const extra = `${x?.childCpuMs === undefined ? '' : `; its wg runs ${Math.round(x.childCpuMs)} ms CPU`}${x?.wgRuns === undefined ? '' : `, ${x.wgRuns} wg runs`}`
+        const extra = `${x?.childCpuMs === undefined ? '' : `; its wg runs ${Math.round(x.childCpuMs)} ms CPU`}${x?.wgRuns === undefined ? '' : `, ${x.wgRuns} wg runs`}${x === undefined ? '' : `; machine ${fmtMachine(x)}`}`
         console.error(`  n=${n} ${mode} run ${r + 1}: last pair answered ${fmt(x?.ms)} after launch; CPU per client ${fmtCpu(x?.cpuMs)}${extra}`)
       }
     }
@@ -248,11 +269,15 @@ try {
       const xs = (res.get(m) ?? []).map((x) => x?.ms)
       const ok = xs.filter((x): x is number => x !== undefined)
       const cpu = median((res.get(m) ?? []).map((x) => x?.cpuMs))
-      return `${fmt(median(xs))} (${ok.length === 0 ? '-' : `${fmt(Math.min(...ok))}–${fmt(Math.max(...ok))}`}); ${fmtCpu(cpu)}`
+      const done = (res.get(m) ?? []).filter((x): x is RunResult => x !== undefined)
+      const machine = median(done.map((x) => x.machineBusyPct))
+      const clients = median(done.map((x) => x.clientsPct))
+      const whole = machine === undefined ? '' : `; machine ${fmtMachine({ machineBusyPct: machine, clientsPct: clients })}`
+      return `${fmt(median(xs))} (${ok.length === 0 ? '-' : `${fmt(Math.min(...ok))}–${fmt(Math.max(...ok))}`}); ${fmtCpu(cpu)}${whole}`
     }
     rows.push(`| ${n} | ${RUN_MODES.map(cell).join(' | ')} |`)
   }
-  console.log(`| clients | ${RUN_MODES.map((m) => `${m}: median of ${RUNS} (min–max); CPU per client`).join(' | ')} |`)
+  console.log(`| clients | ${RUN_MODES.map((m) => `${m}: median of ${RUNS} (min–max); CPU per client; machine busy from launch to the last pair (clients' share)`).join(' | ')} |`)
   console.log(`| --- | ${RUN_MODES.map(() => '---').join(' | ')} |`)
   for (const row of rows) console.log(row)
 } finally {

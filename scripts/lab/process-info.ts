@@ -31,6 +31,16 @@ export function processCpuMs (pid: number | undefined, opts: { children?: boolea
   return (Number(fields[i]) + Number(fields[i + 1])) * 1000 / CLOCK_TICKS_PER_S
 }
 
+/**
+ * CPU time (ms) the whole machine has been busy so far, all cores and processes (/proc/stat: user, nice, system,
+ * irq, softirq): the difference over a window is the CPU everything used in it.
+ */
+export function machineBusyMs (): number {
+  const first = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? ''
+  const [user, nice, system, , , irq, softirq] = first.trim().split(/\s+/).slice(1).map(Number)
+  return [user, nice, system, irq, softirq].reduce((sum: number, x) => sum + (x ?? 0), 0) * 1000 / CLOCK_TICKS_PER_S
+}
+
 export function ownerAlive (owner: { pid: number, startTime: string }): boolean {
   return processAlive(owner.pid) && processStartTime(owner.pid) === owner.startTime
 }
