@@ -1,6 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { addCommonOptions, durationArg, intArg, runCommand, runDaemon, type RunIo } from '../shared/cli.js'
-import { lookup } from 'node:dns/promises'
 import { UsageError, messageOf, quote } from '../shared/errors.js'
 import { parseIp, type Endpoint } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
@@ -8,7 +7,7 @@ import type { WgControl } from '../shared/wg.js'
 import { isWgKey } from '../shared/wg-dump.js'
 import { HTTP_OPTION_HELP, httpAddressArg, type HttpAddress } from '../shared/metrics/http-option.js'
 import type { MeshClient } from './mesh-client.js'
-import { defaultStatusSocket } from './observe/status-socket.js'
+import { defaultStatusSocket } from './observe/status-socket-path.js'
 
 export interface ClientOptions {
   interface: string
@@ -44,6 +43,9 @@ function collectStun (value: string, previous: string[]): string[] {
 
 /** Resolve `--stun` values to IPv4 endpoints (STUN from the WireGuard port is IPv4 only). */
 async function resolveStun (values: string[]): Promise<Endpoint[]> {
+  if (values.length === 0) return []
+  // Loaded only when needed: not for `--help`, not for a client without --stun.
+  const { lookup } = await import('node:dns/promises')
   return await Promise.all(values.map(async (value) => {
     const i = value.lastIndexOf(':')
     const host = value.slice(0, i).replace(/^\[|\]$/g, '')

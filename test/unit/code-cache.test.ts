@@ -34,7 +34,7 @@ describe('runBundle (code cache)', () => {
     expect(seen()).toEqual({ sum: 45, url: `file://${bundle}`, file: bundle, strict: true, exported: true, joined: 'a/b' })
     await settle()
     expect(existsSync(cacheOf())).toBe(true)
-    expect(basename(cacheOf())).toMatch(new RegExp(`^cli\\.cjs\\.daemon\\.[0-9a-f]{16}\\.${process.version.replace(/\./g, '\\.')}-${process.arch}\\.v8cache$`))
+    expect(basename(cacheOf())).toMatch(new RegExp(`^cli\\.cjs\\.daemon\\.[0-9a-f]{8}\\.${process.version.replace(/\./g, '\\.')}-${process.arch}\\.v8cache$`))
     expect(runBundle(bundle, 'daemon', 0).cache).toBe('accepted')
     // No temporary file is left behind.
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([])

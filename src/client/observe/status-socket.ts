@@ -1,10 +1,7 @@
 import { fetchJson, serveJson } from '../../shared/json-socket.js'
 import type { ClientStatus } from './status.js'
 
-/** Where the daemon serves its status by default: root-only directory, one socket per interface. */
-export function defaultStatusSocket (iface: string): string {
-  return `/run/wgnat/${iface}.sock`
-}
+export { defaultStatusSocket } from './status-socket-path.js'
 
 /** Serve `status()` as JSON to whoever connects to the Unix socket at `path` (mode 0600: root only). */
 export async function serveStatus (path: string, status: () => ClientStatus): Promise<{ close: () => Promise<void> }> {

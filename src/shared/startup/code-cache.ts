@@ -4,10 +4,10 @@
  * parsing and compiling 700 KB of JavaScript. About a quarter of a client's start-up CPU before its first `wg` run
  * (see BENCHMARKS.md, issue 16).
  *
- * The cache is `<bundle name>.<sha-256 of the bundle, 16 hex>.<node version>-<arch>.v8cache`, in the folder systemd
+ * The cache is `<bundle name>.<role>.<CRC-32 of the bundle, 8 hex>.<node version>-<arch>.v8cache`, in the folder systemd
  * gives the service (`CacheDirectory=wgnat`: `$CACHE_DIRECTORY`, /var/cache/wgnat, root's only), else beside the
  * bundle: only whoever may change the code may change its cache (the daemons run as root; a cache V8 loads must be
- * as trusted as the code; a cache file owned by someone else, or writable by others, is not loaded). The name carries the bundle's hash because V8 itself checks only the source's length: a
+ * as trusted as the code; a cache file owned by someone else, or writable by others, is not loaded). The name carries the bundle's checksum because V8 itself checks only the source's length: a
  * new build gets a new cache, and the old ones are removed when it is written. V8 checks its own version and flags;
  * a cache it rejects is ignored and rewritten. Nothing is written where the folder is not writable (a start then
  * costs what it would without a cache). Never fatal: a cache that cannot be read or written only costs the time it
@@ -26,11 +26,11 @@
  * This file is bundled on its own (scripts/bundle.mjs) and imports only node built-ins.
  */
 import { isAscii } from 'node:buffer'
-import { createHash } from 'node:crypto'
 import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { basename, dirname, isAbsolute, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { crc32 } from 'node:zlib'
 import { Script } from 'node:vm'
 
 /** A daemon makes its cache this long after its start: its start-up code (options, first sync, first attempts) has run by then. */
@@ -61,7 +61,9 @@ export function roleOf (args: readonly string[]): CacheRole {
 export function cacheFileOf (bundle: string, source: string | Uint8Array, role: CacheRole, env: NodeJS.ProcessEnv = process.env): string {
   const systemd = env.CACHE_DIRECTORY?.split(':')[0]
   const dir = systemd !== undefined && isAbsolute(systemd) ? systemd : dirname(bundle)
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16)
+  // A checksum, not a cryptographic hash: it tells builds apart (whoever can write the bundle runs code anyway), and
+  // loads no node:crypto at each start (a tenth of `--help`'s time with SHA-256).
+  const hash = crc32(source).toString(16).padStart(8, '0')
   return join(dir, `${basename(bundle)}.${role}.${hash}.${process.version}-${process.arch}.v8cache`)
 }
 
