@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { createRequire } from 'node:module'
 import { addCommonOptions, durationArg, intArg, runCommand, runDaemon, type RunIo } from '../shared/cli.js'
 import { UsageError, messageOf, quote } from '../shared/errors.js'
 import { parseIp, type Endpoint } from '../shared/ip.js'
@@ -44,8 +45,9 @@ function collectStun (value: string, previous: string[]): string[] {
 /** Resolve `--stun` values to IPv4 endpoints (STUN from the WireGuard port is IPv4 only). */
 async function resolveStun (values: string[]): Promise<Endpoint[]> {
   if (values.length === 0) return []
-  // Loaded only when needed: not for `--help`, not for a client without --stun.
-  const { lookup } = await import('node:dns/promises')
+  // Loaded only when needed: not for `--help`, not for a client without --stun. (Through require: the bundle runs
+  // under vm.Script, which has no dynamic import().)
+  const { lookup } = createRequire(import.meta.url)('node:dns/promises') as typeof import('node:dns/promises')
   return await Promise.all(values.map(async (value) => {
     const i = value.lastIndexOf(':')
     const host = value.slice(0, i).replace(/^\[|\]$/g, '')
