@@ -5,7 +5,7 @@
  *   node dist/scripts/bench/registry-load.js [--peers 10000] [--seconds 10] [--runs 3]
  *        [--scenarios idle,full-loop,hammer,longpoll] [--limits on,off] [--device synthetic|real]
  *        [--idle-seconds 10] [--settle-seconds 2] [--parse changed|all] [--node-args='<flags>;<other flags>']
- *        [--wait 60|<min>-<max>] [--keep-alive off|on] [--probe-idle-ms 1000]
+ *        [--wait 60|<min>-<max>] [--keep-alive off|on] [--probe-idle-ms 1000] [--online]
  *
  * The real RegistryService and HTTP server run in a child process (registry-server.ts) over loopback; each peer's
  * allowed IP is a loopback address (127.1.x.y/32), so a driver binding it is that peer, as over the tunnel.
@@ -30,6 +30,8 @@
  * `--keep-alive on` re-polls over one kept connection per peer, as wgnat's client does (off: a new connection per
  * poll, `Connection: close`), with TCP keep-alive probes after `--probe-idle-ms` of silence (1000: Node's agent,
  * what the client had before issue 16; 25000 since). The idle table then also gives the re-polls answered in the window.
+ * `--online` shows every peer online (registry-server.ts), as long-polling clients are: without it every request
+ * (re-polls and the victims' included) prompts an interface read, which real online clients do not.
  * `--limits off` raises every per-caller limit out of reach: the registry as it was before them.
  * Prints one Markdown row per device, limits and scenario: medians over the runs.
  */
@@ -58,7 +60,8 @@ const { values } = parseArgs({
     'node-args': { type: 'string', default: '' },
     wait: { type: 'string', default: '60' },
     'keep-alive': { type: 'string', default: 'off' },
-    'probe-idle-ms': { type: 'string', default: '1000' }
+    'probe-idle-ms': { type: 'string', default: '1000' },
+    online: { type: 'boolean', default: false }
   }
 })
 const IDLE_SECONDS = Number(values['idle-seconds'])
@@ -290,7 +293,7 @@ async function main (): Promise<void> {
         const results: Array<Record<string, number>> = []
         for (let run = 0; run < RUNS; run++) {
           const port = 18080 + Math.floor(Math.random() * 1000)
-          const opts = { ...(iface === undefined ? {} : { iface }), ...(limits === 'off' ? { limits: NO_LIMITS } : {}), fullParse: values.parse === 'all' }
+          const opts = { ...(iface === undefined ? {} : { iface }), ...(limits === 'off' ? { limits: NO_LIMITS } : {}), fullParse: values.parse === 'all', online: values.online }
           const server = await forkReady('./registry-server.js', [String(PEERS), String(port), JSON.stringify(opts)], nodeArgs === '' ? [] : nodeArgs.split(' '))
           try {
             results.push(await scenario(port, server, name))
@@ -305,6 +308,7 @@ async function main (): Promise<void> {
         rows.push(row)
         if (name === 'longpoll') {
           idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} | ${(m('idleCpuPct') + m('idleChildCpuPct')).toFixed(2)} | ${m('idleReads').toFixed(0)} | ${m('idleRepolls').toFixed(0)} |`)
+          console.log(`idle row (so far): ${idleRows[idleRows.length - 1] ?? ''}`)
         }
       }
     }
