@@ -63,6 +63,9 @@ export class RegistryClient {
         timeout: timeoutMs,
         headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
       }, (res) => {
+        // A long-poll's wait ends when the answer starts: its body gets the plain request's time, as any answer does
+        // (a registry dribbling a body would otherwise hold the client for the whole wait).
+        if (longPoll) { clearTimeout(deadline); deadline = setTimeout(expire, this.timeoutMs, this.timeoutMs) }
         const chunks: Buffer[] = []
         let size = 0
         res.on('data', (chunk: Buffer) => {
@@ -82,7 +85,8 @@ export class RegistryClient {
       // A held long-poll: TCP keep-alive notices a dead or restarted hub long before the deadline (long-poll-wait.ts).
       if (longPoll) req.on('socket', (socket) => { socket.setKeepAlive(true, LONG_POLL_KEEPALIVE_MS) })
       // A hard deadline for the whole exchange, not just idle time between packets.
-      const deadline = setTimeout(() => req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(timeoutMs / 1000)}s`)), timeoutMs)
+      const expire = (ms: number): void => { req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(ms / 1000)}s`)) }
+      let deadline = setTimeout(expire, timeoutMs, timeoutMs)
       req.on('close', () => clearTimeout(deadline))
       req.on('timeout', () => req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(timeoutMs / 1000)}s`)))
       req.on('error', (err) => {

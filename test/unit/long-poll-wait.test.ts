@@ -53,4 +53,22 @@ describe('RegistryClient long-poll connection', () => {
     expect(plainCalls).toBe(0)
     expect(longPollCalls).toBe(1)
   })
+
+  it('gives a long-poll\'s answer the plain request\'s time once it starts: a dribbled body fails fast, not after the wait', async () => {
+    // Held 300 ms (the wait), then headers and one byte every 100 ms of a 100-byte body (10 s).
+    server = createServer((req, res) => {
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': 100 })
+        const timer = setInterval(() => { if (res.destroyed) clearInterval(timer); else res.write(' ') }, 100)
+        res.on('close', () => clearInterval(timer))
+      }, 300)
+    })
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as { port: number }).port
+    const client = new RegistryClient({ address: '127.0.0.1', port, timeoutMs: 500 })
+    const started = Date.now()
+    // wait=10: the whole-request deadline would be 10.5 s; the answer's own 0.5 s ends it about 0.8 s in.
+    await expect(client.table(1, 10)).rejects.toThrow(/did not answer within/)
+    expect(Date.now() - started).toBeLessThan(3000)
+  })
 })
