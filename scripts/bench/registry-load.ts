@@ -181,7 +181,7 @@ function holdLongPolls (port: number, version: number): () => void {
 async function scenario (port: number, server: ChildProcess, name: string): Promise<Record<string, number>> {
   const attackerAddress = peerAddress(0)
   let stopPolls: (() => void) | undefined
-  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN, reads: NaN, repolls: NaN }
+  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN, reads: NaN, repolls: NaN, rssMedian: NaN, rssMax: NaN }
   if (name === 'longpoll') {
     const first = await get(port, '/v1/table', peerAddress(VICTIMS + 1), new Agent())
     stopPolls = holdLongPolls(port, (JSON.parse(first.body) as { version: number }).version)
@@ -193,7 +193,12 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     server.send({ profile: true })
     const u0 = await ask<Usage>(server, { usage: true })
     const answered0 = pollsAnswered
-    await sleep(IDLE_SECONDS * 1000)
+    // RSS every 5 s over the window: the end of a window can fall right after a burst of renewals.
+    const rssSamples: number[] = []
+    for (const end = Date.now() + IDLE_SECONDS * 1000; Date.now() < end - 100;) {
+      await sleep(Math.min(5000, end - Date.now()))
+      rssSamples.push((await ask<Usage>(server, { usage: true })).rss / 1048576)
+    }
     const u1 = await ask<Usage>(server, { usage: true })
     const repolls = pollsAnswered - answered0
     server.send({ profile: true })
@@ -207,7 +212,9 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
       external: u1.external / 1048576,
       waiting: u1.waiting,
       reads: u1.readMs.length - u0.readMs.length,
-      repolls
+      repolls,
+      rssMedian: median(rssSamples),
+      rssMax: Math.max(...rssSamples)
     }
     const spaces = Object.entries(u1.spaces ?? {}).filter(([, [size]]) => size >= 0.5).map(([name, [size, used]]) => `${name} ${size.toFixed(1)}/${used.toFixed(1)}`)
     console.error(`registry-load: longpoll idle window: V8 spaces committed/used (MB): ${spaces.join(', ')}`)
@@ -268,7 +275,9 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     idleExternal: idle.external,
     idleWaiting: idle.waiting,
     idleReads: idle.reads,
-    idleRepolls: idle.repolls
+    idleRepolls: idle.repolls,
+    idleRssMedian: idle.rssMedian,
+    idleRssMax: idle.rssMax
   }
 }
 
@@ -307,15 +316,15 @@ async function main (): Promise<void> {
         console.log(row)
         rows.push(row)
         if (name === 'longpoll') {
-          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} | ${(m('idleCpuPct') + m('idleChildCpuPct')).toFixed(2)} | ${m('idleReads').toFixed(0)} | ${m('idleRepolls').toFixed(0)} |`)
+          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} | ${(m('idleCpuPct') + m('idleChildCpuPct')).toFixed(2)} | ${m('idleReads').toFixed(0)} | ${m('idleRepolls').toFixed(0)} | ${m('idleRssMedian').toFixed(0)} / ${m('idleRssMax').toFixed(0)} |`)
           console.log(`idle row (so far): ${idleRows[idleRows.length - 1] ?? ''}`)
         }
       }
     }
     if (idleRows.length > 0) {
       console.log(`\nAll peers long-polling (wait=${values.wait}, keep-alive ${values['keep-alive']}${KEEP_ALIVE ? `, probes after ${PROBE_IDLE_MS} ms idle` : ''}), nothing else, ${IDLE_SECONDS} s from ${SETTLE_SECONDS} s after they were all held (medians; a window ending past the shortest wait holds re-polls):\n`)
-      console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) | both (% core) | interface reads | re-polls answered |')
-      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+      console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) | both (% core) | interface reads | re-polls answered | RSS every 5 s over the window: median / max (MB) |')
+      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
       for (const r of idleRows) console.log(r)
     }
   } finally {
