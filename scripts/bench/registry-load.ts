@@ -305,7 +305,9 @@ async function main (): Promise<void> {
           const opts = { ...(iface === undefined ? {} : { iface }), ...(limits === 'off' ? { limits: NO_LIMITS } : {}), fullParse: values.parse === 'all', online: values.online }
           const server = await forkReady('./registry-server.js', [String(PEERS), String(port), JSON.stringify(opts)], nodeArgs === '' ? [] : nodeArgs.split(' '))
           try {
-            results.push(await scenario(port, server, name))
+            const r = await scenario(port, server, name)
+            results.push(r)
+            if (name === 'longpoll') console.log(`run ${run + 1}: idle window RSS end ${r.idleRss?.toFixed(0) ?? ''} (every 5 s: median ${r.idleRssMedian?.toFixed(0) ?? ''}, max ${r.idleRssMax?.toFixed(0) ?? ''}) MB, registry CPU ${r.idleCpuPct?.toFixed(2) ?? ''} %, wg ${r.idleChildCpuPct?.toFixed(2) ?? ''} %, re-polls ${r.idleRepolls ?? ''}, reads ${r.idleReads ?? ''}; others' delta p99 ${r.p99?.toFixed(1) ?? ''} ms`)
           } finally {
             server.send({ stop: true })
             await new Promise((resolve) => server.once('exit', resolve))
