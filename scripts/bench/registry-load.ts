@@ -81,7 +81,7 @@ const PROBE_IDLE_MS = Number(values['probe-idle-ms'])
 let pollsAnswered = 0
 const NO_LIMITS = { maxConnectionsPerSource: 1e9, maxRequestsPerPeer: 1e9, fullFetchesPerMinute: 1e9, fullFetchBurst: 1e9 }
 
-interface Usage { spaces?: Record<string, [number, number]>, rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
+interface Usage { systemMs?: number, spaces?: Record<string, [number, number]>, rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
 interface AttackResult { full: number, refused: number, errors: number, heldAtEnd: number, connectAttempts: number }
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
@@ -181,7 +181,7 @@ function holdLongPolls (port: number, version: number): () => void {
 async function scenario (port: number, server: ChildProcess, name: string): Promise<Record<string, number>> {
   const attackerAddress = peerAddress(0)
   let stopPolls: (() => void) | undefined
-  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN, reads: NaN, repolls: NaN, rssMedian: NaN, rssMax: NaN }
+  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN, reads: NaN, repolls: NaN, rssMedian: NaN, rssMax: NaN, systemPct: NaN }
   if (name === 'longpoll') {
     const first = await get(port, '/v1/table', peerAddress(VICTIMS + 1), new Agent())
     stopPolls = holdLongPolls(port, (JSON.parse(first.body) as { version: number }).version)
@@ -213,6 +213,7 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
       waiting: u1.waiting,
       reads: u1.readMs.length - u0.readMs.length,
       repolls,
+      systemPct: ((u1.systemMs ?? NaN) - (u0.systemMs ?? NaN)) / ms * 100,
       rssMedian: median(rssSamples),
       rssMax: Math.max(...rssSamples)
     }
@@ -276,6 +277,7 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     idleWaiting: idle.waiting,
     idleReads: idle.reads,
     idleRepolls: idle.repolls,
+    idleSystemPct: idle.systemPct,
     idleRssMedian: idle.rssMedian,
     idleRssMax: idle.rssMax
   }
@@ -307,7 +309,7 @@ async function main (): Promise<void> {
           try {
             const r = await scenario(port, server, name)
             results.push(r)
-            if (name === 'longpoll') console.log(`run ${run + 1}: idle window RSS end ${r.idleRss?.toFixed(0) ?? ''} (every 5 s: median ${r.idleRssMedian?.toFixed(0) ?? ''}, max ${r.idleRssMax?.toFixed(0) ?? ''}) MB, registry CPU ${r.idleCpuPct?.toFixed(2) ?? ''} %, wg ${r.idleChildCpuPct?.toFixed(2) ?? ''} %, re-polls ${r.idleRepolls ?? ''}, reads ${r.idleReads ?? ''}; others' delta p99 ${r.p99?.toFixed(1) ?? ''} ms`)
+            if (name === 'longpoll') console.log(`run ${run + 1}: idle window RSS end ${r.idleRss?.toFixed(0) ?? ''} (every 5 s: median ${r.idleRssMedian?.toFixed(0) ?? ''}, max ${r.idleRssMax?.toFixed(0) ?? ''}) MB, registry CPU ${r.idleCpuPct?.toFixed(2) ?? ''} % (system ${r.idleSystemPct?.toFixed(2) ?? ''} %), wg ${r.idleChildCpuPct?.toFixed(2) ?? ''} %, re-polls ${r.idleRepolls ?? ''}, reads ${r.idleReads ?? ''}; others' delta p99 ${r.p99?.toFixed(1) ?? ''} ms`)
           } finally {
             server.send({ stop: true })
             await new Promise((resolve) => server.once('exit', resolve))
