@@ -19,7 +19,7 @@
  * - `full-loop`: one peer fetches the full table in a loop;
  * - `hammer`: one peer holds up to 10,000 idle connections (re-opened a second after the registry closes them)
  *   and runs 16 full-table loops at once, retrying at once on 429. The attacker runs in its own process.
- * - `longpoll` (issue 16): every other peer holds a long-poll (`wait=60`); --settle-seconds after they are all held, --idle-seconds with nothing else,
+ * - `longpoll` (issue 16): every other peer holds a long-poll (`--wait`, 60 s by default); --settle-seconds after they are all held, --idle-seconds with nothing else,
  *   over which the registry's RSS, V8 heap and CPU time (its own, and its `wg` runs': cutime + cstime) are read,
  *   then the victims as above. Prints a second table.
  * `--parse all` has the registry parse every line of every read (as before WgDumpReader); `--node-args` runs the
