@@ -2,7 +2,7 @@ import { MAX_WAIT_S } from '../shared/protocol.js'
 
 /**
  * How long a long-poll asks the registry to hold it (issue 16). Each renewal of a long-poll costs the registry a
- * request (about half a millisecond of its CPU at 10,000 peers); a held one costs it nothing. So a client asks for
+ * request (0.1–0.2 ms of its CPU at 10,000 peers, BENCHMARKS.md); a held one costs it nothing. So a client asks for
  * the longest hold the registry grants, and notices a dead or restarted hub through TCP keep-alive on the held
  * connection instead (LONG_POLL_KEEPALIVE_MS): the hub's kernel answers those probes, the registry never sees them.
  * A change is answered at once whatever the wait, so the wait does not delay a change.
