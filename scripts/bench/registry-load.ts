@@ -5,6 +5,7 @@
  *   node dist/scripts/bench/registry-load.js [--peers 10000] [--seconds 10] [--runs 3]
  *        [--scenarios idle,full-loop,hammer,longpoll] [--limits on,off] [--device synthetic|real]
  *        [--idle-seconds 10] [--settle-seconds 2] [--parse changed|all] [--node-args='<flags>;<other flags>']
+ *        [--wait 60|<min>-<max>] [--keep-alive off|on] [--probe-idle-ms 1000] [--online]
  *
  * The real RegistryService and HTTP server run in a child process (registry-server.ts) over loopback; each peer's
  * allowed IP is a loopback address (127.1.x.y/32), so a driver binding it is that peer, as over the tunnel.
@@ -18,13 +19,19 @@
  * - `full-loop`: one peer fetches the full table in a loop;
  * - `hammer`: one peer holds up to 10,000 idle connections (re-opened a second after the registry closes them)
  *   and runs 16 full-table loops at once, retrying at once on 429. The attacker runs in its own process.
- * - `longpoll` (issue 16): every other peer holds a long-poll (`wait=60`); --settle-seconds after they are all held, --idle-seconds with nothing else,
+ * - `longpoll` (issue 16): every other peer holds a long-poll (`--wait`, 60 s by default); --settle-seconds after they are all held, --idle-seconds with nothing else,
  *   over which the registry's RSS, V8 heap and CPU time (its own, and its `wg` runs': cutime + cstime) are read,
  *   then the victims as above. Prints a second table.
  * `--parse all` has the registry parse every line of every read (as before WgDumpReader); `--node-args` runs the
  * registry's node with each `;`-separated set of flags in turn (V8 heap sizing). BENCH_CPU_PROFILE=<prefix> writes a
  * CPU profile of the registry over the `longpoll` idle window (<prefix>.<pid>.cpuprofile, one per run); BENCH_HEAP_SNAPSHOT=1
  * a heap snapshot with nine in ten long-polls held (both distort the figures of their run).
+ * `--wait` is what each long-poll asks (a range: a random hold in it per poll, as wgnat's client picks since issue 16);
+ * `--keep-alive on` re-polls over one kept connection per peer, as wgnat's client does (off: a new connection per
+ * poll, `Connection: close`), with TCP keep-alive probes after `--probe-idle-ms` of silence (1000: Node's agent,
+ * what the client had before issue 16; 25000 since). The idle table then also gives the re-polls answered in the window.
+ * `--online` shows every peer online (registry-server.ts), as long-polling clients are: without it every request
+ * (re-polls and the victims' included) prompts an interface read, which real online clients do not.
  * `--limits off` raises every per-caller limit out of reach: the registry as it was before them.
  * Prints one Markdown row per device, limits and scenario: medians over the runs.
  */
@@ -50,7 +57,11 @@ const { values } = parseArgs({
     'idle-seconds': { type: 'string', default: '10' },
     'settle-seconds': { type: 'string', default: '2' },
     parse: { type: 'string', default: 'changed' },
-    'node-args': { type: 'string', default: '' }
+    'node-args': { type: 'string', default: '' },
+    wait: { type: 'string', default: '60' },
+    'keep-alive': { type: 'string', default: 'off' },
+    'probe-idle-ms': { type: 'string', default: '1000' },
+    online: { type: 'boolean', default: false }
   }
 })
 const IDLE_SECONDS = Number(values['idle-seconds'])
@@ -63,9 +74,14 @@ const SECONDS = Number(values.seconds)
 const RUNS = Number(values.runs)
 const VICTIMS = 20
 const VICTIM_PAUSE_MS = 20
+const [WAIT_MIN_S, WAIT_MAX_S] = ((r: number[]) => [r[0] ?? 60, r[1] ?? r[0] ?? 60])(values.wait.split('-').map(Number))
+const KEEP_ALIVE = values['keep-alive'] === 'on'
+const PROBE_IDLE_MS = Number(values['probe-idle-ms'])
+/** Long-polls answered so far (the driver's count: re-polls the registry served). */
+let pollsAnswered = 0
 const NO_LIMITS = { maxConnectionsPerSource: 1e9, maxRequestsPerPeer: 1e9, fullFetchesPerMinute: 1e9, fullFetchBurst: 1e9 }
 
-interface Usage { spaces?: Record<string, [number, number]>, rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
+interface Usage { systemMs?: number, spaces?: Record<string, [number, number]>, rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
 interface AttackResult { full: number, refused: number, errors: number, heldAtEnd: number, connectAttempts: number }
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
@@ -131,25 +147,29 @@ async function measureRead (iface: string): Promise<{ runMs: number, parseMs: nu
 }
 
 /**
- * Every peer but the attacker's and the victims' holds a long-poll (`wait=60`), re-issued when answered, as idle
+ * Every peer but the attacker's and the victims' holds a long-poll (`--wait`), re-issued when answered, as idle
  * clients do. Returns a function that ends them.
  */
 function holdLongPolls (port: number, version: number): () => void {
-  const agent = new Agent({ keepAlive: false })
+  // One agent: its pools are per local address, so with keep-alive each peer keeps its own connection.
+  const agent = new Agent(KEEP_ALIVE ? { keepAlive: true, keepAliveMsecs: PROBE_IDLE_MS, maxSockets: 1 } : { keepAlive: false })
   const open = new Set<ReturnType<typeof request>>()
   let running = true
   const poll = (i: number, since: number): void => {
     if (!running) return
-    const req = request({ host: '127.0.0.1', port, path: `/v1/table?since=${since}&wait=60`, localAddress: peerAddress(i), agent }, (res) => {
+    const wait = WAIT_MIN_S + Math.floor(Math.random() * (WAIT_MAX_S - WAIT_MIN_S + 1))
+    const req = request({ host: '127.0.0.1', port, path: `/v1/table?since=${since}&wait=${wait}`, localAddress: peerAddress(i), agent }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => {
         open.delete(req)
+        pollsAnswered++
         let next = since
         try { next = (JSON.parse(Buffer.concat(chunks).toString()) as { version: number }).version } catch {}
         setTimeout(() => poll(i, next), res.statusCode === 200 ? 0 : 1000)
       })
     })
+    if (KEEP_ALIVE) req.on('socket', (socket) => { socket.setKeepAlive(true, PROBE_IDLE_MS) })
     req.on('error', () => { open.delete(req); setTimeout(() => poll(i, since), 1000) })
     open.add(req)
     req.end()
@@ -161,7 +181,7 @@ function holdLongPolls (port: number, version: number): () => void {
 async function scenario (port: number, server: ChildProcess, name: string): Promise<Record<string, number>> {
   const attackerAddress = peerAddress(0)
   let stopPolls: (() => void) | undefined
-  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN, reads: NaN }
+  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN, reads: NaN, repolls: NaN, rssMedian: NaN, rssMax: NaN, systemPct: NaN }
   if (name === 'longpoll') {
     const first = await get(port, '/v1/table', peerAddress(VICTIMS + 1), new Agent())
     stopPolls = holdLongPolls(port, (JSON.parse(first.body) as { version: number }).version)
@@ -172,8 +192,15 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     await sleep(SETTLE_SECONDS * 1000)
     server.send({ profile: true })
     const u0 = await ask<Usage>(server, { usage: true })
-    await sleep(IDLE_SECONDS * 1000)
+    const answered0 = pollsAnswered
+    // RSS every 5 s over the window: the end of a window can fall right after a burst of renewals.
+    const rssSamples: number[] = []
+    for (const end = Date.now() + IDLE_SECONDS * 1000; Date.now() < end - 100;) {
+      await sleep(Math.min(5000, end - Date.now()))
+      rssSamples.push((await ask<Usage>(server, { usage: true })).rss / 1048576)
+    }
     const u1 = await ask<Usage>(server, { usage: true })
+    const repolls = pollsAnswered - answered0
     server.send({ profile: true })
     const ms = IDLE_SECONDS * 1000
     idle = {
@@ -184,7 +211,11 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
       heapTotal: u1.heapTotal / 1048576,
       external: u1.external / 1048576,
       waiting: u1.waiting,
-      reads: u1.readMs.length - u0.readMs.length
+      reads: u1.readMs.length - u0.readMs.length,
+      repolls,
+      systemPct: ((u1.systemMs ?? NaN) - (u0.systemMs ?? NaN)) / ms * 100,
+      rssMedian: median(rssSamples),
+      rssMax: Math.max(...rssSamples)
     }
     const spaces = Object.entries(u1.spaces ?? {}).filter(([, [size]]) => size >= 0.5).map(([name, [size, used]]) => `${name} ${size.toFixed(1)}/${used.toFixed(1)}`)
     console.error(`registry-load: longpoll idle window: V8 spaces committed/used (MB): ${spaces.join(', ')}`)
@@ -244,7 +275,11 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     idleHeapTotal: idle.heapTotal,
     idleExternal: idle.external,
     idleWaiting: idle.waiting,
-    idleReads: idle.reads
+    idleReads: idle.reads,
+    idleRepolls: idle.repolls,
+    idleSystemPct: idle.systemPct,
+    idleRssMedian: idle.rssMedian,
+    idleRssMax: idle.rssMax
   }
 }
 
@@ -269,10 +304,12 @@ async function main (): Promise<void> {
         const results: Array<Record<string, number>> = []
         for (let run = 0; run < RUNS; run++) {
           const port = 18080 + Math.floor(Math.random() * 1000)
-          const opts = { ...(iface === undefined ? {} : { iface }), ...(limits === 'off' ? { limits: NO_LIMITS } : {}), fullParse: values.parse === 'all' }
+          const opts = { ...(iface === undefined ? {} : { iface }), ...(limits === 'off' ? { limits: NO_LIMITS } : {}), fullParse: values.parse === 'all', online: values.online }
           const server = await forkReady('./registry-server.js', [String(PEERS), String(port), JSON.stringify(opts)], nodeArgs === '' ? [] : nodeArgs.split(' '))
           try {
-            results.push(await scenario(port, server, name))
+            const r = await scenario(port, server, name)
+            results.push(r)
+            if (name === 'longpoll') console.log(`run ${run + 1}: idle window RSS end ${r.idleRss?.toFixed(0) ?? ''} (every 5 s: median ${r.idleRssMedian?.toFixed(0) ?? ''}, max ${r.idleRssMax?.toFixed(0) ?? ''}) MB, registry CPU ${r.idleCpuPct?.toFixed(2) ?? ''} % (system ${r.idleSystemPct?.toFixed(2) ?? ''} %), wg ${r.idleChildCpuPct?.toFixed(2) ?? ''} %, re-polls ${r.idleRepolls ?? ''}, reads ${r.idleReads ?? ''}; others' delta p99 ${r.p99?.toFixed(1) ?? ''} ms`)
           } finally {
             server.send({ stop: true })
             await new Promise((resolve) => server.once('exit', resolve))
@@ -283,14 +320,15 @@ async function main (): Promise<void> {
         console.log(row)
         rows.push(row)
         if (name === 'longpoll') {
-          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} | ${(m('idleCpuPct') + m('idleChildCpuPct')).toFixed(2)} | ${m('idleReads').toFixed(0)} |`)
+          idleRows.push(`| ${values.device ?? ''} ${PEERS} | ${nodeArgs === '' ? '-' : nodeArgs} | ${m('idleWaiting').toFixed(0)} | ${m('idleRss').toFixed(0)} | ${m('idleHeapUsed').toFixed(0)} / ${m('idleHeapTotal').toFixed(0)} / ${m('idleExternal').toFixed(0)} | ${m('idleCpuPct').toFixed(2)} | ${m('idleChildCpuPct').toFixed(2)} | ${(m('idleCpuPct') + m('idleChildCpuPct')).toFixed(2)} | ${m('idleReads').toFixed(0)} | ${m('idleRepolls').toFixed(0)} | ${m('idleRssMedian').toFixed(0)} / ${m('idleRssMax').toFixed(0)} |`)
+          console.log(`idle row (so far): ${idleRows[idleRows.length - 1] ?? ''}`)
         }
       }
     }
     if (idleRows.length > 0) {
-      console.log(`\nAll peers long-polling, nothing else, ${IDLE_SECONDS} s from ${SETTLE_SECONDS} s after they were all held (medians; a client re-polls every 60 s: a window ending past that holds a wave of 10,000 re-polls):\n`)
-      console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) | both (% core) | interface reads |')
-      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+      console.log(`\nAll peers long-polling (wait=${values.wait}, keep-alive ${values['keep-alive']}${KEEP_ALIVE ? `, probes after ${PROBE_IDLE_MS} ms idle` : ''}), nothing else, ${IDLE_SECONDS} s from ${SETTLE_SECONDS} s after they were all held (medians; a window ending past the shortest wait holds re-polls):\n`)
+      console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) | both (% core) | interface reads | re-polls answered | RSS every 5 s over the window: median / max (MB) |')
+      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
       for (const r of idleRows) console.log(r)
     }
   } finally {

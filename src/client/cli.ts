@@ -70,7 +70,7 @@ export function clientProgram (): Command {
     .description('Mesh client for a WireGuard spoke: learns the other peers from the hub\'s registry and talks to them directly.')
     .addOption(new Option('-i, --interface <name>', 'WireGuard interface of this spoke').env('WGNAT_INTERFACE').makeOptionMandatory())
     .addOption(new Option('-r, --registry <public-key>', 'public key of the hub peer that runs wgnat-server').argParser(keyArg).env('WGNAT_REGISTRY').makeOptionMandatory())
-    .addOption(new Option('-t, --interval <duration>', 'sync at least this often, Go syntax (300ms, 30s, 1m, 1h30m); changes are pushed at once').argParser(durationArg(100)).default(60_000, '1m').env('WGNAT_INTERVAL'))
+    .addOption(new Option('-t, --interval <duration>', 'with --no-push, poll this often, Go syntax (300ms, 30s, 1m, 1h30m); with push, changes arrive at once').argParser(durationArg(100)).default(60_000, '1m').env('WGNAT_INTERVAL'))
     .addOption(new Option('--keepalive <seconds>', 'persistent keepalive on mesh peers: keeps NAT holes open and lets a dead direct path be noticed').argParser(intArg(1, 65535)).default(25).env('WGNAT_KEEPALIVE'))
     .addOption(new Option('--registry-address <ip>', 'registry address in the tunnel (default: first host of the registry peer\'s allowed IPs)').argParser(ipArg).env('WGNAT_REGISTRY_ADDRESS'))
     .addOption(new Option('--registry-port <port>', 'registry TCP port (default: the port of the registry peer\'s endpoint)').argParser(intArg(1, 65535)).env('WGNAT_REGISTRY_PORT'))

@@ -15,6 +15,7 @@ import { meanCycleCpuMs, retryReadMs } from './paths/read-budget.js'
 import { punch } from './nat/puncher.js'
 import { PortMapper } from './portmap/port-mapper.js'
 import { RegistryClient } from './registry-client.js'
+import { longPollWaitS } from './long-poll-wait.js'
 import { StateStore } from './state-store.js'
 import { peerStatus, type ClientStatus } from './observe/status.js'
 import { serveStatus } from './observe/status-socket.js'
@@ -85,8 +86,6 @@ export function meshPrefixes (hubPrefixes: Prefix[], own: Array<{ address: strin
 /** Punch rounds per attempt (the first is awaited before telling the peer we are ready). */
 export const PUNCH_ROUNDS = 3
 
-/** Longest the client holds one long-poll open; below common NAT and proxy idle timeouts. */
-export const LONG_POLL_S = 25
 /** Device read interval while an attempt is pending: both sides see the handshake within one round trip. */
 export const PENDING_TICK_MS = 150
 /**
@@ -315,7 +314,7 @@ export class MeshClient {
     let failures = 0
     while (!signal.aborted) {
       const full = needFull || version === 0
-      const waitS = full || !push ? 0 : Math.max(0, Math.min(LONG_POLL_S, Math.floor(this.init.intervalMs / 1000)))
+      const waitS = full || !push ? 0 : longPollWaitS(this.init.intervalMs)
       try {
         const res = await this.registry.table(full ? 0 : version, waitS, signal)
         if (!res.full && res.epoch !== epoch) {

@@ -1,5 +1,6 @@
 import { request } from 'node:http'
 import { ParseError, WgnatError, messageOf, quote } from '../shared/errors.js'
+import { LONG_POLL_KEEPALIVE_MS } from './long-poll-wait.js'
 import { API, tableResponseSchema, type Announce, type PathReport, type TableResponse } from '../shared/protocol.js'
 
 export interface RegistryClientInit {
@@ -41,7 +42,7 @@ export class RegistryClient {
 
   /** The table since `since` (0: full), held open by the registry up to `waitS` seconds when nothing changed. */
   async table (since: number, waitS: number, signal?: AbortSignal): Promise<TableResponse> {
-    const body = await this.call('GET', `${API.table}?since=${since}&wait=${waitS}`, undefined, this.timeoutMs + waitS * 1000, signal)
+    const body = await this.call('GET', `${API.table}?since=${since}&wait=${waitS}`, undefined, this.timeoutMs + waitS * 1000, signal, waitS > 0)
     return parseTableResponse(body)
   }
 
@@ -54,7 +55,7 @@ export class RegistryClient {
     await this.call('POST', API.report, JSON.stringify(report), this.timeoutMs, signal)
   }
 
-  private async call (method: string, path: string, body: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<string> {
+  private async call (method: string, path: string, body: string | undefined, timeoutMs: number, signal?: AbortSignal, longPoll = false): Promise<string> {
     return await new Promise<string>((resolve, reject) => {
       const req = request(`${this.url}${path}`, {
         method,
@@ -62,6 +63,9 @@ export class RegistryClient {
         timeout: timeoutMs,
         headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
       }, (res) => {
+        // A long-poll's wait ends when the answer starts: its body gets the plain request's time, as any answer does
+        // (a registry dribbling a body would otherwise hold the client for the whole wait).
+        if (longPoll) { clearTimeout(deadline); deadline = setTimeout(expire, this.timeoutMs, this.timeoutMs) }
         const chunks: Buffer[] = []
         let size = 0
         res.on('data', (chunk: Buffer) => {
@@ -78,8 +82,11 @@ export class RegistryClient {
         })
         res.on('error', (err) => reject(new RegistryError(`registry response failed: ${messageOf(err)}`)))
       })
+      // A held long-poll: TCP keep-alive notices a dead or restarted hub long before the deadline (long-poll-wait.ts).
+      if (longPoll) req.on('socket', (socket) => { socket.setKeepAlive(true, LONG_POLL_KEEPALIVE_MS) })
       // A hard deadline for the whole exchange, not just idle time between packets.
-      const deadline = setTimeout(() => req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(timeoutMs / 1000)}s`)), timeoutMs)
+      const expire = (ms: number): void => { req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(ms / 1000)}s`)) }
+      let deadline = setTimeout(expire, timeoutMs, timeoutMs)
       req.on('close', () => clearTimeout(deadline))
       req.on('timeout', () => req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(timeoutMs / 1000)}s`)))
       req.on('error', (err) => {

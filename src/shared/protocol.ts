@@ -137,5 +137,8 @@ export const API = {
   wgnatKeepalive: '/keepalive'
 } as const
 
-/** Longest long-poll the registry holds a request open, in seconds. */
-export const MAX_WAIT_S = 60
+/**
+ * Longest long-poll the registry holds a request open, in seconds. 60 until issue 16; clients ask up to this and
+ * registries cap what they are asked at their own value, so either side may be older (docs/protocol.md).
+ */
+export const MAX_WAIT_S = 300

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SpawnedProcess } from '../../scripts/lab/command.js'
 import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
-import { type MeshProcesses, SERVER_BIN, pathBetween, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
+import { type MeshProcesses, SERVER_BIN, clientStatus, pathBetween, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
 import { pingGaps, type PingGaps } from '../../scripts/lab/ping-gaps.js'
 
 const support = await labSupport()
@@ -114,6 +114,34 @@ describe.skipIf(!support.ok)('a direct path that dies while the hub still reache
     expect(ms!).toBeLessThanOrEqual(HEAL_GOAL_MS)
     expect(back.ab.sent - back.ab.received, logs()).toBeLessThanOrEqual(BACK_LOSS_MAX)
     expect(back.ba.sent - back.ba.received, logs()).toBeLessThanOrEqual(BACK_LOSS_MAX)
+  })
+
+  /**
+   * Issue 16: a client holds its long-poll up to 300 s, so a hub that goes silent is noticed by TCP keep-alive on the
+   * held connection (first probe after 25 s, then ten a second apart), no longer by the 25 s renewal timing out.
+   * Without the keep-alive this would take the whole hold (up to 305 s).
+   */
+  it('the hub silent while a long-poll is held: the client notices within 45 s, and is back on the registry within 45 s of the hub returning', async () => {
+    expect(await waitFor(async () => (await clientStatus(lab, 'a')).registry.reachable, 20_000), logs()).toBeDefined()
+    await sleep(2000)
+    const hub = lab.hub.underlayIp
+    const drop = async (op: '-I' | '-D'): Promise<void> => {
+      await lab.exec('inet', ['iptables', '-w', op, 'FORWARD', '-s', hub, '-j', 'DROP'])
+      await lab.exec('inet', ['iptables', '-w', op, 'FORWARD', '-d', hub, '-j', 'DROP'])
+    }
+    await drop('-I')
+    let lostMs: number | undefined
+    try {
+      lostMs = await waitFor(async () => !(await clientStatus(lab, 'a')).registry.reachable, 60_000)
+    } finally {
+      await drop('-D')
+    }
+    const backMs = await waitFor(async () => (await clientStatus(lab, 'a')).registry.reachable, 60_000)
+    console.log(`[e2e] hub silent: client a saw the registry unreachable after ${lostMs ?? 'never'} ms, reachable again ${backMs ?? 'never'} ms after the hub returned`)
+    expect(lostMs, logs()).toBeDefined()
+    expect(lostMs!).toBeLessThanOrEqual(45_000)
+    expect(backMs, logs()).toBeDefined()
+    expect(backMs!).toBeLessThanOrEqual(45_000)
   })
 
   it('the hub down (registry killed, hub unreachable): two direct spokes lose no packet', async () => {

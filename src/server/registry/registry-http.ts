@@ -29,6 +29,12 @@ function pathOf (target: string | undefined): string {
   return q < 0 ? t : t.slice(0, q)
 }
 
+/**
+ * An idle kept-alive connection (between two requests) is closed after this. A long-polling client re-polls at once
+ * on the same connection, so this bounds only idle ones; 65 s, as it was while MAX_WAIT_S was 60.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000
+
 /** A caller over one of its limits is named in the log at most this often. */
 export const LIMIT_WARN_INTERVAL_MS = 60_000
 
@@ -239,9 +245,10 @@ export async function listenOn (addresses: string[], port: number, handler: Regi
         if (!handler.limits.openConnection(source)) { socket.destroy(); return }
         socket.on('close', onConnectionClose)
       })
-      server.keepAliveTimeout = (MAX_WAIT_S + 5) * 1000
+      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
       server.headersTimeout = 10_000
-      server.requestTimeout = (MAX_WAIT_S + 10) * 1000
+      // The time to receive a request, not to answer it: a held long-poll is not cut by it (70 s, as before).
+      server.requestTimeout = 70_000
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen({ host: address, port, exclusive: true }, () => { server.off('error', reject); resolve() })
