@@ -54,11 +54,11 @@ function wakeFigures (pid: number): { wakes: number, mainTicks: number } {
   return { wakes, mainTicks: (t[11] ?? 0) + (t[12] ?? 0) }
 }
 /** One line of `node --trace-gc`: its kind and pause. */
-interface GcEvent { atMs: number, kind: 'scavenge' | 'mark-compact' | 'other', pauseMs: number }
+interface GcEvent { atMs: number, kind: 'scavenge' | 'mark-compact' | 'other', pauseMs: number, line: string }
 function parseGcLine (line: string, atMs: number): GcEvent | undefined {
   const m = /ms: (Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Sweep)[^,]*, ([\d.]+) \/ [\d.]+ ms/.exec(line)
   if (m === null) return undefined
-  return { atMs, kind: m[1] === 'Scavenge' ? 'scavenge' : m[1]!.startsWith('Mark') ? 'mark-compact' : 'other', pauseMs: Number(m[2]) }
+  return { atMs, kind: m[1] === 'Scavenge' ? 'scavenge' : m[1]!.startsWith('Mark') ? 'mark-compact' : 'other', pauseMs: Number(m[2]), line: line.replace(/^\[[^\]]*\]\s*/, '').trim() }
 }
 function rssMb (pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
@@ -142,6 +142,8 @@ async function once (): Promise<Result> {
     client.kill('SIGTERM'); registry.kill('SIGTERM')
     // The profile is written as the client exits.
     if (values['cpu-prof'] !== undefined) await client.catch(() => {})
+    // --trace-gc: every collection after the table was applied, with its time since then and V8's reason.
+    for (const e of gcs.filter((g) => g.atMs >= appliedAt && g.kind !== 'other')) console.error(`  gc +${((e.atMs - appliedAt) / 1000).toFixed(1)} s: ${e.line}`)
     return { appliedS: (appliedAt - t0) / 1000, first, steady }
   } finally {
     await lab.destroy()
