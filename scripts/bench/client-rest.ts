@@ -3,7 +3,7 @@
  * interface (wireguard-go), against a fake registry (fake-registry.ts, not wgnat-server) in the hub's namespace that
  * serves N peers whose endpoints lead nowhere, holds long-polls, and says the hub relays.
  *
- *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir>] [--no-http] [--trace-gc] [--heap-snapshot <dir>]
+ *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir>] [--no-http] [--trace-gc]
  *
  * Per run (a fresh lab each): start the client at the default log level; time until the interface holds all N
  * peers ("applied"); then CPU (the client's utime+stime plus its reaped `wg` children, from /proc), RSS and log lines
@@ -15,10 +15,9 @@
  * Also per window, figures the machine's load distorts less: the client's wake-ups a second (voluntary context
  * switches of all its threads, from /proc/<pid>/task) and its main thread's share of the CPU. `--trace-gc`: run the
  * client under `node --trace-gc` and count its garbage collections in each window (scavenges, mark-compacts, their
- * pauses in ms); a line a collection on its stdout, not counted as a log line. `--heap-snapshot <dir>`: at the end of
- * the steady window, have the client write a heap snapshot into <dir> (`--heapsnapshot-signal`, SIGUSR2).
+ * pauses in ms); a line a collection on its stdout, not counted as a log line.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -26,7 +25,7 @@ import { run } from '../lab/command.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub } from '../lab/mesh.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false }, 'heap-snapshot': { type: 'string' } } })
+const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false } } })
 const N = Number(values.peers); const RUNS = Number(values.runs); const WARMUP_S = Number(values.warmup); const SECONDS = Number(values.seconds)
 if (![N, RUNS, WARMUP_S, SECONDS].every((x) => Number.isInteger(x) && x > 0) || N > 60_000) {
   console.error(`client-rest: --peers (1-60000), --runs, --warmup and --seconds must be positive whole numbers`)
@@ -90,7 +89,7 @@ async function once (): Promise<Result> {
     const registry = lab.spawn('hub', [process.execPath, FAKE_REGISTRY, '--listen', `${lab.hub.tunnelIp}:${lab.hub.listenPort}`, '--peers', String(N), '--self', `${a.publicKey}=${lab.routers.a!.wanIp}:${a.listenPort}`, '--prefix', '100.64', '--relay'])
     await sleep(1500)
     const lines: number[] = []
-    const profile = [...(values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']]), ...(values['trace-gc'] === true ? ['--trace-gc'] : []), ...(values['heap-snapshot'] === undefined ? [] : ['--heapsnapshot-signal=SIGUSR2', '--diagnostic-dir', values['heap-snapshot']])]
+    const profile = [...(values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']]), ...(values['trace-gc'] === true ? ['--trace-gc'] : [])]
     const gcs: GcEvent[] = []
     // --no-http: the client exactly as installed by default (no metrics endpoint; the sync-cycle column is then empty).
     const http = values['no-http'] === true ? [] : ['--http', METRICS]
@@ -140,21 +139,6 @@ async function once (): Promise<Result> {
     const rest = appliedAt + WARMUP_S * 1000 - Date.now()
     if (rest > 0) await sleep(rest)
     const steady = await measure(SECONDS)
-    if (values['heap-snapshot'] !== undefined) {
-      // Written synchronously by the client's main thread: wait until the file stops growing.
-      const dir = values['heap-snapshot']
-      const before = new Set(readdirSync(dir))
-      process.kill(pid, 'SIGUSR2')
-      let size = -1
-      for (let i = 0; i < 120; i++) {
-        await sleep(1000)
-        const file = readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'))
-        if (file === undefined) continue
-        const now = statSync(join(dir, file)).size
-        if (now > 0 && now === size) break
-        size = now
-      }
-    }
     client.kill('SIGTERM'); registry.kill('SIGTERM')
     // The profile is written as the client exits.
     if (values['cpu-prof'] !== undefined) await client.catch(() => {})
