@@ -3,7 +3,7 @@
  * interface (wireguard-go), against a fake registry (fake-registry.ts, not wgnat-server) in the hub's namespace that
  * serves N peers whose endpoints lead nowhere, holds long-polls, and says the hub relays.
  *
- *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir>] [--no-http]
+ *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir>] [--no-http] [--trace-gc]
  *
  * Per run (a fresh lab each): start the client at the default log level; time until the interface holds all N
  * peers ("applied"); then CPU (the client's utime+stime plus its reaped `wg` children, from /proc), RSS and log lines
@@ -12,6 +12,10 @@
  * The client runs with `--http` (metrics on loopback in its namespace; `--no-http`: without, as by default) for the CPU of one sync cycle (issue 16):
  * `wgnat_sync_cycle_cpu_seconds` sum / count over each window (the client process only, not its `wg` commands).
  * `--cpu-prof <dir>`: run the client under `node --cpu-prof` and leave its profile (written when it stops) in <dir>.
+ * Also per window, figures the machine's load distorts less: the client's wake-ups a second (voluntary context
+ * switches of all its threads, from /proc/<pid>/task) and its main thread's share of the CPU. `--trace-gc`: run the
+ * client under `node --trace-gc` and count its garbage collections in each window (scavenges, mark-compacts, their
+ * pauses in ms); a line a collection on its stdout, not counted as a log line.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -21,7 +25,7 @@ import { run } from '../lab/command.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub } from '../lab/mesh.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false } } })
+const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false } } })
 const N = Number(values.peers); const RUNS = Number(values.runs); const WARMUP_S = Number(values.warmup); const SECONDS = Number(values.seconds)
 if (![N, RUNS, WARMUP_S, SECONDS].every((x) => Number.isInteger(x) && x > 0) || N > 60_000) {
   console.error(`client-rest: --peers (1-60000), --runs, --warmup and --seconds must be positive whole numbers`)
@@ -39,6 +43,23 @@ function statFields (pid: number): number[] {
 function cpuTicks (pid: number): number { const f = statFields(pid); return (f[11] ?? 0) + (f[12] ?? 0) + (f[13] ?? 0) + (f[14] ?? 0) }
 /** cutime+cstime: the `wg` commands alone. */
 function childTicks (pid: number): number { const f = statFields(pid); return (f[13] ?? 0) + (f[14] ?? 0) }
+/** Voluntary context switches of every thread (each a wake-up after a wait), and the main thread's utime+stime. */
+function wakeFigures (pid: number): { wakes: number, mainTicks: number } {
+  let wakes = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try { wakes += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? 0) } catch {}
+  }
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')
+  const t = stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ').map(Number)
+  return { wakes, mainTicks: (t[11] ?? 0) + (t[12] ?? 0) }
+}
+/** One line of `node --trace-gc`: its kind and pause. */
+interface GcEvent { atMs: number, kind: 'scavenge' | 'mark-compact' | 'other', pauseMs: number, line: string }
+function parseGcLine (line: string, atMs: number): GcEvent | undefined {
+  const m = /ms: (Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Sweep)[^,]*, ([\d.]+) \/ [\d.]+ ms/.exec(line)
+  if (m === null) return undefined
+  return { atMs, kind: m[1] === 'Scavenge' ? 'scavenge' : m[1]!.startsWith('Mark') ? 'mark-compact' : 'other', pauseMs: Number(m[2]), line: line.replace(/^\[[^\]]*\]\s*/, '').trim() }
+}
 function rssMb (pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return Number(m?.[1] ?? 0) / 1024
@@ -52,7 +73,7 @@ function clientPid (spawned: number): number {
   return found
 }
 
-interface Window { cpuPct: number, wgPct: number, rssMb: number, logLines: number, cycleMs: number, cycles: number }
+interface Window { cpuPct: number, wgPct: number, rssMb: number, logLines: number, cycleMs: number, cycles: number, wakesPerS: number, mainPct: number, scavenges: number, markCompacts: number, gcPauseMs: number }
 /** Where the client serves its metrics, inside its namespace. */
 const METRICS = '127.0.0.1:9586'
 interface Result { appliedS: number, first: Window, steady: Window }
@@ -68,11 +89,13 @@ async function once (): Promise<Result> {
     const registry = lab.spawn('hub', [process.execPath, FAKE_REGISTRY, '--listen', `${lab.hub.tunnelIp}:${lab.hub.listenPort}`, '--peers', String(N), '--self', `${a.publicKey}=${lab.routers.a!.wanIp}:${a.listenPort}`, '--prefix', '100.64', '--relay'])
     await sleep(1500)
     const lines: number[] = []
-    const profile = values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']]
+    const profile = [...(values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']]), ...(values['trace-gc'] === true ? ['--trace-gc'] : [])]
+    const gcs: GcEvent[] = []
     // --no-http: the client exactly as installed by default (no metrics endpoint; the sync-cycle column is then empty).
     const http = values['no-http'] === true ? [] : ['--http', METRICS]
     const client = lab.spawn('a', [process.execPath, ...profile, CLIENT_BIN, '-i', a.wgIf, '-r', lab.hub.publicKey, '-t', '1m', '--state-dir', stateDir, ...http])
     client.stderr?.on('data', (chunk: Buffer) => { for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(Date.now()) })
+    client.stdout?.on('data', (chunk: Buffer) => { for (const l of String(chunk).split('\n')) { const e = parseGcLine(l, Date.now()); if (e !== undefined) gcs.push(e) } })
     const t0 = Date.now()
     let appliedAt = 0
     while (Date.now() - t0 < 120_000) {
@@ -91,12 +114,26 @@ async function once (): Promise<Result> {
     }
     const measure = async (seconds: number): Promise<Window> => {
       const s0 = await cycles()
-      const c0 = cpuTicks(pid); const k0 = childTicks(pid); const w0 = Date.now()
+      const c0 = cpuTicks(pid); const k0 = childTicks(pid); const x0 = wakeFigures(pid); const w0 = Date.now()
       await sleep(seconds * 1000)
-      const c1 = cpuTicks(pid); const k1 = childTicks(pid); const w1 = Date.now()
+      const c1 = cpuTicks(pid); const k1 = childTicks(pid); const x1 = wakeFigures(pid); const w1 = Date.now()
       const s1 = await cycles()
       const n = s1.count - s0.count
-      return { cpuPct: (c1 - c0) / CLK_TCK / ((w1 - w0) / 1000) * 100, wgPct: (k1 - k0) / CLK_TCK / ((w1 - w0) / 1000) * 100, rssMb: rssMb(pid), logLines: lines.filter((t) => t >= w0 && t < w1).length * 60 / ((w1 - w0) / 1000), cycleMs: n > 0 ? (s1.sum - s0.sum) / n * 1000 : NaN, cycles: n }
+      const wallS = (w1 - w0) / 1000
+      const inWindow = gcs.filter((e) => e.atMs >= w0 && e.atMs < w1)
+      return {
+        cpuPct: (c1 - c0) / CLK_TCK / wallS * 100,
+        wgPct: (k1 - k0) / CLK_TCK / wallS * 100,
+        rssMb: rssMb(pid),
+        logLines: lines.filter((t) => t >= w0 && t < w1).length * 60 / wallS,
+        cycleMs: n > 0 ? (s1.sum - s0.sum) / n * 1000 : NaN,
+        cycles: n,
+        wakesPerS: (x1.wakes - x0.wakes) / wallS,
+        mainPct: (x1.mainTicks - x0.mainTicks) / CLK_TCK / wallS * 100,
+        scavenges: inWindow.filter((e) => e.kind === 'scavenge').length,
+        markCompacts: inWindow.filter((e) => e.kind === 'mark-compact').length,
+        gcPauseMs: inWindow.reduce((sum, e) => sum + e.pauseMs, 0)
+      }
     }
     const first = await measure(60)
     const rest = appliedAt + WARMUP_S * 1000 - Date.now()
@@ -105,6 +142,8 @@ async function once (): Promise<Result> {
     client.kill('SIGTERM'); registry.kill('SIGTERM')
     // The profile is written as the client exits.
     if (values['cpu-prof'] !== undefined) await client.catch(() => {})
+    // --trace-gc: every collection after the table was applied, with its time since then and V8's reason.
+    for (const e of gcs.filter((g) => g.atMs >= appliedAt && g.kind !== 'other')) console.error(`  gc +${((e.atMs - appliedAt) / 1000).toFixed(1)} s: ${e.line}`)
     return { appliedS: (appliedAt - t0) / 1000, first, steady }
   } finally {
     await lab.destroy()
@@ -125,8 +164,12 @@ const results: Result[] = []
 for (let r = 0; r < RUNS; r++) {
   const res = await once()
   results.push(res)
-  console.error(`run ${r + 1}: applied after ${res.appliedS.toFixed(1)} s; first minute ${res.first.cpuPct.toFixed(2)} % CPU, ${res.first.rssMb.toFixed(0)} MB, ${res.first.logLines.toFixed(0)} lines/min; steady ${res.steady.cpuPct.toFixed(2)} % CPU (wg commands ${res.steady.wgPct.toFixed(2)}), ${res.steady.rssMb.toFixed(0)} MB, ${res.steady.logLines.toFixed(0)} lines/min, ${res.steady.cycles} sync cycles of ${res.steady.cycleMs.toFixed(2)} ms CPU`)
+  console.error(`run ${r + 1}: applied after ${res.appliedS.toFixed(1)} s; first minute ${res.first.cpuPct.toFixed(2)} % CPU, ${res.first.rssMb.toFixed(0)} MB, ${res.first.logLines.toFixed(0)} lines/min; steady ${res.steady.cpuPct.toFixed(2)} % CPU (wg commands ${res.steady.wgPct.toFixed(2)}), ${res.steady.rssMb.toFixed(0)} MB, ${res.steady.logLines.toFixed(0)} lines/min, ${res.steady.cycles} sync cycles of ${res.steady.cycleMs.toFixed(2)} ms CPU; main thread ${res.steady.mainPct.toFixed(2)} %, ${res.steady.wakesPerS.toFixed(1)} wake-ups/s${values['trace-gc'] === true ? `, GC ${res.steady.scavenges} scavenges + ${res.steady.markCompacts} mark-compacts, ${res.steady.gcPauseMs.toFixed(1)} ms paused` : ''}`)
 }
 console.log(`| peers | table applied (s) | first minute: CPU % / RSS MB / log lines/min | steady (after ${WARMUP_S} s): CPU % core | RSS MB | log lines/min | sync cycle CPU ms (cycles/min) |`)
 console.log('| --- | --- | --- | --- | --- | --- | --- |')
 console.log(`| ${N} | ${stat(results.map((x) => x.appliedS))} | ${stat(results.map((x) => x.first.cpuPct), 2)} / ${stat(results.map((x) => x.first.rssMb), 0)} / ${stat(results.map((x) => x.first.logLines), 0)} | ${stat(results.map((x) => x.steady.cpuPct), 2)} | ${stat(results.map((x) => x.steady.rssMb), 0)} | ${stat(results.map((x) => x.steady.logLines), 0)} | ${stat(results.map((x) => x.steady.cycleMs), 2)} (${stat(results.map((x) => x.steady.cycles * 60 / SECONDS), 0)}) |`)
+console.log('')
+console.log(`| peers | steady: main thread CPU % core | wake-ups a second (all threads) |${values['trace-gc'] === true ? ' GC in the window: scavenges / mark-compacts / ms paused |' : ''}`)
+console.log(`| --- | --- | --- |${values['trace-gc'] === true ? ' --- |' : ''}`)
+console.log(`| ${N} | ${stat(results.map((x) => x.steady.mainPct), 2)} | ${stat(results.map((x) => x.steady.wakesPerS), 1)} |${values['trace-gc'] === true ? ` ${stat(results.map((x) => x.steady.scavenges), 0)} / ${stat(results.map((x) => x.steady.markCompacts), 0)} / ${stat(results.map((x) => x.steady.gcPauseMs), 1)} |` : ''}`)

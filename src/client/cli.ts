@@ -81,7 +81,7 @@ export function clientProgram (): Command {
     .addOption(new Option('--stun <host:port>', 'also ask this STUN server for our mapping (repeatable)').argParser(collectStun).default([]).env('WGNAT_STUN'))
     .addOption(new Option('--hub-stun-port <port>', 'STUN port of wgnat-server on the hub\'s public address (0: do not ask the hub)').argParser(intArg(0, 65535)).default(3478).env('WGNAT_HUB_STUN_PORT'))
     .addOption(new Option('--punch-ttl <hops>', 'punch from the WireGuard port with this TTL before each attempt: enough hops to open our own NAT, too few to reach the far one (for routers that clash on simultaneous open)').argParser(intArg(1, 255)).env('WGNAT_PUNCH_TTL'))
-    .addOption(new Option('--nat-check <duration>', 'check the NAT mapping (STUN from the WireGuard port) this often; a rebooted router is noticed within it').argParser(durationArg(500)).default(2000, '2s').env('WGNAT_NAT_CHECK'))
+    .addOption(new Option('--nat-check <duration>', 'check the NAT mapping (STUN from the WireGuard port) this often (every 10 s, if longer, while every peer is parked on the hub); a rebooted router is noticed within it').argParser(durationArg(500)).default(2000, '2s').env('WGNAT_NAT_CHECK'))
     .addOption(new Option('--no-raw', 'no raw sockets: no STUN from the WireGuard port, no punching').env('WGNAT_NO_RAW'))
     .addOption(new Option('--no-port-mapping', 'do not ask the router to map the WireGuard port (PCP, NAT-PMP, UPnP IGD); a mapping lets anyone on the internet send to that port, as WireGuard\'s own listen port on a public address does').env('WGNAT_NO_PORT_MAPPING'))
     .addOption(new Option('--http <addr:port>', HTTP_OPTION_HELP).argParser(httpAddressArg).env('WGNAT_HTTP'))

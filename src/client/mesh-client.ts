@@ -24,7 +24,7 @@ import { PolicyFilter } from './policy/policy-filter.js'
 import { START_DEVICE_MAX_AGE_MS, TABLE_TICK_GAP_MS, reusableRead, tickHoldMs, type InterfaceRead } from './paths/tick-pacing.js'
 import { nftCli, type NftControl } from '../shared/nft.js'
 import { HEALING_TICK_MS, healingTickMs, plannedSwitches, RouteSwitchTimer, SWITCH_SETTLE_MS } from './paths/route-switch.js'
-import { restingTickMs } from './paths/parked-tick.js'
+import { allParked, restingTickMs } from './paths/parked-tick.js'
 
 export interface MeshClientInit {
   iface: string
@@ -137,6 +137,8 @@ export class MeshClient {
   private selfEntry: TablePeer | undefined
   private statusServer: { close: () => Promise<void> } | undefined
   private nat: NatMonitor | undefined
+  /** Every peer parked on the hub at the last tick (parked-tick.ts): the NAT check runs less often. */
+  private atRest = false
   private hubEndpoint: Endpoint | null = null
   private listenPort = 0
   private retryNow = false
@@ -254,6 +256,7 @@ export class MeshClient {
         try { await this.registry.announce(a, signal) } catch (err) { if (!signal.aborted) this.observer?.registryError?.('announce'); throw err }
       },
       observer: this.observer,
+      atRest: () => this.atRest,
       onNetworkChange: async () => {
         this.retryNow = true
         this.portMapper?.recheck()
@@ -418,6 +421,10 @@ export class MeshClient {
    */
   private nextTickMs (): number {
     const now = this.nowMs()
+    // Every peer parked on the hub: the NAT check is rarer too, and runs at once when that ends (resting-recheck.ts).
+    const atRest = allParked(this.tracks.values(), now)
+    if (this.atRest && !atRest && this.natStarted) this.nat?.recheck()
+    this.atRest = atRest
     // Every peer parked on the hub: rarer still (parked-tick.ts).
     let wait = restingTickMs(this.tracks.values(), now, QUIET_TICK_MS)
     for (const t of this.tracks.values()) {

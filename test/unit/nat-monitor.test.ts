@@ -177,6 +177,20 @@ describe('NatMonitor: announcing', () => {
     expect(h.addresses).toHaveBeenCalledTimes(2)
   })
 
+  it('checks every restingRecheckMs while atRest() says every peer is parked, and every recheckMs again once not', async () => {
+    let atRest = true
+    const h = harness(world(), { recheckMs: 5, restingRecheckMs: 60_000 }, { atRest: () => atRest })
+    h.monitor.start()
+    await h.announcedCount(1)
+    // At rest: the second check waits a minute (the usual 5 ms would have run dozens meanwhile).
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    expect(h.addresses).toHaveBeenCalledTimes(1)
+    // Rest ends: the client wakes the check (recheck()), and the usual interval is back.
+    atRest = false
+    h.monitor.recheck()
+    await h.rounds(5)
+  })
+
   it('does not announce an unchanged result again', async () => {
     const h = harness(world())
     h.monitor.start()

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { PARKED_TICK_MS, isParked, restingTickMs } from '../../src/client/paths/parked-tick.js'
+import { PARKED_TICK_MS, allParked, isParked, restingTickMs } from '../../src/client/paths/parked-tick.js'
 import type { PeerTrack } from '../../src/client/paths/reconcile.js'
 import { HEALING_WATCH_MS } from '../../src/client/paths/route-switch.js'
 
@@ -37,5 +37,18 @@ describe('restingTickMs', () => {
   })
   it('never shortens a longer quiet interval', () => {
     expect(restingTickMs([parked], NOW, PARKED_TICK_MS * 2)).toBe(PARKED_TICK_MS * 2)
+  })
+})
+
+describe('allParked', () => {
+  it.each<[string, PeerTrack[], boolean]>([
+    ['no peers', [], false],
+    ['one parked peer', [parked], true],
+    ['every peer parked', [parked, { ...parked, endpoint: '198.18.1.3:51820' }], true],
+    ['one of them direct', [parked, { ...parked, phase: 'direct' }], false],
+    ['one of them with a retry due', [{ ...parked, retryAtMs: NOW + 1000 }, parked], false],
+    ['one of them trying', [parked, { ...parked, phase: 'trying' }], false]
+  ])('%s', (_name, tracks, want) => {
+    expect(allParked(tracks, NOW)).toBe(want)
   })
 })

@@ -12,6 +12,7 @@ import { KeptSender } from './kept-sender.js'
 import { discover, type Discovery } from './nat-discovery.js'
 import { stunProbe, type StunProbeResult } from './stun-probe.js'
 import { READY_SHRINK_HOLD_MS, onlyReadyShrank } from './ready-shrink.js'
+import { natRecheckMs } from './resting-recheck.js'
 
 /**
  * How often the NAT mapping is checked again when nothing else prompts it: a router that reboots or drops its
@@ -36,6 +37,8 @@ export interface NatMonitorInit {
   failureRetryMs?: number
   /** Reuse the address list this long while netlink reports no change (0: read it every check). @default ADDRESS_CACHE_MAX_AGE_MS */
   addressMaxAgeMs?: number
+  /** Wait between checks while `atRest()` (if longer than recheckMs). @default NAT_RECHECK_AT_REST_MS */
+  restingRecheckMs?: number
 }
 
 export interface NatMonitorComponents {
@@ -58,6 +61,8 @@ export interface NatMonitorComponents {
   portMapping?: () => string | null
   /** Told about STUN round trips and NAT changes (metrics). */
   observer?: MeshObserver
+  /** Every peer is parked on the hub (resting-recheck.ts): check less often; recheck() when that ends. @default never */
+  atRest?: () => boolean
   /** Opens the raw send socket kept between checks (tests). @default openUdpSender */
   openSender?: () => RawUdpSender
   /** Why the raw-socket addon cannot load, or null (tests). @default rawSocketProblem */
@@ -91,7 +96,7 @@ export class NatMonitor {
     this.task = new RepeatingTask({
       round: async (signal) => {
         await this.once(signal)
-        return this.init.recheckMs ?? NAT_RECHECK_MS
+        return natRecheckMs(this.init.recheckMs ?? NAT_RECHECK_MS, this.c.atRest?.() === true, this.init.restingRecheckMs)
       },
       onError: (err) => {
         this.c.logger.warn(`NAT discovery failed, will retry: ${messageOf(err)}`)

@@ -22,10 +22,15 @@ export function isParked (t: PeerTrack, nowMs: number): boolean {
  * when there are peers and every one is parked. Pure; what is due sooner is the caller's minimum over the tracks.
  */
 export function restingTickMs (tracks: Iterable<PeerTrack>, nowMs: number, quietMs: number): number {
+  return allParked(tracks, nowMs) ? Math.max(quietMs, PARKED_TICK_MS) : quietMs
+}
+
+/** Are there peers, and is every one parked ({@link isParked})? Pure. */
+export function allParked (tracks: Iterable<PeerTrack>, nowMs: number): boolean {
   let any = false
   for (const t of tracks) {
-    if (!isParked(t, nowMs)) return quietMs
+    if (!isParked(t, nowMs)) return false
     any = true
   }
-  return any ? Math.max(quietMs, PARKED_TICK_MS) : quietMs
+  return any
 }

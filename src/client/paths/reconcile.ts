@@ -6,7 +6,7 @@ import type { DesiredPeer } from './vet-table.js'
 import { candidateKind, candidateReason } from './candidate-kind.js'
 import { orderCandidates } from './candidate-order.js'
 import { peerTargets } from './peer-targets.js'
-import { quietOnHub } from './quiet-on-hub.js'
+import { quietOnHub, type QuietInput } from './quiet-on-hub.js'
 import { needsFreshPeer } from './fresh-peer.js'
 
 /**
@@ -177,7 +177,9 @@ export interface ReconcileOutput {
  */
 export function reconcile (input: ReconcileInput): ReconcileOutput {
   const { nowMs, device, desired, timing } = input
-  const devicePeers = new Map(device.peers.map((p) => [p.publicKey, p]))
+  // Built without a pair array per peer: at rest this runs for every peer on every read (issue 18: garbage).
+  const devicePeers = new Map<string, WgPeer>()
+  for (const p of device.peers) devicePeers.set(p.publicKey, p)
   const tracks = new Map<string, PeerTrack>()
   const changes: PeerChange[] = []
   const events: PathEvent[] = []
@@ -202,18 +204,14 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
   const selfPublic = input.self?.publicAddress ?? null
   const targetsContext = `${selfPublic ?? ''}|${input.self?.ipv6 === true ? 'ipv6' : ''}`
   const routesEarly = input.hubRelays === false
+  // One of each per reconcile, not per peer (issue 18: a read at rest allocated about 1 KB per parked peer).
+  const computeTargets = (w: DesiredPeer): Endpoint[] => orderCandidates(w, input.self, candidatesOf(w, selfPublic))
+  const classesByPeerClass = new Map<string, string>()
+  const quiet: QuietInput = { nowMs, targets: null, classes: '', punching: input.punching === true, handshakeSlackMs: HANDSHAKE_CLOCK_SLACK_MS }
 
-  for (const [key, want] of desired) {
-    const old = networkReset(input.tracks.get(key), input.networkChanged === true)
-    const onDevice = devicePeers.get(key)
-    const { candidates, targets } = peerTargets(want, targetsContext, (w) => orderCandidates(w, input.self, candidatesOf(w, selfPublic)))
-    const classes = `${selfClass}/${want.natClass}`
-    // Waiting on the hub with nothing due (most peers at rest): the track stays as it is.
-    if (old !== undefined && onDevice !== undefined && input.networkChanged !== true &&
-      quietOnHub(old, onDevice, want, { nowMs, targets, classes, punching: input.punching === true, handshakeSlackMs: HANDSHAKE_CLOCK_SLACK_MS })) {
-      tracks.set(key, old)
-      continue
-    }
+  // The full way through the path machine, for a peer that is not quiet on the hub: made once per reconcile rather
+  // than written in the loop, where its closures cost a context object per peer on every read (issue 18: garbage).
+  const decide = (key: string, want: DesiredPeer, old: PeerTrack | undefined, onDevice: WgPeer | undefined, candidates: Endpoint[], targets: string | null, classes: string): void => {
     // The endpoint for attempt number `failures`: LAN candidates first, then the public one, round and round.
     const pick = (failures: number): Endpoint | undefined => candidates[failures % Math.max(1, candidates.length)]
 
@@ -237,15 +235,15 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
       } else {
         tracks.set(key, old)
       }
-      continue
+      return
     }
 
     if (old === undefined || onDevice === undefined) {
       // New to us, or gone from the interface behind our back: start an attempt if there is somewhere to go.
       const first = pick(0)
-      if (first === undefined || hopeless(selfClass, want, candidates, input.self?.portMapped === true)) continue
+      if (first === undefined || hopeless(selfClass, want, candidates, input.self?.portMapped === true)) return
       begin(first, 0, candidateReason(candidateKind(want, formatEndpoint(first))))
-      continue
+      return
     }
 
     const track = { ...old }
@@ -349,6 +347,22 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     if (input.networkChanged === true && tracks.get(key)?.phase === 'direct' && !changes.some((c) => c.publicKey === key && c.kick === true)) {
       changes.push({ publicKey: key, persistentKeepalive: timing.keepaliveS, kick: true })
     }
+  }
+
+  for (const [key, want] of desired) {
+    const old = networkReset(input.tracks.get(key), input.networkChanged === true)
+    const onDevice = devicePeers.get(key)
+    const { candidates, targets } = peerTargets(want, targetsContext, computeTargets)
+    let classes = classesByPeerClass.get(want.natClass)
+    if (classes === undefined) classesByPeerClass.set(want.natClass, classes = `${selfClass}/${want.natClass}`)
+    quiet.targets = targets
+    quiet.classes = classes
+    // Waiting on the hub with nothing due (most peers at rest): the track stays as it is.
+    if (old !== undefined && onDevice !== undefined && input.networkChanged !== true && quietOnHub(old, onDevice, want, quiet)) {
+      tracks.set(key, old)
+      continue
+    }
+    decide(key, want, old, onDevice, candidates, targets, classes)
   }
   return { changes, tracks, events }
 }
