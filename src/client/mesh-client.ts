@@ -21,7 +21,7 @@ import { peerStatus, type ClientStatus } from './observe/status.js'
 import { serveStatus } from './observe/status-socket.js'
 import { vetTable, type DesiredPeer } from './paths/vet-table.js'
 import { PolicyFilter } from './policy/policy-filter.js'
-import { START_DEVICE_MAX_AGE_MS, TABLE_TICK_GAP_MS, reusableRead, tickHoldMs, type InterfaceRead } from './paths/tick-pacing.js'
+import { START_DEVICE_MAX_AGE_MS, TABLE_TICK_GAP_MS, nextTickDueMs, reusableRead, tickHoldMs, type InterfaceRead } from './paths/tick-pacing.js'
 import { nftCli, type NftControl } from '../shared/nft.js'
 import { HEALING_TICK_MS, healingTickMs, plannedSwitches, RouteSwitchTimer, SWITCH_SETTLE_MS } from './paths/route-switch.js'
 import { allParked, restingTickMs } from './paths/parked-tick.js'
@@ -391,9 +391,10 @@ export class MeshClient {
     let tableOnly = false
     while (!signal.aborted) {
       this.lastTickMs = this.nowMs()
+      let decidedAtMs: number | undefined
       try {
         const cpu0 = process.cpuUsage(); const wall0 = performance.now()
-        await this.tick(tableOnly)
+        decidedAtMs = await this.tick(tableOnly)
         const cpu = process.cpuUsage(cpu0)
         this.cycleCpuMs = meanCycleCpuMs(this.cycleCpuMs, (cpu.user + cpu.system) / 1000)
         this.observer?.syncCycle?.((cpu.user + cpu.system) / 1000, performance.now() - wall0)
@@ -403,7 +404,8 @@ export class MeshClient {
         if (!failing) this.log.warn(`sync of ${this.init.iface} failed, will retry: ${messageOf(err)}`)
         failing = true
       }
-      const dueMs = this.nowMs() + this.nextTickMs()
+      // Counted from the read the tick decided on: a tick that reused an older read does not put off the next fresh one.
+      const dueMs = nextTickDueMs({ nowMs: this.nowMs(), decidedAtMs, waitMs: this.nextTickMs() })
       await this.wakeup.wait(dueMs - this.nowMs(), signal)
       // A table change that comes soon after a tick waits for the gap; more changes meanwhile join that tick.
       for (;;) {
@@ -445,7 +447,8 @@ export class MeshClient {
     return wait
   }
 
-  private async tick (tableOnly = false): Promise<void> {
+  /** One tick; resolves to the time it decided as of (its read's time when it reused one). */
+  private async tick (tableOnly = false): Promise<number> {
     // The first tick reuses start()'s read of the interface if it is fresh: one `wg show` less before the first attempts.
     const start = this.startDevice
     this.startDevice = undefined
@@ -552,6 +555,7 @@ export class MeshClient {
       if ((t.probeAtMs ?? 0) > 0 && t.probeAtMs !== previous.get(key)?.probeAtMs) this.log.debug({ peer: shortKey(key) }, `peer ${shortKey(key)}: data unanswered, probing the direct path with a fresh handshake`)
     }
     if (partial !== undefined) throw partial
+    return nowMs
   }
 
   /**

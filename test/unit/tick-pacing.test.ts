@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { TABLE_TICK_GAP_MS, TABLE_TICK_READ_MAX_AGE_MS, reusableRead, tickHoldMs, type TickPacingInput } from '../../src/client/paths/tick-pacing.js'
+import { TABLE_TICK_GAP_MS, TABLE_TICK_READ_MAX_AGE_MS, nextTickDueMs, reusableRead, tickHoldMs, type TickPacingInput } from '../../src/client/paths/tick-pacing.js'
 
 const T = 1_000_000
 const base: TickPacingInput = { nowMs: T, lastTickMs: T - 50, tableChanged: true, firstTable: false, networkChanged: false, dueMs: T + 1000 }
@@ -54,5 +54,19 @@ describe('reusableRead: a table-only tick reuses a fresh, unwritten read', () =>
   })
   it('nothing read yet: read', () => {
     expect(reusableRead(undefined, { nowMs: 1, tableOnly: true, writes: 0 })).toBeUndefined()
+  })
+})
+
+describe('nextTickDueMs: a tick that reused a read does not put off the next fresh one', () => {
+  it.each([
+    ['a fresh read: counted from now', { nowMs: 10_000, decidedAtMs: 10_000, waitMs: 1000 }, 11_000],
+    ['a failed tick (no decision): counted from now', { nowMs: 10_000, decidedAtMs: undefined, waitMs: 1000 }, 11_000],
+    // Table changes at 10.3 s and 10.6 s reused the read of 10.0 s: the fresh read stays due at 11.0 s, not 11.6 s.
+    ['a reused read of 600 ms ago: counted from the read', { nowMs: 10_600, decidedAtMs: 10_000, waitMs: 1000 }, 11_000],
+    ['a reused read older than the wait: due now', { nowMs: 10_900, decidedAtMs: 10_000, waitMs: 500 }, 10_500],
+    ['a decision time in the future (clock went back): counted from now', { nowMs: 10_000, decidedAtMs: 20_000, waitMs: 1000 }, 11_000],
+    ['a decision time far in the past: never more than the reuse limit before now', { nowMs: 100_000, decidedAtMs: 0, waitMs: 10_000 }, 100_000 - TABLE_TICK_READ_MAX_AGE_MS + 10_000]
+  ])('%s', (_name, input, due) => {
+    expect(nextTickDueMs(input)).toBe(due)
   })
 })

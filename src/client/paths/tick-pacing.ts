@@ -65,3 +65,15 @@ export function reusableRead<D> (last: InterfaceRead<D> | undefined, input: { no
   const age = input.nowMs - last.atMs
   return age >= 0 && age <= TABLE_TICK_READ_MAX_AGE_MS ? last : undefined
 }
+
+/**
+ * When the next timed tick is due: its wait (nextTickMs) counted from the time the last tick decided as of, which
+ * for a tick that reused an earlier read is that read's time, not now. Otherwise every table change (one a few
+ * hundred ms while a mesh forms) would push the next fresh read back by a whole wait, and a handshake would be seen
+ * seconds late. Never before `nowMs` minus the wait, so a clock that went back cannot make it due at once forever.
+ * Pure.
+ */
+export function nextTickDueMs (input: { nowMs: number, decidedAtMs: number | undefined, waitMs: number }): number {
+  const from = input.decidedAtMs === undefined ? input.nowMs : Math.min(input.nowMs, input.decidedAtMs)
+  return Math.max(from, input.nowMs - TABLE_TICK_READ_MAX_AGE_MS) + input.waitMs
+}
