@@ -53,7 +53,8 @@ export async function listAddresses (opts: { signal?: AbortSignal } = {}): Promi
   const { signal } = opts
   signal?.throwIfAborted()
   const socket = await openSocket('address dump')
-  signal?.throwIfAborted()
+  // Aborted while netlink loaded: close the socket just opened rather than leave it.
+  if (signal?.aborted === true) { socket.socket.close(); signal.throwIfAborted() }
   const onAbort = (): void => socket.socket.close()
   signal?.addEventListener('abort', onAbort)
   try {
