@@ -135,7 +135,9 @@ describe('RepeatingTask', () => {
     t.start()
     await new Promise((resolve) => setTimeout(resolve, 20))
     expect(timerRan).toBe(true)
-    expect(roundsBeforeTimer).toBeLessThan(100)
+    // Starving would be rounds without end (and this test timing out above). A busy machine lets a hundred or so
+    // rounds run before a 0 ms timer is due (107 seen in a full suite run), so the bound only rules out starvation.
+    expect(roundsBeforeTimer).toBeLessThan(10_000)
   })
 })
 
