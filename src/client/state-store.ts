@@ -11,9 +11,20 @@ const stateSchema = z.object({
   managed: z.array(wgKeySchema)
 })
 
-/** The client's memory across restarts: which peers it added. Public keys only; no key material is ever stored. */
+/**
+ * The client's memory across restarts: which peers it added. Public keys only; no key material is ever stored.
+ *
+ * Written before a tick adds peers, so a client that dies in between never forgets a peer it added: that is the
+ * whole need, and the page cache serves it. The file is replaced atomically (a temporary file renamed over it), so a
+ * reader or a crashed client sees the old set or the new one, never half a file; it is not fsynced. The peers it
+ * lists are runtime state of the interface, and a machine that loses power loses them with it (WireGuard keeps no
+ * peer added by `wg set` across a reboot), so a durable record of them would protect nothing, and an fsync cost
+ * 5-80 ms on the path of the first attempts while a mesh forms (issue 16).
+ */
 export class StateStore {
   readonly path: string
+  /** The set last loaded or written (sorted keys, joined): saving the same set again writes nothing. */
+  private written: string | undefined
   constructor (readonly dir: string, readonly iface: string) {
     this.path = join(dir, `${iface}.json`)
   }
@@ -26,21 +37,26 @@ export class StateStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Set()
       throw new WgnatError(`cannot read state file ${quote(this.path)}: ${messageOf(err)}`)
     }
-    return parseStateFile(text, this.path, this.iface)
+    const managed = parseStateFile(text, this.path, this.iface)
+    this.written = [...managed].sort().join(',')
+    return managed
   }
 
-  /** Write atomically (temporary file, fsync, then rename), so a crash never leaves half a file. */
+  /** Replace the file atomically (temporary file, then rename); nothing when the set is the one last loaded or written. */
   async save (managed: Iterable<string>): Promise<void> {
+    const keys = [...managed].sort()
+    const signature = keys.join(',')
+    if (signature === this.written) return
     await mkdir(this.dir, { recursive: true, mode: 0o700 })
     const tmp = `${this.path}.${process.pid}.tmp`
     const file = await open(tmp, 'w', 0o600)
     try {
-      await file.writeFile(JSON.stringify({ version: 1, interface: this.iface, managed: [...managed].sort() }, null, 2) + '\n')
-      await file.sync()
+      await file.writeFile(JSON.stringify({ version: 1, interface: this.iface, managed: keys }, null, 2) + '\n')
     } finally {
       await file.close()
     }
     await rename(tmp, this.path)
+    this.written = signature
   }
 }
 
