@@ -99,7 +99,12 @@ export function statusProgram (): Command {
 
 export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgControl): Promise<{ client: MeshClient, stop: () => Promise<void> }> {
   // The daemon's code is loaded once the options are good: `--help` and usage errors need none of it.
-  const [{ MeshClient }, { wgCli }, { PathReporter }] = await Promise.all([import('./mesh-client.js'), import('../shared/wg.js'), import('./observe/path-reporter.js')])
+  const { wgCli } = await import('../shared/wg.js')
+  const control = wg ?? wgCli({ reuseUnchangedPeers: true }, { logger })
+  // The first read of the interface (a `wg` process) runs while the rest of the daemon's code loads.
+  const firstRead = control.show(opts.interface)
+  firstRead.catch(() => { /* start() reports it */ })
+  const [{ MeshClient }, { PathReporter }] = await Promise.all([import('./mesh-client.js'), import('./observe/path-reporter.js')])
   let client: MeshClient | undefined
   // prom-client is loaded only with --http: it adds about a tenth of a second to every start otherwise.
   const metrics = opts.http === undefined ? undefined : (await import('./observe/client-metrics.js')).createClientMetrics(() => (client as MeshClient).status())
@@ -120,8 +125,8 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgC
     natCheckMs: opts.natCheck,
     portMapping: opts.portMapping,
     timing: { directTimeoutMs: opts.directTimeout }
-  }, { wg: wg ?? wgCli({ reuseUnchangedPeers: true }, { logger }), logger, observer: metrics?.observer })
-  await client.start()
+  }, { wg: control, logger, observer: metrics?.observer })
+  await client.start(firstRead)
   let http
   try {
     http = opts.http === undefined || metrics === undefined ? undefined : await (await import('../shared/metrics/http-listener.js')).startHttpListener(opts.http, metrics.registry, logger)
@@ -131,8 +136,12 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgC
   }
   const started = client
   const reporter = new PathReporter({}, { status: () => started.status(), version: () => started.pathsVersion, notified: true, send: async (r, signal) => { await started.registryClient.report(r, signal) }, logger, observer: metrics?.observer })
-  started.onPathsChanged = () => { reporter.changed() }
-  reporter.start()
+  // The first report waits for the first table's paths: an empty report would only compete with the first attempts.
+  let reporting = false
+  started.onPathsChanged = () => {
+    if (reporting) reporter.changed()
+    else { reporting = true; reporter.start() }
+  }
   return { client, async stop () { await reporter.stop(); await http?.close(); await started.stop() } }
 }
 

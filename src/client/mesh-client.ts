@@ -135,7 +135,7 @@ export class MeshClient {
   private lastDevice: WgDevice | undefined
   private registryState = { reachable: false, version: 0, relay: false, lastSyncS: 0 }
   private selfEntry: TablePeer | undefined
-  private statusServer: { close: () => Promise<void> } | undefined
+  private statusServer: Promise<{ close: () => Promise<void> } | undefined> | undefined
   private nat: NatMonitor | undefined
   /** Every peer parked on the hub at the last tick (parked-tick.ts): the NAT check runs less often. */
   private atRest = false
@@ -191,10 +191,13 @@ export class MeshClient {
     this.pathLog = new PathLog(this.nowMs())
   }
 
-  /** Check the interface and the registry peer (errors here are fatal), then sync at once and keep syncing. */
-  async start (): Promise<void> {
+  /**
+   * Check the interface and the registry peer (errors here are fatal), then sync at once and keep syncing.
+   * `firstRead`: a read of the interface already under way (started while the daemon's code loaded), else one is made.
+   */
+  async start (firstRead?: Promise<WgDevice>): Promise<void> {
     const { iface, registryKey } = this.init
-    const device = await this.wg.show(iface)
+    const device = await (firstRead ?? this.wg.show(iface))
     if (device.publicKey === null) throw new WgnatError(`interface ${quote(iface)} has no private key`, 69)
     this.selfKey = device.publicKey
     const registryPeer = device.peers.find((p) => p.publicKey === registryKey)
@@ -222,13 +225,6 @@ export class MeshClient {
     this.log.info({ registry: this.registry.url, mesh: this.meshPrefixes.map((p) => p.text), adopted: this.tracks.size }, `syncing ${iface} with the registry at ${this.registry.url}`)
     this.lastDevice = device
     this.startDevice = { device, atMs: this.nowMs() }
-    if (this.init.statusSocket !== undefined) {
-      try {
-        this.statusServer = await serveStatus(this.init.statusSocket, () => this.status())
-      } catch (err) {
-        this.log.warn(`no status socket at ${quote(this.init.statusSocket)}: ${messageOf(err)}`)
-      }
-    }
     // NAT discovery starts once the first table's attempts are out (see tick).
     this.nat = this.natMonitor()
     if (this.init.portMapping !== false) {
@@ -239,8 +235,18 @@ export class MeshClient {
         onChange: () => { this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`)) }
       })
     }
-    this.nat.preflight()
     this.loops = [this.syncLoop(), this.tickLoop()]
+    // The status socket comes up beside the first sync, not before it (its files and socket are no part of it).
+    if (this.init.statusSocket !== undefined) this.statusServer = this.serveStatusSocket(this.init.statusSocket)
+  }
+
+  private async serveStatusSocket (path: string): Promise<{ close: () => Promise<void> } | undefined> {
+    try {
+      return await serveStatus(path, () => this.status())
+    } catch (err) {
+      this.log.warn(`no status socket at ${quote(path)}: ${messageOf(err)}`)
+      return undefined
+    }
   }
 
   private natMonitor (): NatMonitor {
@@ -275,7 +281,7 @@ export class MeshClient {
     this.wakeup.wake()
     // The port mapping is deleted on the router here (at most a second).
     await Promise.all([...this.loops, this.natStarted ? this.nat?.stop() : undefined, this.portMapper?.stop()])
-    await this.statusServer?.close()
+    await (await this.statusServer)?.close()
     await this.policyFilter.stop()
   }
 
@@ -525,6 +531,8 @@ export class MeshClient {
       // NAT discovery (netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table
       // (how the hub sees us), and the first attempts need nothing from it but would wait for its CPU.
       this.natStarted = true
+      // Loading the raw-socket addon to check it waited for this too: nothing before the first attempts needs it.
+      this.nat?.preflight()
       this.nat?.start()
       this.portMapper?.start()
     }
