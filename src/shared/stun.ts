@@ -4,7 +4,7 @@
  * Pure functions over buffers; no sockets. Received datagrams are validated in full by
  * {@link decodeStunMessage}, which throws only {@link ParseError}.
  */
-import { randomBytes } from 'node:crypto'
+import { nodeCrypto } from './lazy-crypto.js'
 import { isIPv4, isIPv6 } from 'node:net'
 import { crc32 } from 'node:zlib'
 import ipaddr from 'ipaddr.js'
@@ -129,7 +129,7 @@ const CLASS_BITS: Record<StunClass, number> = {
 
 /** A fresh random transaction ID (12 bytes from the CSPRNG). */
 export function newTransactionId (): Buffer {
-  return randomBytes(STUN_TRANSACTION_ID_LENGTH)
+  return nodeCrypto().randomBytes(STUN_TRANSACTION_ID_LENGTH)
 }
 
 /** A Binding request: "tell me the address and port you see me from". */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { nodeCrypto } from '../../shared/lazy-crypto.js'
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../../shared/ip.js'
 import type { PeerChange } from '../../shared/wg.js'
 import type { WgDevice, WgPeer } from '../../shared/wg-dump.js'
@@ -470,7 +470,7 @@ const MIN_RETRY_WAIT_MS = 1000
 export function retryAt (nowMs: number, failures: number, keyA: string, keyB: string, timing: PathTiming): number {
   const period = Math.min(timing.retryMaxMs, timing.retryBaseMs * 2 ** Math.max(0, failures - 1))
   const pair = [keyA, keyB].sort().join('')
-  const offset = createHash('sha256').update(pair).digest().readUInt32BE(0) % period
+  const offset = nodeCrypto().createHash('sha256').update(pair).digest().readUInt32BE(0) % period
   const next = Math.floor((nowMs - offset) / period) * period + period + offset
   return next - nowMs < MIN_RETRY_WAIT_MS ? next + period : next
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { nodeCrypto } from '../../shared/lazy-crypto.js'
 import { quote } from '../../shared/errors.js'
 import { PCP_NONCE_LENGTH, PCP_PORT, PcpResult, decodePcpResponse, encodePcpMapRequest, pcpResultName, type PcpResponse } from './pcp-codec.js'
 import { PortMapError, type MapRequest, type PortMapping } from './port-mapping.js'
@@ -12,7 +12,7 @@ export class PcpUnsupported extends PortMapError {}
 
 /** Ask the gateway for a UDP mapping by PCP MAP (RFC 6887 §11). */
 export async function pcpMap (req: MapRequest): Promise<PortMapping> {
-  return await mapWith(req, randomBytes(PCP_NONCE_LENGTH), req.internalPort, undefined)
+  return await mapWith(req, nodeCrypto().randomBytes(PCP_NONCE_LENGTH), req.internalPort, undefined)
 }
 
 async function exchange (req: MapRequest, nonce: Buffer, lifetimeS: number, suggestedPort: number, suggestedAddress: string | undefined, clientAddress: string | undefined): Promise<{ answer: PcpResponse | null, localAddress: string, refused: boolean }> {
