@@ -213,6 +213,7 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
     // Let the clients live past the moment a daemon writes its code cache (3 s after its start), as an installed
     // client does once: the next runs start with it, as every start after an installed client's first does.
     await sleep(Math.max(0, t0 + CODE_CACHE_SETTLE_MS - Date.now()))
+    if (values.verbose === true) console.error(`first replies (ms after launch): ${[...pingers.firstReply].sort((x, y) => x[1] - y[1]).map(([pair, at]) => `${pair} ${Math.round(at - t0)}`).join(', ')}`)
     return { ms: Math.max(...pingers.firstReply.values()) - t0, cpuMs: median(cpu), childCpuMs: mode === 'nebula' ? undefined : median(childCpu), wgRuns, machineBusyPct, clientsPct }
   } finally {
     for (const p of clients.values()) p.kill('SIGTERM')
