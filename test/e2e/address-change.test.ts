@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
-import { type MeshProcesses, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
+import { describe, expect, it } from 'vitest'
+import { labSupport, type Lab } from '../../scripts/lab/lab.js'
+import { waitFor } from '../../scripts/lab/mesh.js'
+import { labMesh, TWO_EASY_SITES } from './lab-mesh.js'
 
 const support = await labSupport()
 if (!support.ok) console.warn(`SKIPPING address-change e2e tests: ${support.reason}`)
@@ -27,21 +28,10 @@ async function lanCandidatesOfA (lab: Lab): Promise<string[] | undefined> {
 }
 
 describe.skipIf(!support.ok)('an address that appears on, then leaves, a client\'s host', () => {
-  let lab: Lab
-  let mesh: MeshProcesses
-
-  beforeAll(async () => {
-    lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }, { name: 'b', kind: 'easy', clients: ['b'] }] })
-    await registerWithHub(lab)
-    mesh = startMesh(lab)
-  })
-
-  afterAll(async () => {
-    mesh?.cleanup()
-    await lab?.destroy()
-  })
+  const setup = labMesh(TWO_EASY_SITES)
 
   it(`is announced as a LAN candidate within ${ANNOUNCE_BOUND_MS / 1000} s, and withdrawn as fast`, async () => {
+    const { lab, mesh } = setup
     const a = lab.clients.a!
     const candidate = `${NEW_ADDRESS}:${a.listenPort}`
     const own = `${a.underlayIp}:${a.listenPort}`

@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createLab, labSupport, type Lab } from '../../scripts/lab/lab.js'
-import { type MeshProcesses, pathBetween, registerWithHub, startMesh, waitFor } from '../../scripts/lab/mesh.js'
+import { describe, expect, it } from 'vitest'
+import { labSupport, type Lab } from '../../scripts/lab/lab.js'
+import { pathBetween, waitFor } from '../../scripts/lab/mesh.js'
+import { labMesh, TWO_EASY_SITES } from './lab-mesh.js'
 import { pingGaps } from '../../scripts/lab/ping-gaps.js'
 
 const support = await labSupport()
@@ -23,21 +24,10 @@ async function rebootRouter (lab: Lab, site: string, client: string, port = NEW_
 }
 
 describe.skipIf(!support.ok)('a router that loses its mappings (reboot, new ports)', () => {
-  let lab: Lab
-  let mesh: MeshProcesses
-
-  beforeAll(async () => {
-    lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }, { name: 'b', kind: 'easy', clients: ['b'] }] })
-    await registerWithHub(lab)
-    mesh = startMesh(lab)
-  })
-
-  afterAll(async () => {
-    mesh?.cleanup()
-    await lab?.destroy()
-  })
+  const setup = labMesh(TWO_EASY_SITES)
 
   it('gets the direct path back within seconds', async () => {
+    const { lab, mesh } = setup
     expect(await waitFor(async () => (await pathBetween(lab, 'a', 'b')).path === 'direct', 15_000), mesh.logs()).toBeDefined()
     await rebootRouter(lab, 'a', 'a')
     const t0 = Date.now()
@@ -53,6 +43,7 @@ describe.skipIf(!support.ok)('a router that loses its mappings (reboot, new port
   })
 
   it('gets it back within 5 s when only the side that did NOT move sends (a ping every 0.5 s)', async () => {
+    const { lab, mesh } = setup
     expect(await waitFor(async () => (await pathBetween(lab, 'b', 'a')).path === 'direct', 15_000), mesh.logs()).toBeDefined()
     // b pings a for 20 s; 3 s in, a's router reboots again (a new port). a sends nothing of its own accord: only
     // its client can re-open its router towards b, and b follows a's new endpoint once the registry has it.
