@@ -4,8 +4,9 @@
  *
  *   node dist/scripts/bench/sync-cycle.js [--peers 1000,10000] [--rounds 50]
  *
- * Per N: starting `wg` (here `cat` of an N-peer dump through execa, as wgCli runs `wg`: the process start and
- * reading its output, not wg's own work), parsing the dump (afresh, and with the previous read kept by a WgDumpReader as the client does),
+ * Per N: starting `wg` (here `cat` of an N-peer dump through wgCli's own runner, `wgRunner` with `cat` as the `wg`
+ * path, its default timeout and no signal, as the client's reads call it: the process start and reading its output,
+ * not wg's own work), parsing the dump (afresh, and with the previous read kept by a WgDumpReader as the client does),
  * reconciling (the path machine over N quiet peers), and vetting a table of N peers (done only when the registry's
  * table changes). CPU of this process (user+system) per round, median of `--rounds`; printed as Markdown.
  */
@@ -18,9 +19,9 @@ import { defaultTiming, reconcile, type PeerTrack } from '../../src/client/paths
 import { vetTable, type DesiredPeer } from '../../src/client/paths/vet-table.js'
 import { parseEndpoint, parsePrefix } from '../../src/shared/ip.js'
 import type { TablePeer } from '../../src/shared/protocol.js'
-import { run } from '../lab/command.js'
 import { parseWgDumpAsync } from '../../src/shared/wg-dump.js'
 import { WgDumpReader } from '../../src/shared/wg-dump-reader.js'
+import { wgRunner } from '../../src/shared/wg-runner.js'
 
 const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000,10000' }, rounds: { type: 'string', default: '50' } } })
 const SIZES = (values.peers ?? '').split(',').map(Number)
@@ -40,6 +41,8 @@ async function median (fn: () => Promise<unknown>): Promise<number> {
   return xs[Math.floor(xs.length / 2)] as number
 }
 
+// The client's reads: `wg show <iface> dump` through wgCli's runner, default timeout, no signal.
+const runWg = wgRunner({ wgPath: 'cat' })
 const dir = mkdtempSync(join(tmpdir(), 'wgnat-sync-cycle-'))
 const rows: string[] = []
 try {
@@ -69,7 +72,7 @@ try {
     const device = await reader.parse(text)
     let turn = 0
     const mesh = [parsePrefix('100.64.0.0/16')]
-    const spawn = await median(async () => await run(['cat', file]))
+    const spawn = await median(async () => await runWg([file], {}))
     const parse = await median(async () => await parseWgDumpAsync(text))
     const parseMemo = await median(async () => await reader.parse(turn++ % 2 === 0 ? reordered : text))
     const rec = await median(async () => reconcile({ nowMs: 2_000_000, selfKey: self, device, desired, tracks, timing, self: { natClass: 'easy', publicAddress: '198.18.11.2' }, hubRelays: true }))

@@ -5,6 +5,7 @@ import { parseWgDumpAsync, shortKey, type WgDevice } from './wg-dump.js'
 import { WgDumpReader } from './wg-dump-reader.js'
 import { planWgSetBatches, type PeerChange } from './wg-set-batches.js'
 import { addconfText } from './wg-addconf.js'
+import { wgRunner } from './wg-runner.js'
 
 export { wgSetArgs, type PeerChange } from './wg-set-batches.js'
 
@@ -60,7 +61,7 @@ export class WgSetError extends WgError {
 export interface WgCliInit {
   /** The `wg` binary. @default 'wg' */
   wgPath?: string
-  /** Upper bound for one `wg` call. @default 5000 */
+  /** Upper bound for one `wg` call. @default WG_TIMEOUT_MS (5000) */
   timeoutMs?: number
   /** Largest argument list of one `wg set`, bytes. @default WG_SET_MAX_ARG_BYTES */
   maxArgBytes?: number
@@ -86,14 +87,9 @@ export const WG_SET_FAILURE_LOG_MS = 60_000
 /** WireGuard through wireguard-tools' `wg`: works with kernel WireGuard and userspace implementations alike. */
 export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): WgControl {
   const wgPath = init.wgPath ?? 'wg'
-  const timeoutMs = init.timeoutMs ?? 5000
   const nowMs = components.nowMs ?? Date.now
-  const exec = components.run ?? (async (args: string[], opts: { signal?: AbortSignal }) => {
-    // The client runs `wg show` every few seconds for as long as it runs (issue 18): no per-call exit handler
-    // (`cleanup`: a `wg` call ends on its own within its timeout), and abort listeners only when there is a signal.
-    const result = await execa(wgPath, args, { timeout: timeoutMs, ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }), cleanup: false, stripFinalNewline: false })
-    return result.stdout
-  })
+  // The client runs `wg show` every few seconds for as long as it runs (issues 16 and 18): see wgRunner.
+  const exec = components.run ?? wgRunner({ wgPath, timeoutMs: init.timeoutMs })
   const logged = new Map<string, number>()
   const readers = new Map<string, WgDumpReader>()
 
