@@ -187,6 +187,10 @@ export class RegistryService {
     // Rebuilt only when a peer came, left or got other allowed IPs: parsing 10,000 peers' prefixes at every
     // endpoint or announcement change would stall every request behind it.
     if (this.identityVersion !== this.table.addressVersion) this.rebuildIdentity()
+    // An address in its canonical text (what a socket gives for a tunnel peer) that is a host key: no parse. A key
+    // is canonical text, so a literal match is that very address; anything else is parsed and looked up again.
+    const literal = this.hosts.get(address)
+    if (literal !== undefined) return literal
     let ip
     try { ip = parseIp(address) } catch { return undefined }
     const exact = this.hosts.get(ip.toString())
