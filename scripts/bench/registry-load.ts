@@ -5,7 +5,7 @@
  *   node dist/scripts/bench/registry-load.js [--peers 10000] [--seconds 10] [--runs 3]
  *        [--scenarios idle,full-loop,hammer,longpoll] [--limits on,off] [--device synthetic|real]
  *        [--idle-seconds 10] [--settle-seconds 2] [--parse changed|all] [--node-args='<flags>;<other flags>']
- *        [--wait 60|<min>-<max>] [--keep-alive off|on] [--probe-idle-ms 1000] [--online]
+ *        [--wait 60|<min>-<max>] [--keep-alive off|on] [--probe-idle-ms 1000] [--online] [--spread]
  *
  * The real RegistryService and HTTP server run in a child process (registry-server.ts) over loopback; each peer's
  * allowed IP is a loopback address (127.1.x.y/32), so a driver binding it is that peer, as over the tunnel.
@@ -32,6 +32,8 @@
  * what the client had before issue 16; 25000 since). The idle table then also gives the re-polls answered in the window.
  * `--online` shows every peer online (registry-server.ts), as long-polling clients are: without it every request
  * (re-polls and the victims' included) prompts an interface read, which real online clients do not.
+ * `--spread`: the first long-poll of each peer asks a random 1..<max> s, so the window sees renewals at the steady
+ * rate (peers' renewals spread evenly) instead of one wave a whole hold after the ramp.
  * `--limits off` raises every per-caller limit out of reach: the registry as it was before them.
  * Prints one Markdown row per device, limits and scenario: medians over the runs.
  */
@@ -61,7 +63,8 @@ const { values } = parseArgs({
     wait: { type: 'string', default: '60' },
     'keep-alive': { type: 'string', default: 'off' },
     'probe-idle-ms': { type: 'string', default: '1000' },
-    online: { type: 'boolean', default: false }
+    online: { type: 'boolean', default: false },
+    spread: { type: 'boolean', default: false }
   }
 })
 const IDLE_SECONDS = Number(values['idle-seconds'])
@@ -76,17 +79,25 @@ const VICTIMS = 20
 const VICTIM_PAUSE_MS = 20
 const [WAIT_MIN_S, WAIT_MAX_S] = ((r: number[]) => [r[0] ?? 60, r[1] ?? r[0] ?? 60])(values.wait.split('-').map(Number))
 const KEEP_ALIVE = values['keep-alive'] === 'on'
+/**
+ * `--spread`: each peer's first long-poll asks a random 1..max s, so renewals come at the steady rate (peers' phases
+ * spread evenly, as after a few rounds of random holds) from the start, not in one wave a whole hold after the ramp.
+ */
+const SPREAD = values.spread
 const PROBE_IDLE_MS = Number(values['probe-idle-ms'])
 /** Long-polls answered so far (the driver's count: re-polls the registry served). */
 let pollsAnswered = 0
+/** The last idle window's CPU by thread, for the run's line. */
+let lastThreads = ''
 const NO_LIMITS = { maxConnectionsPerSource: 1e9, maxRequestsPerPeer: 1e9, fullFetchesPerMinute: 1e9, fullFetchBurst: 1e9 }
 
-interface Usage { systemMs?: number, spaces?: Record<string, [number, number]>, rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
+interface Usage { threadCpuMs?: Record<string, number>, systemMs?: number, spaces?: Record<string, [number, number]>, rss: number, heapUsed: number, heapTotal: number, external: number, cpuMs: number, childCpuMs: number, waiting: number, version: number, readMs: number[], loopP99Ms: number, loopMaxMs: number }
 interface AttackResult { full: number, refused: number, errors: number, heldAtEnd: number, connectAttempts: number }
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))] ?? NaN }
 const median = (xs: number[]): number => pct(xs, 50)
+const threadPct = (u0: Usage, u1: Usage, name: string, ms: number): number => ((u1.threadCpuMs?.[name] ?? NaN) - (u0.threadCpuMs?.[name] ?? 0)) / ms * 100
 
 function get (port: number, path: string, from: string, agent: Agent): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
@@ -155,9 +166,9 @@ function holdLongPolls (port: number, version: number): () => void {
   const agent = new Agent(KEEP_ALIVE ? { keepAlive: true, keepAliveMsecs: PROBE_IDLE_MS, maxSockets: 1 } : { keepAlive: false })
   const open = new Set<ReturnType<typeof request>>()
   let running = true
-  const poll = (i: number, since: number): void => {
+  const poll = (i: number, since: number, first = false): void => {
     if (!running) return
-    const wait = WAIT_MIN_S + Math.floor(Math.random() * (WAIT_MAX_S - WAIT_MIN_S + 1))
+    const wait = first && SPREAD ? 1 + Math.floor(Math.random() * WAIT_MAX_S) : WAIT_MIN_S + Math.floor(Math.random() * (WAIT_MAX_S - WAIT_MIN_S + 1))
     const req = request({ host: '127.0.0.1', port, path: `/v1/table?since=${since}&wait=${wait}`, localAddress: peerAddress(i), agent }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
@@ -174,18 +185,19 @@ function holdLongPolls (port: number, version: number): () => void {
     open.add(req)
     req.end()
   }
-  for (let i = VICTIMS + 1; i < PEERS; i++) poll(i, version)
+  for (let i = VICTIMS + 1; i < PEERS; i++) poll(i, version, true)
   return () => { running = false; for (const r of open) r.destroy(); agent.destroy() }
 }
 
 async function scenario (port: number, server: ChildProcess, name: string): Promise<Record<string, number>> {
   const attackerAddress = peerAddress(0)
   let stopPolls: (() => void) | undefined
-  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN, reads: NaN, repolls: NaN, rssMedian: NaN, rssMax: NaN, systemPct: NaN }
+  let idle = { cpuPct: NaN, childCpuPct: NaN, rss: NaN, heapUsed: NaN, heapTotal: NaN, external: NaN, waiting: NaN, reads: NaN, repolls: NaN, rssMedian: NaN, rssMax: NaN, systemPct: NaN, mainPct: NaN, threads: '' }
   if (name === 'longpoll') {
     const first = await get(port, '/v1/table', peerAddress(VICTIMS + 1), new Agent())
     stopPolls = holdLongPolls(port, (JSON.parse(first.body) as { version: number }).version)
-    const want = PEERS - VICTIMS - 1
+    // Spread: some polls are always between an answer and their renewal; a held 99 % is everyone.
+    const want = Math.floor((PEERS - VICTIMS - 1) * (SPREAD ? 0.99 : 1))
     for (let t = Date.now(); Date.now() - t < 120_000; await sleep(500)) {
       if ((await ask<Usage>(server, { usage: true })).waiting >= want) break
     }
@@ -215,8 +227,12 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
       repolls,
       systemPct: ((u1.systemMs ?? NaN) - (u0.systemMs ?? NaN)) / ms * 100,
       rssMedian: median(rssSamples),
-      rssMax: Math.max(...rssSamples)
+      rssMax: Math.max(...rssSamples),
+      // The main thread's share and each other thread's (by name, summed), % of a core over the window.
+      mainPct: threadPct(u0, u1, 'main', ms),
+      threads: Object.keys(u1.threadCpuMs ?? {}).map((n) => `${n} ${threadPct(u0, u1, n, ms).toFixed(2)}`).join(', ')
     }
+    lastThreads = idle.threads
     const spaces = Object.entries(u1.spaces ?? {}).filter(([, [size]]) => size >= 0.5).map(([name, [size, used]]) => `${name} ${size.toFixed(1)}/${used.toFixed(1)}`)
     console.error(`registry-load: longpoll idle window: V8 spaces committed/used (MB): ${spaces.join(', ')}`)
   }
@@ -279,7 +295,8 @@ async function scenario (port: number, server: ChildProcess, name: string): Prom
     idleRepolls: idle.repolls,
     idleSystemPct: idle.systemPct,
     idleRssMedian: idle.rssMedian,
-    idleRssMax: idle.rssMax
+    idleRssMax: idle.rssMax,
+    idleMainPct: idle.mainPct
   }
 }
 
@@ -309,7 +326,7 @@ async function main (): Promise<void> {
           try {
             const r = await scenario(port, server, name)
             results.push(r)
-            if (name === 'longpoll') console.log(`run ${run + 1}: idle window RSS end ${r.idleRss?.toFixed(0) ?? ''} (every 5 s: median ${r.idleRssMedian?.toFixed(0) ?? ''}, max ${r.idleRssMax?.toFixed(0) ?? ''}) MB, registry CPU ${r.idleCpuPct?.toFixed(2) ?? ''} % (system ${r.idleSystemPct?.toFixed(2) ?? ''} %), wg ${r.idleChildCpuPct?.toFixed(2) ?? ''} %, re-polls ${r.idleRepolls ?? ''}, reads ${r.idleReads ?? ''}; others' delta p99 ${r.p99?.toFixed(1) ?? ''} ms`)
+            if (name === 'longpoll') console.log(`run ${run + 1}: idle window RSS end ${r.idleRss?.toFixed(0) ?? ''} (every 5 s: median ${r.idleRssMedian?.toFixed(0) ?? ''}, max ${r.idleRssMax?.toFixed(0) ?? ''}) MB, registry CPU ${r.idleCpuPct?.toFixed(2) ?? ''} % (system ${r.idleSystemPct?.toFixed(2) ?? ''} %; by thread: ${lastThreads}), wg ${r.idleChildCpuPct?.toFixed(2) ?? ''} %, re-polls ${r.idleRepolls ?? ''}, reads ${r.idleReads ?? ''}; others' delta p99 ${r.p99?.toFixed(1) ?? ''} ms`)
           } finally {
             server.send({ stop: true })
             await new Promise((resolve) => server.once('exit', resolve))
@@ -326,7 +343,7 @@ async function main (): Promise<void> {
       }
     }
     if (idleRows.length > 0) {
-      console.log(`\nAll peers long-polling (wait=${values.wait}, keep-alive ${values['keep-alive']}${KEEP_ALIVE ? `, probes after ${PROBE_IDLE_MS} ms idle` : ''}), nothing else, ${IDLE_SECONDS} s from ${SETTLE_SECONDS} s after they were all held (medians; a window ending past the shortest wait holds re-polls):\n`)
+      console.log(`\nAll peers long-polling (wait=${values.wait}${SPREAD ? ', first hold spread over 1..max' : ''}, keep-alive ${values['keep-alive']}${KEEP_ALIVE ? `, probes after ${PROBE_IDLE_MS} ms idle` : ''}), nothing else, ${IDLE_SECONDS} s from ${SETTLE_SECONDS} s after they were all held (medians; a window ending past the shortest wait holds re-polls):\n`)
       console.log('| device | node flags | long-polls held | registry RSS (MB) | V8 heap used / total / external (MB) | registry CPU (% core) | its `wg` runs (% core) | both (% core) | interface reads | re-polls answered | RSS every 5 s over the window: median / max (MB) |')
       console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
       for (const r of idleRows) console.log(r)

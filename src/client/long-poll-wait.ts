@@ -8,14 +8,14 @@ import { MAX_WAIT_S } from '../shared/protocol.js'
  * A change is answered at once whatever the wait, so the wait does not delay a change.
  */
 
-/** Longest hold asked for: the registry's cap (an older registry caps it at 60 s and answers then; that is fine). */
+/** Longest hold asked for: the registry's cap (an older registry caps it at 60 or 300 s and answers then; that is fine). */
 export const LONG_POLL_MAX_S = MAX_WAIT_S
 /**
  * Shortest hold asked for. Each long-poll picks its hold at random between this and LONG_POLL_MAX_S, so clients
  * that started together (a hub reboot, a fleet rollout) spread their renewals over a minute within a few rounds
  * instead of renewing in one wave every few minutes.
  */
-export const LONG_POLL_MIN_S = 240
+export const LONG_POLL_MIN_S = LONG_POLL_MAX_S - 60
 /**
  * TCP keep-alive idle time on a long-poll's connection: the first probe leaves after 25 s without traffic, then
  * one a second, ten at most (libuv's interval and count), so a hub that is gone is noticed within about 35 s (a

@@ -117,9 +117,9 @@ describe.skipIf(!support.ok)('a direct path that dies while the hub still reache
   })
 
   /**
-   * Issue 16: a client holds its long-poll up to 300 s, so a hub that goes silent is noticed by TCP keep-alive on the
+   * Issue 16: a client holds its long-poll up to 900 s (300 s before registry round 6), so a hub that goes silent is noticed by TCP keep-alive on the
    * held connection (first probe after 25 s, then ten a second apart), no longer by the 25 s renewal timing out.
-   * Without the keep-alive this would take the whole hold (up to 305 s).
+   * Without the keep-alive this would take the whole hold (up to 905 s).
    */
   it('the hub silent while a long-poll is held: the client notices within 45 s, and is back on the registry within 45 s of the hub returning', async () => {
     expect(await waitFor(async () => (await clientStatus(lab, 'a')).registry.reachable, 20_000), logs()).toBeDefined()

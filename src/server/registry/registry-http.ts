@@ -82,9 +82,10 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (onResponse !== undefined) res.once('finish', () => { onResponse(req.method ?? '', pathOf(req.url), res.statusCode) })
     try {
-      const source = normaliseIp(req.socket.remoteAddress ?? '')
+      // The socket's own text, not normalised first: identify() parses only what is not a peer's address as is.
+      const source = req.socket.remoteAddress ?? ''
       const caller = service.identify(source)
-      if (caller === undefined) throw new HttpError(403, `source address ${quote(source)} is not a peer of this hub`)
+      if (caller === undefined) throw new HttpError(403, `source address ${quote(normaliseIp(source))} is not a peer of this hub`)
       const release = limits.beginRequest(caller)
       if (release === undefined) {
         overLimit(caller, `over ${limits.limits.maxRequestsPerPeer} requests at once`)

@@ -8,6 +8,7 @@ import { RegistryTable, type TableView } from './registry-table.js'
 import { evaluatePolicy, type PolicyEvaluation } from '../policy/evaluate-policy.js'
 import { idleReadMs, nextReadDelay } from './read-pacing.js'
 import type { LoadedPolicy } from '../policy/load-policy.js'
+import { WaiterWheel } from './waiter-wheel.js'
 
 /** How often expired long-polls are answered; a long-poll lasts its wait plus at most this. */
 const WAITER_SWEEP_MS = 1000
@@ -59,7 +60,7 @@ export class RegistryService {
   private prompted = false
   private lastReadAt: number | undefined
   private readonly fixedIdleMs: number | undefined
-  private waiters = new Set<Waiter>()
+  private readonly waiters = new WaiterWheel<Waiter>(WAITER_SWEEP_MS)
   private sweeper: NodeJS.Timeout | undefined
   private identityVersion = -1
   private hosts = new Map<string, string>()
@@ -187,6 +188,10 @@ export class RegistryService {
     // Rebuilt only when a peer came, left or got other allowed IPs: parsing 10,000 peers' prefixes at every
     // endpoint or announcement change would stall every request behind it.
     if (this.identityVersion !== this.table.addressVersion) this.rebuildIdentity()
+    // An address in its canonical text (what a socket gives for a tunnel peer) that is a host key: no parse. A key
+    // is canonical text, so a literal match is that very address; anything else is parsed and looked up again.
+    const literal = this.hosts.get(address)
+    if (literal !== undefined) return literal
     let ip
     try { ip = parseIp(address) } catch { return undefined }
     const exact = this.hosts.get(ip.toString())
@@ -274,16 +279,12 @@ export class RegistryService {
   }
 
   private wake (): void {
-    const waiters = this.waiters
-    this.waiters = new Set()
-    for (const w of waiters) w.wake()
+    for (const w of this.waiters.takeAll()) w.wake()
   }
 
+  /** End the expired waits: only the seconds that have passed are looked at, not every held long-poll. */
   private sweep (): void {
-    const now = Date.now()
-    for (const w of this.waiters) {
-      if (w.deadline <= now) { this.waiters.delete(w); w.wake() }
-    }
+    for (const w of this.waiters.takeExpired(Date.now())) w.wake()
   }
 
   private rebuildIdentity (): void {
