@@ -528,11 +528,9 @@ export class MeshClient {
     if (out.events.length > 0 || out.changes.length > 0 || vetted) this.pathsChanged()
     for (const resolve of waiters) resolve()
     if (!this.natStarted && this.desired !== null) {
-      // NAT discovery (netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table
+      // NAT discovery (the raw-socket check, netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table
       // (how the hub sees us), and the first attempts need nothing from it but would wait for its CPU.
       this.natStarted = true
-      // Loading the raw-socket addon to check it waited for this too: nothing before the first attempts needs it.
-      this.nat?.preflight()
       this.nat?.start()
       this.portMapper?.start()
     }

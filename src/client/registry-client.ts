@@ -88,7 +88,7 @@ export class RegistryClient {
       const expire = (ms: number): void => { req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(ms / 1000)}s`)) }
       let deadline = setTimeout(expire, timeoutMs, timeoutMs)
       req.on('close', () => clearTimeout(deadline))
-      req.on('timeout', () => req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(timeoutMs / 1000)}s`)))
+      req.on('timeout', () => { expire(timeoutMs) })
       req.on('error', (err) => {
         if (err instanceof WgnatError) reject(err)
         else if (err.name === 'AbortError') reject(err)

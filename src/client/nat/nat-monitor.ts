@@ -128,8 +128,12 @@ export class NatMonitor {
     this.c.logger.warn(`${why}; carrying on without STUN and punching (the mesh still forms through WireGuard's own handshakes)`)
   }
 
-  /** Watch for network changes, then start checking (the first check trusts the watch from its start). */
+  /**
+   * Check the raw-socket addon (preflight), watch for network changes, then start checking (the first check trusts
+   * the watch from its start).
+   */
   start (): void {
+    this.preflight()
     void this.watchChanges().then(() => { if (!this.abort.signal.aborted) this.task.start() })
   }
 

@@ -34,6 +34,8 @@ function pathOf (target: string | undefined): string {
  * on the same connection, so this bounds only idle ones; 65 s, as it was while MAX_WAIT_S was 60.
  */
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000
+/** The time to receive a whole request, not to answer it: a held long-poll is not cut by it (70 s, as before). */
+export const REQUEST_RECEIVE_TIMEOUT_MS = 70_000
 
 /** A caller over one of its limits is named in the log at most this often. */
 export const LIMIT_WARN_INTERVAL_MS = 60_000
@@ -248,8 +250,7 @@ export async function listenOn (addresses: string[], port: number, handler: Regi
       })
       server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
       server.headersTimeout = 10_000
-      // The time to receive a request, not to answer it: a held long-poll is not cut by it (70 s, as before).
-      server.requestTimeout = 70_000
+      server.requestTimeout = REQUEST_RECEIVE_TIMEOUT_MS
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)
         server.listen({ host: address, port, exclusive: true }, () => { server.off('error', reject); resolve() })

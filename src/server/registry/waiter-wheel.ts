@@ -35,7 +35,7 @@ export class WaiterWheel<T extends { readonly deadline: number }> {
   takeExpired (now: number): T[] {
     const out: T[] = []
     const last = this.keyOf(now)
-    // A few hundred keys at most (one per second of the longest hold), not one per waiter.
+    // At most one key per second of the longest hold (MAX_WAIT_S: 900), not one per waiter.
     const due = [...this.buckets.keys()].filter((k) => k <= last).sort((a, b) => a - b)
     for (const key of due) {
       const bucket = this.buckets.get(key) as Set<T>
