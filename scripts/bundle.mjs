@@ -5,6 +5,7 @@
 // terminal; the server's subcommands; the UPnP XML parser) is imported dynamically: esbuild keeps such a module in the
 // file but runs it only when first imported. Minified (names kept) so there is less to read. Native addons
 // (raw-socket's, netlink's) stay outside the bundle and load from node_modules on first use.
+import { execFileSync } from 'node:child_process'
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { build } from 'esbuild'
 
@@ -69,12 +70,29 @@ for (const cli of Object.keys(CLIS)) {
   const bundle = `dist/bin/${cli}.bundle.cjs`
   writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#!.*/, ''))
   const entry = `dist/bin/${cli}.cjs`
+  const run = `require('./code-cache.cjs').runBundle(require('node:path').join(__dirname, '${cli}.bundle.cjs'))`
+  writeFileSync(entry, `#!/usr/bin/env node\n'use strict'\n${run}\n`)
+  chmodSync(entry, 0o755)
+  // `--help` alone prints the text the CLI itself printed here, at build time, without loading the CLI: node's own
+  // start and nothing else (issue 16). Help wraps at a fixed width (HELP_WIDTH in src/shared/cli.ts) and shows no
+  // environment, so the text is the same at run time; test/e2e/cli-errors.test.ts checks it against the CLI's.
+  const help = execFileSync(process.execPath, [entry, '--help'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } })
+  if (!help.startsWith(`Usage: ${cli} `)) {
+    console.error(`bundle: ${entry} --help printed ${JSON.stringify(help.slice(0, 60))}, not its usage`)
+    process.exit(1)
+  }
   writeFileSync(entry, `#!/usr/bin/env node
 'use strict'
-// ${cli}: runs ${cli}.bundle.cjs through V8's code cache (see src/shared/startup/code-cache.ts).
-require('./code-cache.cjs').runBundle(require('node:path').join(__dirname, '${cli}.bundle.cjs'))
+// ${cli}: \`--help\` alone prints the help recorded at build time (scripts/bundle.mjs); anything else runs
+// ${cli}.bundle.cjs through V8's code cache (see src/shared/startup/code-cache.ts).
+const a = process.argv
+if (a.length === 3 && (a[2] === '--help' || a[2] === '-h')) {
+  process.stdout.on('error', (err) => { if (err.code !== 'EPIPE') process.stderr.write('${cli}: writing to stdout failed: ' + err.message + '\\n'); process.exit(err.code === 'EPIPE' ? 0 : 74) })
+  process.stdout.write(${JSON.stringify(help)})
+} else {
+  ${run}
+}
 `)
-  chmodSync(entry, 0o755)
   // The entry of earlier versions, which systemd units installed by them still run: the same start.
   const earlier = `dist/bin/${cli}.mjs`
   writeFileSync(earlier, `#!/usr/bin/env node

@@ -72,11 +72,16 @@ export async function runCommand (
   }
 }
 
+/** Columns of `--help` text, whatever the terminal's width (commander's own default where it is not a terminal). */
+export const HELP_WIDTH = 80
+
 /** Parse argv; a number is the exit code to return at once (help shown, or a usage error already printed). */
 async function parse (program: Command, argv: string[], stderr: (line: string) => void, stdout: (t: string) => void): Promise<Record<string, unknown> | number> {
   program.exitOverride()
   // Usage errors on one line: commander puts a hint on a second line, and quotes a bad value as given (newlines too).
-  program.configureOutput({ writeErr: (text) => stderr(text.trimEnd().replace(/\s*[\r\n]+\s*/g, ' ')), writeOut: stdout })
+  // Help wraps at HELP_WIDTH on a terminal of any width too: the same text everywhere, so the entry can print the one
+  // the build recorded for `--help` alone (scripts/bundle.mjs) without loading the CLI.
+  program.configureOutput({ writeErr: (text) => stderr(text.trimEnd().replace(/\s*[\r\n]+\s*/g, ' ')), writeOut: stdout, getOutHelpWidth: () => HELP_WIDTH })
   try {
     await program.parseAsync(argv)
   } catch (err) {
