@@ -22,6 +22,7 @@
  * process: the lab's wireguard-go, pingers and hub too, and anything else running), with the clients' share of that
  * CPU (their `wg` runs included; nebula's clients are single processes).
  * `--count-wg` also reports the `wg` runs of each client (a counting `wg` first on its PATH) and their CPU;
+ * `--client-args '<options>'` gives every wgnat client more options (to see what a feature costs while a mesh forms).
  * `--cpu-prof <dir>` writes a V8 CPU profile per client (the clients are stopped at the last reply).
  * `--verbose` prints the wgnat daemons' logs (at debug level) after each run. Modes are interleaved run by run so the machine's noise hits all alike. Prints a Markdown table of medians.
  */
@@ -53,7 +54,9 @@ const { values } = parseArgs({
     /** wgnat modes: write each client's V8 CPU profile (node --cpu-prof) into this directory (clients stop at the last reply). */
     'cpu-prof': { type: 'string' },
     /** wgnat modes: count the `wg` processes each client starts (through a wrapper first on its PATH). */
-    'count-wg': { type: 'boolean', default: false }
+    'count-wg': { type: 'boolean', default: false },
+    /** wgnat modes: more options for every client (split at spaces), e.g. `--client-args '--no-port-mapping'`. */
+    'client-args': { type: 'string', default: '' }
   }
 })
 const RUNS = Number(values.runs)
@@ -171,7 +174,7 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
       await registerWithHub(lab)
       const bin = mode === 'before' ? values['before-bin'] : CLIENT_BIN
       if (bin === undefined) throw new Error('mode before needs --before-bin <path to an older dist/bin/wgnat-client.cjs>')
-      const clientArgs = ['-t', INTERVAL, '--log-level', values.verbose === true ? 'debug' : 'info', ...(mode === 'no-push' ? ['--no-push'] : [])]
+      const clientArgs = ['-t', INTERVAL, '--log-level', values.verbose === true ? 'debug' : 'info', ...(mode === 'no-push' ? ['--no-push'] : []), ...(values['client-args'] ?? '').split(' ').filter((x) => x !== '')]
       mesh = startMesh(lab, { clients: [], clientArgs })
       ipOf = (name) => lab.clients[name]!.tunnelIp
       const m = mesh

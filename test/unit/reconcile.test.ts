@@ -587,7 +587,9 @@ describe('reconcile: parking after repeated failures', () => {
     { name: 'the peer\'s endpoint moves', change: (sim) => { sim.desired = [want({ endpoint: P_MOVED })] }, next: P_MOVED, reason: /new endpoint/ },
     { name: 'our NAT class changes', change: (sim) => { sim.self.natClass = 'public' }, next: P, reason: /NAT class changed \(public\/unknown\)/ },
     { name: 'the peer\'s NAT class changes', change: (sim) => { sim.desired = [want({ natClass: 'easy' })] }, next: P, reason: /NAT class changed \(easy\/easy\)/ },
-    { name: 'we turn out to be behind the peer\'s router, and it has LAN candidates', start: want({ candidates: [L1] }), change: (sim) => { sim.self.publicAddress = SAME }, next: L1, reason: /new endpoint/ }
+    { name: 'we turn out to be behind the peer\'s router, and it has LAN candidates', start: want({ candidates: [L1] }), change: (sim) => { sim.self.publicAddress = SAME }, next: L1, reason: /new endpoint/ },
+    // Its wgnat started after our attempts failed: the same endpoint, the same (unknown) class, but it now has us.
+    { name: 'a silent peer announces for the first time', start: want({ silent: true }), change: (sim) => { sim.desired = [want()] }, next: P, reason: /^the peer started announcing$/ }
   ]
 
   /** A peer (at our other public address) parked after maxFailures failed attempts. */
@@ -622,6 +624,16 @@ describe('reconcile: parking after repeated failures', () => {
     { name: 'our public address changes but the peer has no LAN candidates', change: (sim) => { sim.self.publicAddress = SAME } },
     { name: 'it announces LAN candidates but our public addresses differ', change: (sim) => { sim.desired = [want({ candidates: [L1, L2] })] } }
   ]
+
+  it('a parked silent peer (a wg-nat client never announces) stays parked while it stays silent', async () => {
+    const sim = await parkedSim(want({ silent: true }))
+    for (const peer of [want({ silent: true, online: false }), want({ silent: true })]) {
+      sim.desired = [peer]
+      const out = await sim.step(sim.nowMs + 3_600_000)
+      expect(out.changes).toEqual([])
+      expect(sim.track()).toMatchObject({ phase: 'hub', retryAtMs: Number.POSITIVE_INFINITY })
+    }
+  })
 
   it.each(sleepers)('a parked peer stays parked when $name', async ({ change }) => {
     const sim = await parkedSim()

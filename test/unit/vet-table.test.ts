@@ -39,6 +39,13 @@ describe('vetTable: the registry is untrusted', () => {
     expect(desired.get(C)?.mapped).toBeNull()
   })
 
+  it('marks a peer that has announced nothing (its wgnat not running yet, or a wg-nat client) as silent, and only it', () => {
+    const announced = { ...peer(C, ['100.64.0.4/32']), announce: { natClass: 'unknown' as const, mappedEndpoint: null, lanEndpoints: [], ready: [] } }
+    const { desired } = vetTable([peer(B, ['100.64.0.3/32']), announced], ctx())
+    expect(desired.get(B)?.silent).toBe(true)
+    expect(desired.get(C)?.silent).toBeUndefined()
+  })
+
   it.each([
     ['outside the mesh (a LAN)', '192.168.1.0/24', /outside the mesh/],
     ['the default route', '0.0.0.0/0', /outside the mesh/],

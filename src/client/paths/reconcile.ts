@@ -101,6 +101,19 @@ export interface PathTiming {
 export const FRESH_BURST = 3
 export const FRESH_REFILL_MS = 10_000
 
+/**
+ * Marks the class of a peer that has announced nothing yet (vet-table.ts `silent`). A pair that failed while the peer
+ * was silent tries again when it first announces: its wgnat has started and configured us since, so its handshakes
+ * now come towards ours (without this, a client that starts well after its peers waits for their retry slots, or
+ * for ever where they parked).
+ */
+export const SILENT_CLASS = ' (silent)'
+
+/** Why a change of classes starts a new attempt, for the path log. Pure. */
+function classesReason (before: string | undefined, now: string): string {
+  return before?.endsWith(SILENT_CLASS) === true && !now.endsWith(SILENT_CLASS) ? 'the peer started announcing' : `NAT class changed (${now})`
+}
+
 /** May the peer's announced change start an attempt now? Returns the bucket after spending one, or undefined. */
 function spendFresh (track: PeerTrack, nowMs: number): { freshTokens: number, freshAtMs: number } | undefined {
   const level = Math.min(FRESH_BURST, (track.freshTokens ?? FRESH_BURST) + Math.max(0, nowMs - (track.freshAtMs ?? nowMs)) / FRESH_REFILL_MS)
@@ -336,7 +349,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
           // right now) starts afresh, backoff forgotten; otherwise this is the next retry of the backoff.
           // The peer punching brings the attempt forward without forgetting the failures (so a pair still parks).
           begin(next, fresher && (endpointMoved || classesChanged) ? 0 : track.failures,
-            !fresher ? `retry ${track.failures + 1}` : endpointMoved ? 'new endpoint from the registry' : classesChanged ? `NAT class changed (${classes})` : 'the peer punched towards us',
+            !fresher ? `retry ${track.failures + 1}` : endpointMoved ? 'new endpoint from the registry' : classesChanged ? classesReason(track.classes, classes) : 'the peer punched towards us',
             bucket)
         } else {
           tracks.set(key, { ...track, readySeen: want.readyFor })
@@ -353,8 +366,10 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     const old = networkReset(input.tracks.get(key), input.networkChanged === true)
     const onDevice = devicePeers.get(key)
     const { candidates, targets } = peerTargets(want, targetsContext, computeTargets)
-    let classes = classesByPeerClass.get(want.natClass)
-    if (classes === undefined) classesByPeerClass.set(want.natClass, classes = `${selfClass}/${want.natClass}`)
+    // A peer that has announced nothing yet has a class of its own: its first announcement is a change (see below).
+    const peerClass = want.silent === true ? `${want.natClass}${SILENT_CLASS}` : want.natClass
+    let classes = classesByPeerClass.get(peerClass)
+    if (classes === undefined) classesByPeerClass.set(peerClass, classes = `${selfClass}/${peerClass}`)
     quiet.targets = targets
     quiet.classes = classes
     // Waiting on the hub with nothing due (most peers at rest): the track stays as it is.

@@ -24,6 +24,11 @@ export interface DesiredPeer {
   mapped?: Endpoint | null
   /** Its global IPv6 endpoints (announced, vetted by vetIpv6Candidates), best first. */
   ipv6?: Endpoint[]
+  /**
+   * It has announced nothing yet: its wgnat is not running (or not yet; a wg-nat client never announces). Its first
+   * announcement means it now configures us too, so a failed pair tries again at once (reconcile.ts).
+   */
+  silent?: true
 }
 
 export interface VetContext {
@@ -96,7 +101,8 @@ export function vetTable (peers: Iterable<TablePeer>, ctx: VetContext): { desire
       mayInitiate: peer.mayInitiate ?? true,
       mapped: peer.announce?.portMapping == null ? null : parseEndpoint(peer.announce.portMapping),
       ...(ipv6.endpoints.length === 0 ? {} : { ipv6: ipv6.endpoints }),
-      ...(peerName === undefined ? {} : { name: peerName })
+      ...(peerName === undefined ? {} : { name: peerName }),
+      ...(peer.announce == null ? { silent: true as const } : {})
     })
   }
   return { desired, warnings }
