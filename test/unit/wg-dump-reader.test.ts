@@ -58,4 +58,35 @@ describe('WgDumpReader', () => {
     // The same key and fields, one more field: parsed (and refused), not reused.
     await expect(reader.parse(dump([line(1) + '\textra']))).rejects.toThrow(/line 2 has 9 fields/)
   })
+
+  it('forgets a peer that left: one that comes back is parsed anew', async () => {
+    const reader = new WgDumpReader()
+    const first = await reader.parse(dump([line(1), line(2)]))
+    await reader.parse(dump([line(2)]))
+    const back = await reader.parse(dump([line(1), line(2)]))
+    expect(back.peers[0]).toEqual(first.peers[0])
+    expect(back.peers[0]).not.toBe(first.peers[0])
+    expect(back.peers[1]).toBe(first.peers[1])
+  })
+
+  it('reads empty lines, an unended last line and a repeated key as parseWgDump does', async () => {
+    const reader = new WgDumpReader(2, 2)
+    const texts = [
+      `\n${IFACE}\n\n${line(1)}\n\n\n${line(2)}`,
+      `${IFACE}\n${line(2)}\n${line(1)}\n${line(1)}\n`,
+      `${IFACE}\n${line(1)}\n${line(1, { rx: 7 })}\n\n`,
+      `${IFACE}`
+    ]
+    for (const text of [...texts, ...texts.reverse()]) expect(await reader.parse(text)).toEqual(parseWgDump(text))
+    await expect(reader.parse('\n\n')).rejects.toThrow(/empty output/)
+  })
+
+  it('after a read that failed half-way, parses the next one like parseWgDump', async () => {
+    const reader = new WgDumpReader()
+    await reader.parse(dump([line(1), line(2), line(3)]))
+    await expect(reader.parse(dump([line(1, { rx: 1 }), line(2, { rx: 2 }), line(3, { allowed: 'x' })]))).rejects.toThrow(ParseError)
+    for (const text of [dump([line(1, { rx: 1 }), line(3)]), dump([line(1), line(2), line(3)]), dump([line(2, { rx: 2 })])]) {
+      expect(await reader.parse(text)).toEqual(parseWgDump(text))
+    }
+  })
 })
