@@ -3,7 +3,7 @@
  * interface (wireguard-go), against a fake registry (fake-registry.ts, not wgnat-server) in the hub's namespace that
  * serves N peers whose endpoints lead nowhere, holds long-polls, and says the hub relays.
  *
- *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir> [--cpu-prof-interval <µs>]] [--no-http] [--trace-gc] [--probe <file> [--probe-hooks]]
+ *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir> [--cpu-prof-interval <µs>]] [--no-http] [--trace-gc] [--probe <file> [--probe-hooks]] [--client-bin <dist/bin/wgnat-client.cjs>]
  *
  * Per run (a fresh lab each): start the client at the default log level; time until the interface holds all N
  * peers ("applied"); then CPU (the client's utime+stime plus its reaped `wg` children, from /proc), RSS and log lines
@@ -28,13 +28,15 @@ import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub } from '../lab/mesh.js'
 import { anatomyTable, parseProbeLines, type ProbeLine } from './tick-anatomy.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false }, probe: { type: 'string' }, 'cpu-prof-interval': { type: 'string' }, 'probe-hooks': { type: 'boolean', default: false } } })
+const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false }, probe: { type: 'string' }, 'cpu-prof-interval': { type: 'string' }, 'client-bin': { type: 'string' }, 'probe-hooks': { type: 'boolean', default: false } } })
 const N = Number(values.peers); const RUNS = Number(values.runs); const WARMUP_S = Number(values.warmup); const SECONDS = Number(values.seconds)
 if (![N, RUNS, WARMUP_S, SECONDS].every((x) => Number.isInteger(x) && x > 0) || N > 60_000) {
   console.error(`client-rest: --peers (1-60000), --runs, --warmup and --seconds must be positive whole numbers`)
   process.exit(64)
 }
 const FAKE_REGISTRY = join(import.meta.dirname, 'fake-registry.js')
+/** `--client-bin <path>`: another build's dist/bin/wgnat-client.cjs (a before/after with this bench and probe). */
+const CLIENT = values['client-bin'] ?? CLIENT_BIN
 const CLK_TCK = Number((await run(['getconf', 'CLK_TCK'], { reject: false })).stdout.trim()) || 100
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -69,7 +71,7 @@ function rssMb (pid: number): number {
 }
 /** The node process running the client (`ip netns exec` execs in place; else a descendant). */
 function clientPid (spawned: number): number {
-  const isClient = (pid: number): boolean => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(CLIENT_BIN) } catch { return false } }
+  const isClient = (pid: number): boolean => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(CLIENT) } catch { return false } }
   if (isClient(spawned)) return spawned
   const found = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).find((pid) => isClient(pid) && pid > spawned)
   if (found === undefined) throw new Error(`client-rest: wgnat-client not found under pid ${spawned}`)
@@ -98,8 +100,8 @@ async function once (): Promise<Result> {
     const http = values['no-http'] === true ? [] : ['--http', METRICS]
     // --probe <file>: tick-probe.js watches each sync cycle from inside the client and writes a JSON line a cycle.
     const probeArgs = values.probe === undefined ? [] : ['--import', join(import.meta.dirname, 'tick-probe.js')]
-    const probeEnv = values.probe === undefined ? undefined : { ...process.env as Record<string, string>, TICK_PROBE_OUT: values.probe, TICK_PROBE_HOOKS: values['probe-hooks'] === true ? '1' : '0' }
-    const client = lab.spawn('a', [process.execPath, ...profile, ...probeArgs, CLIENT_BIN, '-i', a.wgIf, '-r', lab.hub.publicKey, '-t', '1m', '--state-dir', stateDir, ...http], probeEnv === undefined ? undefined : { env: probeEnv })
+    const probeEnv = values.probe === undefined ? undefined : { ...process.env as Record<string, string>, TICK_PROBE_OUT: values.probe, TICK_PROBE_HOOKS: values['probe-hooks'] === true ? '1' : '0', ...(process.env.TICK_PROBE_DUMPS === undefined ? {} : { TICK_PROBE_DUMPS: process.env.TICK_PROBE_DUMPS }) }
+    const client = lab.spawn('a', [process.execPath, ...profile, ...probeArgs, CLIENT, '-i', a.wgIf, '-r', lab.hub.publicKey, '-t', '1m', '--state-dir', stateDir, ...http], probeEnv === undefined ? undefined : { env: probeEnv })
     client.stderr?.on('data', (chunk: Buffer) => { for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(Date.now()) })
     client.stdout?.on('data', (chunk: Buffer) => { for (const l of String(chunk).split('\n')) { const e = parseGcLine(l, Date.now()); if (e !== undefined) gcs.push(e) } })
     const t0 = Date.now()

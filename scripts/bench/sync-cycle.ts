@@ -2,13 +2,18 @@
  * The parts of one client sync cycle at rest, in CPU time, without a lab (issues 16 and 18): N peers parked on the
  * hub (every attempt failed), nothing changing.
  *
- *   node dist/scripts/bench/sync-cycle.js [--peers 1000,10000] [--rounds 50]
+ *   node dist/scripts/bench/sync-cycle.js [--peers 1000,10000] [--rounds 50] [--rest-ms 5000 --rest-rounds 12]
  *
  * Per N: starting `wg` (here `cat` of an N-peer dump through wgCli's own runner, `wgRunner` with `cat` as the `wg`
  * path, its default timeout and no signal, as the client's reads call it: the process start and reading its output,
  * not wg's own work), parsing the dump (afresh, and with the previous read kept by a WgDumpReader as the client does),
  * reconciling (the path machine over N quiet peers), and vetting a table of N peers (done only when the registry's
  * table changes). CPU of this process (user+system) per round, median of `--rounds`; printed as Markdown.
+ *
+ * `--rest-ms <ms>`: also a second table, the same cycle (start `wg`, parse with the previous read kept, reconcile) run
+ * `--rest-rounds` times with `<ms>` of idleness between cycles, as the client at rest does (every 30 s): the figures
+ * back to back above keep V8's young generation grown and the caches warm; at rest the young generation shrinks to
+ * its minimum, so a cycle's garbage costs scavenges inside it (issue 16). Median (range) of the rounds after the first.
  */
 import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -23,7 +28,9 @@ import { parseWgDumpAsync } from '../../src/shared/wg-dump.js'
 import { WgDumpReader } from '../../src/shared/wg-dump-reader.js'
 import { wgRunner } from '../../src/shared/wg-runner.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000,10000' }, rounds: { type: 'string', default: '50' } } })
+const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000,10000' }, rounds: { type: 'string', default: '50' }, 'rest-ms': { type: 'string' }, 'rest-rounds': { type: 'string', default: '12' } } })
+const REST_MS = values['rest-ms'] === undefined ? undefined : Number(values['rest-ms'])
+const REST_ROUNDS = Number(values['rest-rounds'])
 const SIZES = (values.peers ?? '').split(',').map(Number)
 const ROUNDS = Number(values.rounds)
 if (!SIZES.every((n) => Number.isInteger(n) && n > 0 && n <= 60_000) || !Number.isInteger(ROUNDS) || ROUNDS < 1) {
@@ -45,6 +52,9 @@ async function median (fn: () => Promise<unknown>): Promise<number> {
 const runWg = wgRunner({ wgPath: 'cat' })
 const dir = mkdtempSync(join(tmpdir(), 'wgnat-sync-cycle-'))
 const rows: string[] = []
+const restRows: string[] = []
+/** Median (range) of `xs`. */
+const spread = (xs: number[]): string => { const s = [...xs].sort((a, b) => a - b); return `${(s[Math.floor(s.length / 2)] as number).toFixed(1)} (${(s[0] as number).toFixed(1)}–${(s.at(-1) as number).toFixed(1)})` }
 try {
   for (const n of SIZES) {
     const self = key('self')
@@ -68,6 +78,8 @@ try {
     writeFileSync(file, text)
     // wireguard-go lists its peers in another order on each read: the reader compares every line, parses none.
     const reordered = [lines[0], ...lines.slice(1).reverse()].join('\n') + '\n'
+    const reorderedFile = join(dir, `dump-${n}-reordered.txt`)
+    writeFileSync(reorderedFile, reordered)
     const reader = new WgDumpReader()
     const device = await reader.parse(text)
     let turn = 0
@@ -77,6 +89,22 @@ try {
     const parseMemo = await median(async () => await reader.parse(turn++ % 2 === 0 ? reordered : text))
     const rec = await median(async () => reconcile({ nowMs: 2_000_000, selfKey: self, device, desired, tracks, timing, self: { natClass: 'easy', publicAddress: '198.18.11.2' }, hubRelays: true }))
     const vet = await median(async () => vetTable(table, { selfKey: self, registryKey: key('hub'), meshPrefixes: mesh, registryAddresses: ['100.64.0.1'], hubPrefixes: mesh, managed: new Set(desired.keys()), device }))
+    if (REST_MS !== undefined) {
+      // A cycle at rest: the parts one after another, then idleness; the first round is left out (warm-up).
+      const parts: number[][] = [[], [], [], []]
+      for (let r = 0; r <= REST_ROUNDS; r++) {
+        await new Promise((resolve) => setTimeout(resolve, REST_MS))
+        const c0 = cpuMs()
+        const out = await runWg([turn % 2 === 0 ? file : reorderedFile], {})
+        const c1 = cpuMs()
+        const dev = await reader.parse(out); turn++
+        const c2 = cpuMs()
+        reconcile({ nowMs: 2_000_000, selfKey: self, device: dev, desired, tracks, timing, self: { natClass: 'easy', publicAddress: '198.18.11.2' }, hubRelays: true })
+        const c3 = cpuMs()
+        if (r > 0) { parts[0]!.push(c1 - c0); parts[1]!.push(c2 - c1); parts[2]!.push(c3 - c2); parts[3]!.push(c3 - c0) }
+      }
+      restRows.push(`| ${n} | ${REST_MS} | ${spread(parts[0]!)} | ${spread(parts[1]!)} | ${spread(parts[2]!)} | ${spread(parts[3]!)} |`)
+    }
     rows.push(`| ${n} | ${spawn.toFixed(1)} | ${parse.toFixed(1)} | ${parseMemo.toFixed(1)} | ${rec.toFixed(1)} | ${(spawn + parseMemo + rec).toFixed(1)} | ${vet.toFixed(1)} |`)
     console.error(`sync-cycle: ${n} peers done`)
   }
@@ -86,3 +114,9 @@ try {
 console.log('| peers | start `wg` (ms) | parse afresh (ms) | parse, previous read kept (ms) | reconcile (ms) | a cycle at rest: start + kept parse + reconcile (ms) | vet a new table (ms) |')
 console.log('| --- | --- | --- | --- | --- | --- | --- |')
 for (const r of rows) console.log(r)
+if (restRows.length > 0) {
+  console.log('')
+  console.log('| peers | idle between cycles (ms) | start `wg` (ms) | parse, previous read kept (ms) | reconcile (ms) | the cycle (ms) |')
+  console.log('| --- | --- | --- | --- | --- | --- |')
+  for (const r of restRows) console.log(r)
+}

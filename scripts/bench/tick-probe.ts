@@ -18,11 +18,15 @@
  *   this itself costs CPU, so those runs are for the split, not the totals).
  */
 import { createHook } from 'node:async_hooks'
-import { ChildProcess } from 'node:child_process'
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs'
+import { ChildProcess, execFileSync } from 'node:child_process'
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { PerformanceObserver, performance } from 'node:perf_hooks'
 
 const OUT = process.env.TICK_PROBE_OUT
+/** TICK_PROBE_DUMPS=<prefix>: 2 s after each cycle, save the interface's dump as <prefix>-<n>.txt (what changed between reads). */
+const DUMPS = process.env.TICK_PROBE_DUMPS
+const IFACE = process.argv[process.argv.indexOf('-i') + 1]
+let dumps = 0
 const realCpuUsage = process.cpuUsage.bind(process)
 const cpuMs = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1000
 
@@ -133,6 +137,9 @@ process.cpuUsage = function (prev?: NodeJS.CpuUsage): NodeJS.CpuUsage {
       line.gcPauseMs = gcs.reduce((sum, e) => sum + e.pauseMs, 0)
       appendFileSync(OUT, JSON.stringify(line) + '\n')
     }, 200).unref()
+    if (DUMPS !== undefined && IFACE !== undefined) {
+      setTimeout(() => { writeFileSync(`${DUMPS}-${dumps++ % 20}.txt`, execFileSync('wg', ['show', IFACE, 'dump'])) }, 2000).unref()
+    }
   }
   return u
 }
