@@ -13,14 +13,16 @@
  * `--rest-ms <ms>`: also a second table, the same cycle (start `wg`, parse with the previous read kept, reconcile) run
  * `--rest-rounds` times with `<ms>` of idleness between cycles, as the client at rest does (every 30 s): the figures
  * back to back above keep V8's young generation grown and the caches warm; at rest the young generation shrinks to
- * its minimum, so a cycle's garbage costs scavenges inside it (issue 16). Median (range) of the rounds after the first.
+ * its minimum, so a cycle's garbage costs scavenges inside it (issue 16). Rounds alternate between a reconcile of
+ * every read and the client's QuietReads (a quiet read skips it); median (range) of `--rest-rounds` rounds of each.
  */
 import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { defaultTiming, reconcile, type PeerTrack } from '../../src/client/paths/reconcile.js'
+import { QuietReads } from '../../src/client/paths/quiet-reads.js'
+import { defaultTiming, reconcile, type PeerTrack, type ReconcileInput } from '../../src/client/paths/reconcile.js'
 import { vetTable, type DesiredPeer } from '../../src/client/paths/vet-table.js'
 import { parseEndpoint, parsePrefix } from '../../src/shared/ip.js'
 import type { TablePeer } from '../../src/shared/protocol.js'
@@ -90,20 +92,30 @@ try {
     const rec = await median(async () => reconcile({ nowMs: 2_000_000, selfKey: self, device, desired, tracks, timing, self: { natClass: 'easy', publicAddress: '198.18.11.2' }, hubRelays: true }))
     const vet = await median(async () => vetTable(table, { selfKey: self, registryKey: key('hub'), meshPrefixes: mesh, registryAddresses: ['100.64.0.1'], hubPrefixes: mesh, managed: new Set(desired.keys()), device }))
     if (REST_MS !== undefined) {
-      // A cycle at rest: the parts one after another, then idleness; the first round is left out (warm-up).
-      const parts: number[][] = [[], [], [], []]
-      for (let r = 0; r <= REST_ROUNDS; r++) {
+      // A cycle at rest: the parts one after another, then idleness; the first two rounds are left out (warm-up).
+      // Rounds alternate between reconciling every read (as before issue 16's QuietReads) and the client's way now
+      // (QuietReads: a read that changes nothing for parked peers skips the reconcile), interleaved in one process.
+      const parts: Record<'full' | 'quiet', number[][]> = { full: [[], [], [], []], quiet: [[], [], [], []] }
+      const quietReads = new QuietReads()
+      // Each way keeps its own tracks, as a client would (QuietReads needs the tracks its last output became).
+      const restTracks = { full: tracks, quiet: tracks }
+      for (let r = 0; r < 2 * REST_ROUNDS + 2; r++) {
         await new Promise((resolve) => setTimeout(resolve, REST_MS))
+        const way = r % 2 === 0 ? 'full' : 'quiet'
         const c0 = cpuMs()
         const out = await runWg([turn % 2 === 0 ? file : reorderedFile], {})
         const c1 = cpuMs()
         const dev = await reader.parse(out); turn++
         const c2 = cpuMs()
-        reconcile({ nowMs: 2_000_000, selfKey: self, device: dev, desired, tracks, timing, self: { natClass: 'easy', publicAddress: '198.18.11.2' }, hubRelays: true })
+        const input: ReconcileInput = { nowMs: 2_000_000 + r * REST_MS, selfKey: self, device: dev, desired, tracks: restTracks[way], timing, self: { natClass: 'easy', publicAddress: '198.18.11.2' }, hubRelays: true }
+        restTracks[way] = (way === 'full' ? reconcile(input) : quietReads.reuse(input) ?? quietReads.record(input, reconcile(input))).tracks
         const c3 = cpuMs()
-        if (r > 0) { parts[0]!.push(c1 - c0); parts[1]!.push(c2 - c1); parts[2]!.push(c3 - c2); parts[3]!.push(c3 - c0) }
+        if (r >= 2) { const p = parts[way]; p[0]!.push(c1 - c0); p[1]!.push(c2 - c1); p[2]!.push(c3 - c2); p[3]!.push(c3 - c0) }
       }
-      restRows.push(`| ${n} | ${REST_MS} | ${spread(parts[0]!)} | ${spread(parts[1]!)} | ${spread(parts[2]!)} | ${spread(parts[3]!)} |`)
+      for (const way of ['full', 'quiet'] as const) {
+        const p = parts[way]
+        restRows.push(`| ${n} | ${REST_MS} | ${way === 'full' ? 'every read' : 'QuietReads'} | ${spread(p[0]!)} | ${spread(p[1]!)} | ${spread(p[2]!)} | ${spread(p[3]!)} |`)
+      }
     }
     rows.push(`| ${n} | ${spawn.toFixed(1)} | ${parse.toFixed(1)} | ${parseMemo.toFixed(1)} | ${rec.toFixed(1)} | ${(spawn + parseMemo + rec).toFixed(1)} | ${vet.toFixed(1)} |`)
     console.error(`sync-cycle: ${n} peers done`)
@@ -116,7 +128,7 @@ console.log('| --- | --- | --- | --- | --- | --- | --- |')
 for (const r of rows) console.log(r)
 if (restRows.length > 0) {
   console.log('')
-  console.log('| peers | idle between cycles (ms) | start `wg` (ms) | parse, previous read kept (ms) | reconcile (ms) | the cycle (ms) |')
-  console.log('| --- | --- | --- | --- | --- | --- |')
+  console.log('| peers | idle between cycles (ms) | reconcile | start `wg` (ms) | parse, previous read kept (ms) | reconcile (ms) | the cycle (ms) |')
+  console.log('| --- | --- | --- | --- | --- | --- | --- |')
   for (const r of restRows) console.log(r)
 }
