@@ -3,7 +3,7 @@
  * interface (wireguard-go), against a fake registry (fake-registry.ts, not wgnat-server) in the hub's namespace that
  * serves N peers whose endpoints lead nowhere, holds long-polls, and says the hub relays.
  *
- *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir>] [--no-http] [--trace-gc]
+ *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir> [--cpu-prof-interval <µs>]] [--no-http] [--trace-gc] [--probe <file> [--probe-hooks]] [--client-bin <dist/bin/wgnat-client.cjs>]
  *
  * Per run (a fresh lab each): start the client at the default log level; time until the interface holds all N
  * peers ("applied"); then CPU (the client's utime+stime plus its reaped `wg` children, from /proc), RSS and log lines
@@ -15,7 +15,9 @@
  * Also per window, figures the machine's load distorts less: the client's wake-ups a second (voluntary context
  * switches of all its threads, from /proc/<pid>/task) and its main thread's share of the CPU. `--trace-gc`: run the
  * client under `node --trace-gc` and count its garbage collections in each window (scavenges, mark-compacts, their
- * pauses in ms); a line a collection on its stdout, not counted as a log line.
+ * pauses in ms); a line a collection on its stdout, not counted as a log line. `--probe <file>`: load tick-probe.js
+ * into the client, which appends to <file> one JSON line per sync cycle (per-thread CPU, the fork, V8's collections;
+ * with `--probe-hooks` the main thread's CPU in other callbacks inside the cycle); summed up by tick-anatomy.js.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -24,14 +26,17 @@ import { parseArgs } from 'node:util'
 import { run } from '../lab/command.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub } from '../lab/mesh.js'
+import { anatomyTable, parseProbeLines, type ProbeLine } from './tick-anatomy.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false } } })
+const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false }, probe: { type: 'string' }, 'cpu-prof-interval': { type: 'string' }, 'client-bin': { type: 'string' }, 'probe-hooks': { type: 'boolean', default: false } } })
 const N = Number(values.peers); const RUNS = Number(values.runs); const WARMUP_S = Number(values.warmup); const SECONDS = Number(values.seconds)
 if (![N, RUNS, WARMUP_S, SECONDS].every((x) => Number.isInteger(x) && x > 0) || N > 60_000) {
   console.error(`client-rest: --peers (1-60000), --runs, --warmup and --seconds must be positive whole numbers`)
   process.exit(64)
 }
 const FAKE_REGISTRY = join(import.meta.dirname, 'fake-registry.js')
+/** `--client-bin <path>`: another build's dist/bin/wgnat-client.cjs (a before/after with this bench and probe). */
+const CLIENT = values['client-bin'] ?? CLIENT_BIN
 const CLK_TCK = Number((await run(['getconf', 'CLK_TCK'], { reject: false })).stdout.trim()) || 100
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -66,7 +71,7 @@ function rssMb (pid: number): number {
 }
 /** The node process running the client (`ip netns exec` execs in place; else a descendant). */
 function clientPid (spawned: number): number {
-  const isClient = (pid: number): boolean => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(CLIENT_BIN) } catch { return false } }
+  const isClient = (pid: number): boolean => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(CLIENT) } catch { return false } }
   if (isClient(spawned)) return spawned
   const found = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).find((pid) => isClient(pid) && pid > spawned)
   if (found === undefined) throw new Error(`client-rest: wgnat-client not found under pid ${spawned}`)
@@ -76,7 +81,7 @@ function clientPid (spawned: number): number {
 interface Window { cpuPct: number, wgPct: number, rssMb: number, logLines: number, cycleMs: number, cycles: number, wakesPerS: number, mainPct: number, scavenges: number, markCompacts: number, gcPauseMs: number }
 /** Where the client serves its metrics, inside its namespace. */
 const METRICS = '127.0.0.1:9586'
-interface Result { appliedS: number, first: Window, steady: Window }
+interface Result { appliedS: number, first: Window, steady: Window, probe: ProbeLine[] }
 
 async function once (): Promise<Result> {
   const lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }] })
@@ -89,11 +94,14 @@ async function once (): Promise<Result> {
     const registry = lab.spawn('hub', [process.execPath, FAKE_REGISTRY, '--listen', `${lab.hub.tunnelIp}:${lab.hub.listenPort}`, '--peers', String(N), '--self', `${a.publicKey}=${lab.routers.a!.wanIp}:${a.listenPort}`, '--prefix', '100.64', '--relay'])
     await sleep(1500)
     const lines: number[] = []
-    const profile = [...(values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']]), ...(values['trace-gc'] === true ? ['--trace-gc'] : [])]
+    const profile = [...(values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof'], ...(values['cpu-prof-interval'] === undefined ? [] : ['--cpu-prof-interval', values['cpu-prof-interval']])]), ...(values['trace-gc'] === true ? ['--trace-gc'] : [])]
     const gcs: GcEvent[] = []
     // --no-http: the client exactly as installed by default (no metrics endpoint; the sync-cycle column is then empty).
     const http = values['no-http'] === true ? [] : ['--http', METRICS]
-    const client = lab.spawn('a', [process.execPath, ...profile, CLIENT_BIN, '-i', a.wgIf, '-r', lab.hub.publicKey, '-t', '1m', '--state-dir', stateDir, ...http])
+    // --probe <file>: tick-probe.js watches each sync cycle from inside the client and writes a JSON line a cycle.
+    const probeArgs = values.probe === undefined ? [] : ['--import', join(import.meta.dirname, 'tick-probe.js')]
+    const probeEnv = values.probe === undefined ? undefined : { ...process.env as Record<string, string>, TICK_PROBE_OUT: values.probe, TICK_PROBE_HOOKS: values['probe-hooks'] === true ? '1' : '0', ...(process.env.TICK_PROBE_DUMPS === undefined ? {} : { TICK_PROBE_DUMPS: process.env.TICK_PROBE_DUMPS }) }
+    const client = lab.spawn('a', [process.execPath, ...profile, ...probeArgs, CLIENT, '-i', a.wgIf, '-r', lab.hub.publicKey, '-t', '1m', '--state-dir', stateDir, ...http], probeEnv === undefined ? undefined : { env: probeEnv })
     client.stderr?.on('data', (chunk: Buffer) => { for (const l of String(chunk).split('\n')) if (l.trim() !== '') lines.push(Date.now()) })
     client.stdout?.on('data', (chunk: Buffer) => { for (const l of String(chunk).split('\n')) { const e = parseGcLine(l, Date.now()); if (e !== undefined) gcs.push(e) } })
     const t0 = Date.now()
@@ -138,13 +146,18 @@ async function once (): Promise<Result> {
     const first = await measure(60)
     const rest = appliedAt + WARMUP_S * 1000 - Date.now()
     if (rest > 0) await sleep(rest)
+    const steadyFromMs = Date.now()
     const steady = await measure(SECONDS)
+    const steadyToMs = Date.now()
     client.kill('SIGTERM'); registry.kill('SIGTERM')
     // The profile is written as the client exits.
     if (values['cpu-prof'] !== undefined) await client.catch(() => {})
     // --trace-gc: every collection after the table was applied, with its time since then and V8's reason.
     for (const e of gcs.filter((g) => g.atMs >= appliedAt && g.kind !== 'other')) console.error(`  gc +${((e.atMs - appliedAt) / 1000).toFixed(1)} s: ${e.line}`)
-    return { appliedS: (appliedAt - t0) / 1000, first, steady }
+    // --probe: the cycles that ended in the steady window (each line is written 200 ms after its cycle).
+    await sleep(values.probe === undefined ? 0 : 500)
+    const probe = values.probe === undefined ? [] : parseProbeLines(readFileSync(values.probe, 'utf8')).filter((l) => l.atMs >= steadyFromMs && l.atMs < steadyToMs)
+    return { appliedS: (appliedAt - t0) / 1000, first, steady, probe }
   } finally {
     await lab.destroy()
     rmSync(stateDir, { recursive: true, force: true })
@@ -173,3 +186,9 @@ console.log('')
 console.log(`| peers | steady: main thread CPU % core | wake-ups a second (all threads) |${values['trace-gc'] === true ? ' GC in the window: scavenges / mark-compacts / ms paused |' : ''}`)
 console.log(`| --- | --- | --- |${values['trace-gc'] === true ? ' --- |' : ''}`)
 console.log(`| ${N} | ${stat(results.map((x) => x.steady.mainPct), 2)} | ${stat(results.map((x) => x.steady.wakesPerS), 1)} |${values['trace-gc'] === true ? ` ${stat(results.map((x) => x.steady.scavenges), 0)} / ${stat(results.map((x) => x.steady.markCompacts), 0)} / ${stat(results.map((x) => x.steady.gcPauseMs), 1)} |` : ''}`)
+if (values.probe !== undefined) {
+  console.log('')
+  console.log(`Where a cycle's CPU went (tick-probe.js, the steady windows' ${results.reduce((n, r) => n + r.probe.length, 0)} cycles of ${RUNS} run(s)):`)
+  console.log('')
+  for (const row of anatomyTable(results.flatMap((r) => r.probe))) console.log(row)
+}

@@ -8,6 +8,7 @@ import { formatDuration } from '../shared/duration.js'
 import { WgSetError, type WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './paths/reconcile.js'
+import { QuietReads } from './paths/quiet-reads.js'
 import type { MeshObserver } from './observe/mesh-observer.js'
 import { NatMonitor } from './nat/nat-monitor.js'
 import { PathLog } from './paths/path-log.js'
@@ -127,6 +128,8 @@ export class MeshClient {
   private registryAddress = ''
   private selfKey = ''
   private tracks = new Map<string, PeerTrack>()
+  /** A read that changes nothing for peers parked on the hub skips the reconcile (quiet-reads.ts). */
+  private readonly quietReads = new QuietReads()
   private table: Map<string, TablePeer> | null = null
   private tableChanged = false
   private desired: Map<string, DesiredPeer> | null = null
@@ -490,7 +493,8 @@ export class MeshClient {
     const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address, portMapped: this.portMapper?.current != null, ipv6: (this.nat?.current?.announce.ipv6Endpoints?.length ?? 0) > 0 }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
     // Where the hub does not relay, a peer's routes go on with the attempt (nothing to protect on the hub path).
-    const out = reconcile({ nowMs, selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged, hubRelays: this.registryState.relay })
+    const input = { nowMs, selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged, hubRelays: this.registryState.relay }
+    const out = this.quietReads.reuse(input) ?? this.quietReads.record(input, reconcile(input))
     // Defence in depth: the hub peer and our own key are never changed, whatever the machine above decided.
     const refused = out.changes.filter((c) => c.publicKey === this.init.registryKey || c.publicKey === this.selfKey)
     if (refused.length > 0) {
