@@ -139,7 +139,7 @@ async function main (): Promise<number> {
     if (process.env.WGNAT_DEMO_LOGS === '1') console.log(`\nLogs (WGNAT_DEMO_LOGS=1):\n${mesh.logs()}`)
     return rows.some((r) => r.path === 'none') ? 1 : 0
   } finally {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab.destroy()
     await rm(dir, { recursive: true, force: true })
     console.log(`\n[${clock()}] lab removed`)

@@ -254,7 +254,7 @@ try {
     }
   }
 } finally {
-  mesh.cleanup()
+  await mesh.cleanup()
   await lab.destroy()
 }
 

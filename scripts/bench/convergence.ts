@@ -74,7 +74,7 @@ async function once (n: number, mode: Mode): Promise<{ meshMs: number | undefine
     const moved = await waitFor(async () => (await Promise.all(names.map(async (c) => await endpointOf(lab, c, PROBE_KEY)))).every((e) => e === '198.18.1.251:51820'), TIMEOUT_MS)
     return { meshMs, propagationMs: moved === undefined ? undefined : Date.now() - t1, pingsOk }
   } finally {
-    mesh.cleanup()
+    await mesh.cleanup()
     await lab.destroy()
   }
 }

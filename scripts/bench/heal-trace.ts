@@ -118,7 +118,7 @@ try {
     }
   }
   // Path events of both clients (their whole logs: the process output is buffered by the lab).
-  mesh.cleanup()
+  await mesh.cleanup()
   for (const c of ['a', 'b'] as const) {
     const res = await mesh.clients[c]!
     for (const e of pathEvents(String(res.all ?? ''))) console.log(`  ${c} ${new Date(e.t).toISOString().slice(11, 23)} ${e.msg}`)

@@ -68,6 +68,6 @@ try {
   rows.forEach((x, i) => console.log(`| ${i + 1} | ${perMin(x.ab)} | ${perMin(x.ba)} |`))
   console.log(`| median | ${perMin(median(rows.map((x) => x.ab)))} | ${perMin(median(rows.map((x) => x.ba)))} |`)
 } finally {
-  mesh?.cleanup()
+  await mesh?.cleanup()
   await lab.destroy()
 }

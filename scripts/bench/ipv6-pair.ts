@@ -58,7 +58,7 @@ async function once (): Promise<Run> {
     return { ms, timeline: timeline.sort((x, y) => x.t - y.t).map((e) => `${String(e.t).padStart(6)} ms  ${e.line}`) }
   } finally {
     await Promise.all(['a', 'b'].map(async (n) => await mesh.stopClient(n).catch(() => undefined)))
-    try { mesh.cleanup() } catch (err) { console.error(`cleanup: ${String(err)}`) }
+    try { await mesh.cleanup() } catch (err) { console.error(`cleanup: ${String(err)}`) }
     await lab.destroy()
   }
 }

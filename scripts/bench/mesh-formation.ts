@@ -223,7 +223,7 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
     // Let them exit (wgnat-client writes its state file on the way) before their state directory goes.
     await Promise.all(clients.values())
     if (values.verbose === true && mesh !== undefined) console.error(`t0 ${new Date(t0Of(lab)).toISOString()}\n${mesh.logs()}\n${[...clientLogs].map(([name, text]) => `--- wgnat-client ${name} (launched at t0)\n${text}`).join('\n')}`)
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab.destroy()
   }
 }

@@ -47,7 +47,7 @@ async function withLab<T> (relay: boolean, fn: (lab: Lab, mesh: MeshProcesses) =
     if (await waitFor(async () => await bothDirect(lab), 60_000) === undefined) throw new Error(`outage: no direct path\n${mesh.logs()}`)
     return await fn(lab, mesh)
   } finally {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab.destroy()
   }
 }

@@ -59,7 +59,7 @@ async function once (): Promise<Run> {
     }
     return run
   } finally {
-    mesh.cleanup()
+    await mesh.cleanup()
     await lab.destroy()
   }
 }

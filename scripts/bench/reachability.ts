@@ -93,7 +93,7 @@ async function once (ipv6: boolean): Promise<Cell[]> {
   } finally {
     // Stop the clients first: removing their state directory under them fails (they write it as they stop).
     await Promise.all(Object.keys(lab.clients).map(async (n) => await mesh.stopClient(n).catch(() => undefined)))
-    try { mesh.cleanup() } catch (err) { console.error(`cleanup: ${String(err)}`) }
+    try { await mesh.cleanup() } catch (err) { console.error(`cleanup: ${String(err)}`) }
     await lab.destroy()
   }
 }

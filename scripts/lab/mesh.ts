@@ -29,8 +29,12 @@ export interface MeshProcesses {
   /** Stop a client with SIGTERM and wait for it to exit; returns its exit code and how long it took. */
   stopClient: (name: string) => Promise<{ exitCode: number | undefined, ms: number }>
   startClient: (name: string, args?: string[]) => SpawnedProcess
-  cleanup: () => void
+  /** Stop the daemons (SIGTERM; SIGKILL after CLEANUP_KILL_AFTER_MS), wait for them to exit, remove the state directory. */
+  cleanup: () => Promise<void>
 }
+
+/** cleanup() kills a daemon that has not exited this long after its SIGTERM. */
+export const CLEANUP_KILL_AFTER_MS = 10_000
 
 export interface MeshOptions {
   serverArgs?: string[]
@@ -88,9 +92,13 @@ export function startMesh (lab: Lab, opts: MeshOptions = {}): MeshProcesses {
       const r = await p
       return { exitCode: r.exitCode, ms: Date.now() - t0 }
     },
-    cleanup () {
-      server?.kill('SIGTERM')
-      for (const p of Object.values(clients)) p.kill('SIGTERM')
+    async cleanup () {
+      const procs = [...(server === undefined ? [] : [server]), ...Object.values(clients)]
+      for (const p of procs) p.kill('SIGTERM')
+      // Their exit first: a client writes its state file on the way out, which would make the directory again.
+      const killer = setTimeout(() => { for (const p of procs) p.kill('SIGKILL') }, CLEANUP_KILL_AFTER_MS)
+      await Promise.allSettled(procs)
+      clearTimeout(killer)
       rmSync(stateDir, { recursive: true, force: true, maxRetries: 5 })
     }
   }

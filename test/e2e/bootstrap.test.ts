@@ -33,7 +33,7 @@ describe.skipIf(!support.ok)('from nothing: init, add-peer, wg-quick up, mesh, r
   })
 
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   })
@@ -187,7 +187,7 @@ describe.skipIf(!support.ok)('from nothing: init, add-peer, wg-quick up, mesh, r
   })
 
   it('the hub survives plain wg-quick down and up with its remaining peer', async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     mesh = undefined
     const down = await lab.exec('hub', ['wg-quick', 'down', hubConf()], { reject: false, env: WG_ENV })
     expect(down.exitCode, down.stderr).toBe(0)

@@ -23,7 +23,7 @@ describe.skipIf(!support.ok)('the real CLIs: bad input, start-up errors and wher
     mesh = startMesh(lab, { clients: [] })
   })
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 

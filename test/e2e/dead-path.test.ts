@@ -64,7 +64,7 @@ describe.skipIf(!support.ok)('a direct path that dies while the hub still reache
 
   afterAll(async () => {
     server?.kill('SIGTERM')
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 

@@ -59,7 +59,7 @@ describe.skipIf(!support.ok)('a hostile registry inside the tunnel', () => {
     // HOSTILE_LOG=<file>: keep client a's whole log for a look at what each phase made it say.
     if (process.env.HOSTILE_LOG !== undefined) writeFileSync(process.env.HOSTILE_LOG, lines.a!.join('\n') + '\n')
     hostile?.kill('SIGTERM')
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
     rmSync(dir, { recursive: true, force: true })
   })

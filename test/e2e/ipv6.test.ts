@@ -72,7 +72,7 @@ describe.skipIf(!support.ok)('IPv6: hard - hard with IPv6 on both sites, hub IPv
   })
 
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 
@@ -122,7 +122,7 @@ describe.skipIf(!support.ok)('IPv6 on one site only: hard (IPv6) - hard (IPv4 on
   })
 
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 

@@ -25,7 +25,7 @@ export function labMesh (spec: LabSpec, options?: MeshOptions): LabMesh {
     mesh = startMesh(lab, options)
   })
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
   const started = <T>(value: T | undefined): T => {

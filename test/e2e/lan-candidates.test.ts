@@ -47,7 +47,7 @@ describe.skipIf(!support.ok)('a spoke announcing another host\'s addresses as it
 
   afterAll(async () => {
     announcer?.kill('SIGTERM')
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
     rmSync(dir, { recursive: true, force: true })
   })

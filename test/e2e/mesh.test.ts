@@ -34,7 +34,7 @@ describe.skipIf(!support.ok).each([
   })
 
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 

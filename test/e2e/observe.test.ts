@@ -59,7 +59,7 @@ describe.skipIf(!support.ok)('the whole mesh from the hub: status, metrics and t
     for (const c of ['a', 'b']) mesh.startClient(c, ['--http', CLIENT_HTTP])
   })
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
     if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   })

@@ -54,7 +54,7 @@ describe.skipIf(!support.ok)('access policy: one admin, three devices, hub relay
   })
 
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
   })

@@ -70,7 +70,7 @@ describe.skipIf(!ok)('port mapping: easy - hard with miniupnpd on the hard side,
   })
 
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 
@@ -127,7 +127,7 @@ describe.skipIf(!ok)('port mapping control: the same pair with --no-port-mapping
   })
 
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 

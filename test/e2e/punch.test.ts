@@ -40,7 +40,7 @@ describe.skipIf(!support.ok)('clash routers with low-TTL punching, and a standar
   })
 
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 
@@ -73,7 +73,7 @@ describe.skipIf(!support.ok)('control: clash routers without punching', () => {
   })
 
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 

@@ -35,7 +35,7 @@ describe.skipIf(!support.ok)('NAT traversal matrix, hub relaying (wgnat-server -
   })
 
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 
@@ -89,7 +89,7 @@ describe.skipIf(!support.ok)('upgrade from hub to direct while pinging', () => {
     lab = await createLab({ sites: [{ name: 'a', kind: 'easy', clients: ['a'] }, { name: 'b', kind: 'easy', clients: ['b'] }] })
   })
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 
@@ -118,7 +118,7 @@ describe.skipIf(!support.ok)('a pair that cannot go direct stays on the hub with
     lab = await createLab({ sites: [{ name: 'e', kind: 'easy', clients: ['e'] }, { name: 'h', kind: 'hard', clients: ['h'] }] })
   })
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
   })
 

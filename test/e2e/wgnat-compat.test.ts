@@ -29,7 +29,7 @@ describe.skipIf(!support.ok || goBinary === undefined)('a wg-nat-style Go client
     mesh = startMesh(lab, { clients: [] })
   })
   afterAll(async () => {
-    mesh?.cleanup()
+    await mesh?.cleanup()
     await lab?.destroy()
     rmSync(goDir, { recursive: true, force: true })
   })
