@@ -81,6 +81,7 @@ for (const cli of Object.keys(CLIS)) {
     console.error(`bundle: ${entry} --help printed ${JSON.stringify(help.slice(0, 60))}, not its usage`)
     process.exit(1)
   }
+  // Its stdout errors are handled as handleStdoutErrors (src/shared/cli.ts) does: a closed pipe ends quietly.
   writeFileSync(entry, `#!/usr/bin/env node
 'use strict'
 // ${cli}: \`--help\` alone prints the help recorded at build time (scripts/bundle.mjs); anything else runs

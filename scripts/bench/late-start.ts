@@ -15,7 +15,7 @@
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
-import { CLIENT_BIN, clientStatus, registerWithHub, startMesh, waitFor, waitForPing } from '../lab/mesh.js'
+import { CLIENT_BIN, registerWithHub, startMesh, waitForParked, waitForPing } from '../lab/mesh.js'
 import type { SpawnedProcess } from '../lab/command.js'
 
 const { values } = parseArgs({ options: { 'before-bin': { type: 'string' }, 'quiet-s': { type: 'string', default: '150' }, timeout: { type: 'string', default: '60' } } })
@@ -40,11 +40,7 @@ async function once (build: string, bin: string): Promise<Result> {
     }
     start('a')
     const b = lab.clients.b!
-    const parkedMs = await waitFor(async () => {
-      // Until its status socket is up, `status` fails: not parked yet.
-      const peer = (await clientStatus(lab, 'a').catch(() => undefined))?.peers.find((p) => p.publicKey === b.publicKey)
-      return /no handshake in \d+ attempts/.test(peer?.reason ?? '')
-    }, PARK_WITHIN_MS)
+    const parkedMs = await waitForParked(lab, 'a', b.publicKey, PARK_WITHIN_MS)
     if (parkedMs === undefined) return { build, note: `a did not park b within ${PARK_WITHIN_MS / 1000} s` }
     await sleep(QUIET_MS)
     const t0 = Date.now()

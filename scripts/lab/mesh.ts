@@ -151,6 +151,17 @@ export async function clientStatus (lab: Lab, name: string): Promise<import('../
   return JSON.parse(out.stdout)
 }
 
+/**
+ * Wait until `name`'s client has parked the peer `publicKey` (its status gives the reason "no handshake in N attempts");
+ * the elapsed ms, or undefined after `timeoutMs`. Until the client's status socket is up, `status` fails: not parked yet.
+ */
+export async function waitForParked (lab: Lab, name: string, publicKey: string, timeoutMs: number): Promise<number | undefined> {
+  return await waitFor(async () => {
+    const peer = (await clientStatus(lab, name).catch(() => undefined))?.peers.find((p) => p.publicKey === publicKey)
+    return /no handshake in \d+ attempts/.test(peer?.reason ?? '')
+  }, timeoutMs)
+}
+
 /** Let every client handshake with the hub once (as spokes of a running hub have), so the hub knows their endpoints. */
 export async function registerWithHub (lab: Lab): Promise<void> {
   await Promise.all(Object.keys(lab.clients).map(async (c) => await lab.ping(c, lab.hub.tunnelIp, { count: 1, timeoutS: 2 })))

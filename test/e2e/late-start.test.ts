@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { labSupport } from '../../scripts/lab/lab.js'
-import { clientStatus, pathBetween, waitFor, waitForPing } from '../../scripts/lab/mesh.js'
+import { pathBetween, waitForParked, waitForPing } from '../../scripts/lab/mesh.js'
 import { labMesh, TWO_EASY_SITES } from './lab-mesh.js'
 
 const support = await labSupport()
@@ -22,11 +22,7 @@ describe.skipIf(!support.ok)('a peer whose wgnat starts long after the other sid
   it('is tried again by the side that did not change as soon as it announces: both directions go direct', async () => {
     const { lab, mesh } = m
     const b = lab.clients.b!
-    const parked = await waitFor(async () => {
-      // Until its status socket is up, `status` fails: not parked yet.
-      const peer = (await clientStatus(lab, 'a').catch(() => undefined))?.peers.find((p) => p.publicKey === b.publicKey)
-      return /no handshake in \d+ attempts/.test(peer?.reason ?? '')
-    }, 240_000)
+    const parked = await waitForParked(lab, 'a', b.publicKey, 240_000)
     expect(parked, mesh.logs()).toBeDefined()
     await new Promise((resolve) => setTimeout(resolve, QUIET_MS))
     expect((await pathBetween(lab, 'a', 'b')).path, 'a must still have b parked').toBe('none')
