@@ -5,10 +5,14 @@
  *   node dist/scripts/bench/mesh-formation.js [--runs 5] [--sizes 2,8,16] [--modes wgnat,no-push,nebula] [--interval 1m]
  *
  * Per run: a fresh lab; the hub's daemon started (wgnat-server, or a nebula lighthouse) and given time to come up;
- * then, in every client namespace and for every other client, a ping every 0.1 s (`ping -D -c 1 -i 0.1 -w ...`,
- * restarted every 0.1 s while it fails at once, as it does before nebula has made its tun device); then the clients
- * are launched. The figure is the moment the last ordered pair got its first reply (ping's own receive timestamp),
- * counted from launching the clients.
+ * then, in every client namespace, one `fping` pinging every other client every 0.1 s (`fping -l -p 100 -D`: one
+ * process per namespace, going on through send errors, as before nebula has made its tun device); then the clients
+ * are launched. The figure is the moment the last ordered pair got its first reply (fping's own receive timestamp),
+ * counted from launching the clients. `--pinger ping` pings as the bench did up to its seventh session: a shell loop
+ * per ordered pair running `ping -D -c 1 -i 0.1 -w ...`, restarted every 0.1 s whenever it ends without a reply (as it
+ * does at once before nebula's tun exists, and at the hub's "host unreachable" while the hub does not forward): with
+ * 16 clients those loops took a third of the machine's CPU (`perf record -a`: bash, ping, sed and head), so the
+ * figure measured the harness as much as the mesh.
  *
  * Modes:
  * - `wgnat`: `wgnat-client -t <interval>` (defaults otherwise);
@@ -56,7 +60,12 @@ const { values } = parseArgs({
     /** wgnat modes: count the `wg` processes each client starts (through a wrapper first on its PATH). */
     'count-wg': { type: 'boolean', default: false },
     /** wgnat modes: more options for every client (split at spaces), e.g. `--client-args '--no-port-mapping'`. */
-    'client-args': { type: 'string', default: '' }
+    'client-args': { type: 'string', default: '' },
+    /**
+     * `fping` (one process per namespace) or `ping` (a shell loop per ordered pair, as the bench pinged before);
+     * `fping,ping` runs every mode with each, interleaved run by run.
+     */
+    pinger: { type: 'string', default: 'fping' }
   }
 })
 const RUNS = Number(values.runs)
@@ -66,6 +75,10 @@ for (const m of RUN_MODES) if (!MODES.includes(m)) throw new Error(`--modes: unk
 const INTERVAL = values.interval ?? '1m'
 /** Give up on a run after this long (seconds from launching the clients). */
 const TIMEOUT_S = Number(values.timeout)
+const PINGERS = ['fping', 'ping'] as const
+type Pinger = typeof PINGERS[number]
+const RUN_PINGERS = (values.pinger ?? 'fping').split(',') as Pinger[]
+for (const p of RUN_PINGERS) if (!PINGERS.includes(p)) throw new Error(`--pinger: unknown pinger '${p}' (${PINGERS.join(', ')})`)
 /** Time for the hub's daemon to come up before the clients start. */
 const HUB_SETTLE_MS = 1500
 /** Time for the pingers to be running before the clients start. */
@@ -75,28 +88,44 @@ const CODE_CACHE_SETTLE_MS = 3500
 const NEBULA_PORT = 4242
 const NEBULA_NET = '100.65.0'
 
-/** The pinger of one namespace: for every target, ping every 0.1 s until the first reply; print `<ip> <epoch s>`. */
+/**
+ * The pinger of one namespace: every target every 0.1 s, in one process; each reply printed as
+ * `[<epoch s>] <ip> : [<seq>], ...`. `-i 1`: at most 1 ms between two sends, so 15 targets fit in each 0.1 s.
+ */
+function fpingArgs (targets: string[]): string[] {
+  return ['fping', '--loop', '--period=100', '--interval=1', '--timestamp', ...targets]
+}
+
+/** `--pinger ping`: for every target, a loop of `ping` until the first reply; print `<ip> <epoch s>`. */
 function pingerScript (targets: string[], deadlineS: number): string {
   const loops = targets.map((ip) => `( until out=$(ping -D -n -c 1 -i 0.1 -W 1 -w ${deadlineS} ${ip} 2>/dev/null); do sleep 0.1; done
   ts=$(printf '%s\\n' "$out" | sed -n 's/^\\[\\([0-9.]*\\)\\].*bytes from.*/\\1/p' | head -n 1); echo "${ip} $ts" ) &`)
   return [...loops, 'wait'].join('\n')
 }
 
+/** An fping reply: `[1795967868.64656] 100.64.0.3 : [0], 64 bytes, 0.059 ms (0.059 avg, 0% loss)`. */
+const FPING_REPLY = /^\[(\d+\.\d+)\] (\S+)\s+: \[\d+\], \d+ bytes/
+/** A line of `pingerScript`: `<ip> <epoch s>`. */
+const PING_REPLY = /^(\S+) (\d+\.\d+)$/
+
 interface Pingers { firstReply: Map<string, number>, procs: SpawnedProcess[], expected: number }
 
-function startPingers (lab: Lab, names: string[], ipOf: (name: string) => string): Pingers {
+function startPingers (lab: Lab, pinger: Pinger, names: string[], ipOf: (name: string) => string): Pingers {
   const firstReply = new Map<string, number>()
   const procs = names.map((from) => {
     const targets = names.filter((to) => to !== from).map(ipOf)
-    const p = lab.spawn(from, ['bash', '-c', pingerScript(targets, TIMEOUT_S + 30)])
+    const p = lab.spawn(from, pinger === 'fping' ? fpingArgs(targets) : ['bash', '-c', pingerScript(targets, TIMEOUT_S + 30)])
     let buf = ''
     p.stdout?.on('data', (chunk: Buffer) => {
       buf += String(chunk)
       const lines = buf.split('\n')
       buf = lines.pop() ?? ''
       for (const line of lines) {
-        const [ip, ts] = line.trim().split(' ')
-        if (ip !== undefined && ts !== undefined && ts !== '') firstReply.set(`${from}>${ip}`, Number(ts) * 1000)
+        const reply = pinger === 'fping' ? FPING_REPLY.exec(line) : PING_REPLY.exec(line)
+        if (reply === null) continue
+        const [at, ip] = pinger === 'fping' ? [reply[1], reply[2]] : [reply[2], reply[1]]
+        const pair = `${from}>${ip ?? ''}`
+        if (!firstReply.has(pair)) firstReply.set(pair, Number(at) * 1000)
       }
     })
     return p
@@ -155,7 +184,7 @@ function wgCounter (dir: string, log: string): string {
   return dir
 }
 
-async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult | undefined> {
+async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Promise<RunResult | undefined> {
   const names = Array.from({ length: n }, (_, i) => `c${i + 1}`)
   const lab = await createLab({ sites: names.map((name) => ({ name, kind: 'easy' as const, clients: [name] })) })
   let mesh: MeshProcesses | undefined
@@ -194,7 +223,7 @@ async function once (n: number, mode: Mode, pkiDir: string): Promise<RunResult |
       }
     }
     await sleep(HUB_SETTLE_MS)
-    const pingers = startPingers(lab, names, ipOf)
+    const pingers = startPingers(lab, pinger, names, ipOf)
     await sleep(PINGERS_SETTLE_MS)
     const t0 = Date.now()
     launchTimes.set(lab, t0)
@@ -240,36 +269,40 @@ function median (xs: Array<number | undefined>): number | undefined {
   return v.length % 2 === 1 ? v[(v.length - 1) / 2] : ((v[v.length / 2 - 1] ?? 0) + (v[v.length / 2] ?? 0)) / 2
 }
 
-function ensureNebula (): void {
+/** Installs Debian's package `pkg` when `command versionArg` does not run. */
+function ensureDebianPackage (pkg: string, command: string, versionArg: string): void {
   try {
-    execFileSync('nebula', ['-version'], { stdio: 'ignore' })
+    execFileSync(command, [versionArg], { stdio: 'ignore' })
   } catch {
-    console.error('mesh-formation: installing Debian\'s nebula (apt-get install nebula)')
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'nebula'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+    console.error(`mesh-formation: installing Debian's ${pkg} (apt-get install ${pkg})`)
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', pkg], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
   }
 }
 
 const support = await labSupport()
 if (!support.ok) { console.error(`mesh-formation: the lab cannot run here: ${support.reason}`); process.exit(1) }
+/** One column per mode and pinger; a mode's name carries its pinger when more than one runs. */
+const COLUMNS = RUN_MODES.flatMap((mode) => RUN_PINGERS.map((pinger) => ({ mode, pinger, name: RUN_PINGERS.length > 1 ? `${mode} (${pinger})` : mode })))
 const pkiDir = mkdtempSync(join(tmpdir(), 'wgnat-bench-nebula-'))
 try {
-  if (RUN_MODES.includes('nebula')) { ensureNebula(); nebulaPki(pkiDir, Math.max(...SIZES) + 1) }
+  if (RUN_PINGERS.includes('fping')) ensureDebianPackage('fping', 'fping', '--version')
+  if (RUN_MODES.includes('nebula')) { ensureDebianPackage('nebula', 'nebula', '-version'); nebulaPki(pkiDir, Math.max(...SIZES) + 1) }
   const fmt = (ms: number | undefined): string => ms === undefined ? 'timeout' : `${(ms / 1000).toFixed(2)} s`
   const fmtCpu = (ms: number | undefined): string => ms === undefined ? '-' : `${Math.round(ms)} ms CPU`
   const fmtMachine = (x: { machineBusyPct: number, clientsPct: number | undefined }): string =>
     `${Math.round(x.machineBusyPct)} % busy${x.clientsPct === undefined ? '' : `, ${Math.round(x.clientsPct)} % of it clients`}`
   const rows: string[] = []
   for (const n of SIZES) {
-    const res = new Map<Mode, Array<RunResult | undefined>>(RUN_MODES.map((m) => [m, []]))
+    const res = new Map<string, Array<RunResult | undefined>>(COLUMNS.map((c) => [c.name, []]))
     for (let r = 0; r < RUNS; r++) {
-      for (const mode of RUN_MODES) {
-        const x = await once(n, mode, pkiDir)
+      for (const { name: mode, mode: m, pinger } of COLUMNS) {
+        const x = await once(n, m, pinger, pkiDir)
         res.get(mode)?.push(x)
         const extra = `${x?.childCpuMs === undefined ? '' : `; its wg runs ${Math.round(x.childCpuMs)} ms CPU`}${x?.wgRuns === undefined ? '' : `, ${x.wgRuns} wg runs`}${x === undefined ? '' : `; machine ${fmtMachine(x)}`}`
         console.error(`  n=${n} ${mode} run ${r + 1}: last pair answered ${fmt(x?.ms)} after launch; CPU per client ${fmtCpu(x?.cpuMs)}${extra}`)
       }
     }
-    const cell = (m: Mode): string => {
+    const cell = (m: string): string => {
       const xs = (res.get(m) ?? []).map((x) => x?.ms)
       const ok = xs.filter((x): x is number => x !== undefined)
       const cpu = median((res.get(m) ?? []).map((x) => x?.cpuMs))
@@ -279,10 +312,10 @@ try {
       const whole = machine === undefined ? '' : `; machine ${fmtMachine({ machineBusyPct: machine, clientsPct: clients })}`
       return `${fmt(median(xs))} (${ok.length === 0 ? '-' : `${fmt(Math.min(...ok))}–${fmt(Math.max(...ok))}`}); ${fmtCpu(cpu)}${whole}`
     }
-    rows.push(`| ${n} | ${RUN_MODES.map(cell).join(' | ')} |`)
+    rows.push(`| ${n} | ${COLUMNS.map((c) => cell(c.name)).join(' | ')} |`)
   }
-  console.log(`| clients | ${RUN_MODES.map((m) => `${m}: median of ${RUNS} (min–max); CPU per client; machine busy from launch to the last pair (clients' share)`).join(' | ')} |`)
-  console.log(`| --- | ${RUN_MODES.map(() => '---').join(' | ')} |`)
+  console.log(`| clients | ${COLUMNS.map(({ name: m }) => `${m}: median of ${RUNS} (min–max); CPU per client; machine busy from launch to the last pair (clients' share)`).join(' | ')} |`)
+  console.log(`| --- | ${COLUMNS.map(() => '---').join(' | ')} |`)
   for (const row of rows) console.log(row)
 } finally {
   rmSync(pkiDir, { recursive: true, force: true })
