@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util'
 import { run } from '../lab/command.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, pathBetween, startMesh, waitFor } from '../lab/mesh.js'
+import { processCpuMs } from '../lab/process-info.js'
 
 const OPTIONS = {
   seconds: { type: 'string', default: '20' },
@@ -88,7 +89,8 @@ function cpuTicks (pid: number): CpuTicks {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   // Fields after the parenthesised command name start at field 3: utime is field 14, so index 11.
   const f = stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ').map(Number)
-  return { self: (f[11] ?? 0) + (f[12] ?? 0), children: (f[13] ?? 0) + (f[14] ?? 0) }
+  // children: reaped ones, and the shell a client keeps to run `wg` with all it reaped.
+  return { self: (f[11] ?? 0) + (f[12] ?? 0), children: (processCpuMs(pid, { children: true }) ?? 0) * CLK_TCK / 1000 }
 }
 
 function cmdline (pid: number): string[] {

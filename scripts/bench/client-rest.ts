@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util'
 import { run } from '../lab/command.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub } from '../lab/mesh.js'
+import { processCpuMs } from '../lab/process-info.js'
 import { anatomyTable, parseProbeLines, type ProbeLine } from './tick-anatomy.js'
 
 const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false }, probe: { type: 'string' }, 'cpu-prof-interval': { type: 'string' }, 'client-bin': { type: 'string' }, 'probe-hooks': { type: 'boolean', default: false } } })
@@ -44,10 +45,10 @@ function statFields (pid: number): number[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   return stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ').map(Number)
 }
-/** utime+stime+cutime+cstime, in clock ticks: the client and the `wg` commands it ran. */
-function cpuTicks (pid: number): number { const f = statFields(pid); return (f[11] ?? 0) + (f[12] ?? 0) + (f[13] ?? 0) + (f[14] ?? 0) }
-/** cutime+cstime: the `wg` commands alone. */
-function childTicks (pid: number): number { const f = statFields(pid); return (f[13] ?? 0) + (f[14] ?? 0) }
+/** utime+stime of the client and of all its descendants, in clock ticks: the client and the `wg` commands it ran. */
+function cpuTicks (pid: number): number { const f = statFields(pid); return (f[11] ?? 0) + (f[12] ?? 0) + childTicks(pid) }
+/** The `wg` commands alone (reaped by the client, or by the shell it keeps to run them: `processCpuMs`). */
+function childTicks (pid: number): number { return (processCpuMs(pid, { children: true }) ?? 0) * CLK_TCK / 1000 }
 /** Voluntary context switches of every thread (each a wake-up after a wait), and the main thread's utime+stime. */
 function wakeFigures (pid: number): { wakes: number, mainTicks: number } {
   let wakes = 0

@@ -18,6 +18,7 @@ import type { CallerLimitsInit } from '../../src/server/registry/caller-limits.j
 import { silentLogger } from '../../src/shared/log.js'
 import { wgCli, type WgControl } from '../../src/shared/wg.js'
 import { syntheticWg } from './synthetic-wg.js'
+import { processCpuMs } from '../lab/process-info.js'
 import type { WgPeer } from '../../src/shared/wg-dump.js'
 
 const peers = Number(process.argv[2] ?? 1000)
@@ -25,7 +26,8 @@ const port = Number(process.argv[3] ?? 18080)
 const opts = JSON.parse(process.argv[4] ?? '{}') as { iface?: string, limits?: Partial<CallerLimitsInit>, fullParse?: boolean, online?: boolean }
 const synthetic = syntheticWg(peers)
 // As wgnat-server reads it (unchanged peer lines not parsed again), or with every line parsed every read (fullParse).
-const real = wgCli({ timeoutMs: 30_000, reuseUnchangedPeers: opts.fullParse !== true })
+// As wgnat-server runs `wg`: through a kept shell; BENCH_WG_FORK_EACH=1: a process per call, as before session 8.
+const real = wgCli({ timeoutMs: 30_000, reuseUnchangedPeers: opts.fullParse !== true, persistent: process.env.BENCH_WG_FORK_EACH !== '1' })
 const readMs: number[] = []
 /**
  * `online`: every peer shown online, as long-polling clients are (they keep a handshake with the hub); a lab hub's
@@ -77,10 +79,9 @@ function threadCpuMs (): Record<string, number> {
   return out
 }
 
-/** CPU time of this process's waited-for children (the `wg` runs), ms: cutime + cstime of /proc/self/stat. */
+/** CPU time of this process's `wg` runs, ms: its descendants, reaped or running (the shell kept to run `wg`). */
 function childCpuMs (): number {
-  const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ')
-  return (Number(fields[13]) + Number(fields[14])) * 10
+  return processCpuMs(process.pid, { children: true }) ?? 0
 }
 
 let snapshotTaken = false

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 /** Facts about processes from /proc, for telling a live lab owner from a dead one (or a reused pid). */
 
@@ -20,15 +20,35 @@ export function processAlive (pid: number): boolean {
 const CLOCK_TICKS_PER_S = 100
 
 /**
- * CPU time (user + system, ms) a process has used so far (`children`: that of its waited-for children, its `wg`
- * runs, say), or undefined when it is gone.
+ * CPU time (user + system, ms) a process has used so far, or undefined when it is gone. `children`: that of its
+ * descendants instead: those it waited for (cutime + cstime) and those still running with all they waited for (a
+ * daemon's kept shell and the `wg` runs it reaped).
  */
 export function processCpuMs (pid: number | undefined, opts: { children?: boolean } = {}): number | undefined {
   const fields = pid === undefined ? undefined : statFields(pid)
-  if (fields === undefined) return undefined
+  if (fields === undefined || pid === undefined) return undefined
   // utime and stime are fields 14 and 15, cutime and cstime 16 and 17.
-  const i = opts.children === true ? 13 : 11
-  return (Number(fields[i]) + Number(fields[i + 1])) * 1000 / CLOCK_TICKS_PER_S
+  if (opts.children !== true) return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS_PER_S
+  const reaped = Number(fields[13]) + Number(fields[14])
+  return (reaped + liveChildren(pid).reduce((sum, child) => sum + treeTicks(child), 0)) * 1000 / CLOCK_TICKS_PER_S
+}
+
+/** The children of a process still running (/proc/<pid>/task/<tid>/children of each thread). */
+function liveChildren (pid: number): number[] {
+  const out: number[] = []
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try { out.push(...readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(' ').filter((x) => x !== '').map(Number)) } catch {}
+    }
+  } catch {}
+  return out
+}
+
+/** Clock ticks of a process, all it reaped, and all its live descendants (0 when it is gone). */
+function treeTicks (pid: number): number {
+  const f = statFields(pid)
+  if (f === undefined) return 0
+  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(f[i]), 0) + liveChildren(pid).reduce((sum, child) => sum + treeTicks(child), 0)
 }
 
 /**

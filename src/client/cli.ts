@@ -100,7 +100,7 @@ export function statusProgram (): Command {
 export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgControl): Promise<{ client: MeshClient, stop: () => Promise<void> }> {
   // The daemon's code is loaded once the options are good: `--help` and usage errors need none of it.
   const { wgCli } = await import('../shared/wg.js')
-  const control = wg ?? wgCli({ reuseUnchangedPeers: true }, { logger })
+  const control = wg ?? wgCli({ reuseUnchangedPeers: true, persistent: true }, { logger })
   // The first read of the interface (a `wg` process) runs while the rest of the daemon's code loads.
   const firstRead = control.show(opts.interface)
   firstRead.catch(() => { /* start() reports it */ })

@@ -92,7 +92,7 @@ class Teardown {
 }
 
 /** Start the registry: read the interface, then serve on its tunnel addresses. */
-export async function startServer (opts: ServerOptions, logger: Logger, wg: WgControl = wgCli({ reuseUnchangedPeers: true })): Promise<Daemon> {
+export async function startServer (opts: ServerOptions, logger: Logger, wg: WgControl = wgCli({ reuseUnchangedPeers: true, persistent: true })): Promise<Daemon> {
   // A bad policy file stops the start (exit 64) before anything is set up.
   const policy = opts.policy === undefined ? undefined : await loadPolicy(opts.policy, opts.stateDir, opts.interface)
   const hubState = await readHubState(opts.stateDir, opts.interface)

@@ -1,4 +1,5 @@
 import { execa } from 'execa'
+import { wgCoprocess } from './wg-coprocess.js'
 
 /** Upper bound for one `wg` call when none is given. */
 export const WG_TIMEOUT_MS = 5000
@@ -8,6 +9,11 @@ export interface WgRunnerInit {
   wgPath?: string
   /** Upper bound for one call: past it the process is killed and the call fails with `timedOut`. @default WG_TIMEOUT_MS */
   timeoutMs?: number
+  /**
+   * Keep one shell and run each `wg` through it (`wg-coprocess.ts`): for daemons, which call `wg` for as long as they
+   * run. @default false (each call starts `wg` itself)
+   */
+  persistent?: boolean
 }
 
 /** Run `wg` with these arguments and resolve to its stdout; rejects with execa's error (`explain()` in wg.ts words it). */
@@ -26,6 +32,7 @@ export type WgRun = (args: string[], opts: { signal?: AbortSignal }) => Promise<
 export function wgRunner (init: WgRunnerInit = {}): WgRun {
   const wgPath = init.wgPath ?? 'wg'
   const timeout = init.timeoutMs ?? WG_TIMEOUT_MS
+  if (init.persistent === true) return wgCoprocess({ wgPath, timeoutMs: timeout })
   return async (args, opts) => {
     const result = await execa(wgPath, args, {
       timeout,

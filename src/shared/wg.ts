@@ -71,6 +71,8 @@ export interface WgCliInit {
    * and the client with many peers). @default false
    */
   reuseUnchangedPeers?: boolean
+  /** Run `wg` through one kept shell (`wgRunner`'s `persistent`): for daemons. @default false */
+  persistent?: boolean
 }
 
 export interface WgCliComponents {
@@ -89,7 +91,7 @@ export function wgCli (init: WgCliInit = {}, components: WgCliComponents = {}): 
   const wgPath = init.wgPath ?? 'wg'
   const nowMs = components.nowMs ?? Date.now
   // The client runs `wg show` every few seconds for as long as it runs (issues 16 and 18): see wgRunner.
-  const exec = components.run ?? wgRunner({ wgPath, timeoutMs: init.timeoutMs })
+  const exec = components.run ?? wgRunner({ wgPath, timeoutMs: init.timeoutMs, persistent: init.persistent })
   const logged = new Map<string, number>()
   const readers = new Map<string, WgDumpReader>()
 
