@@ -177,10 +177,18 @@ interface RunResult {
   clientsPct: number | undefined
 }
 
-/** A directory holding a `wg` that logs one line per run to `log`, then runs the real one. */
+/**
+ * A directory holding a `wg` that logs one line per run to `log` (the client's pid: its parent, or its parent's parent
+ * when that is the shell a daemon keeps to run `wg`), then runs the real one.
+ */
 function wgCounter (dir: string, log: string): string {
   const real = execFileSync('sh', ['-c', 'command -v wg'], { encoding: 'utf8' }).trim()
-  writeFileSync(join(dir, 'wg'), `#!/bin/sh\necho "$PPID $1 $3" >> ${log}\nexec ${real} "$@"\n`, { mode: 0o755 })
+  writeFileSync(join(dir, 'wg'), `#!/bin/sh
+p=$PPID
+[ "$(cat /proc/$p/comm)" = sh ] && p=$(cut -d' ' -f4 /proc/$p/stat)
+echo "$p $1 $3" >> ${log}
+exec ${real} "$@"
+`, { mode: 0o755 })
   return dir
 }
 
@@ -208,7 +216,7 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
       ipOf = (name) => lab.clients[name]!.tunnelIp
       const m = mesh
       const prof = values['cpu-prof']
-      const nodeArgs = (name: string): string[] => prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${mode}-n${n}-${lab.id}-${name}.cpuprofile`]
+      const nodeArgs = (name: string): string[] => prof === undefined ? [] : ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${mode}-n${n}-${lab.id}-${name}.cpuprofile`]
       let env: Record<string, string> | undefined
       if (values['count-wg'] === true) {
         wgLog = join(m.stateDir, 'wg-runs.log')

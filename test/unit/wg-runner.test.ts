@@ -64,6 +64,13 @@ describe.each([['a process per call', false], ['through a kept shell', true]] as
     expect(big).toBe('x'.repeat(1_500_000))
     expect(await run(['none'], {})).toBe('a\tb')
   })
+
+  it('decodes UTF-8 split across reads', async () => {
+    const file = join(dir, 'utf8.txt')
+    const text = 'é€'.repeat(50_000) + '\n'
+    writeFileSync(file, text)
+    expect(await wgRunner({ wgPath: 'cat', persistent })([file], {})).toBe(text)
+  })
 })
 
 describe('wgRunner through a kept shell', () => {
