@@ -50,6 +50,19 @@ describe('client metrics', () => {
     expect(sample(text, 'wgnat_raw_sockets_available')).toBe(0)
   })
 
+  it('builds the status once per scrape, afresh for each', async () => {
+    let calls = 0
+    const m = createClientMetrics(() => { calls++; return status([peer('a', 'direct')]) })
+    await m.registry.metrics()
+    expect(calls).toBe(1)
+    await Promise.all([m.registry.metrics(), m.registry.metrics()])
+    expect(calls).toBeGreaterThanOrEqual(2)
+    expect(calls).toBeLessThanOrEqual(3)
+    const before = calls
+    await m.registry.metrics()
+    expect(calls).toBe(before + 1)
+  })
+
   it('counts path changes and observes the time to direct from the attempt\'s start', async () => {
     const m = createClientMetrics(() => status([]))
     const a = testKey('a')

@@ -22,9 +22,18 @@ export interface ClientMetrics {
  * The client's metrics (docs/metrics.md). State gauges are computed from `status()` when scraped; the observer
  * only bumps counters and observes durations.
  */
-export function createClientMetrics (status: () => ClientStatus): ClientMetrics {
+export function createClientMetrics (statusNow: () => ClientStatus): ClientMetrics {
   const registry = newMetricsRegistry()
   const register = [registry]
+  // One status per scrape, not one per gauge: with 1,000 peers each is about a thousand objects, and a scrape's
+  // garbage sets off collections inside the next sync cycle at rest (issue 16).
+  let scraped: ClientStatus | undefined
+  const status = (): ClientStatus => (scraped ??= statusNow())
+  const collectAll = registry.metrics.bind(registry)
+  registry.metrics = async () => {
+    scraped = undefined
+    try { return await collectAll() } finally { scraped = undefined }
+  }
   new Gauge({
     name: 'wgnat_peers',
     help: 'Mesh peers by path: direct, hub (via the hub, which relays), trying (an attempt in progress), unreachable (no direct path, hub does not relay)',
