@@ -17,7 +17,10 @@ import type { WgRun } from './wg-runner.js'
  *   cgroup): a daemon's last calls on its way out still run. It ends when its stdin closes (this process exits or
  *   `close()`).
  * - A call that times out or is aborted kills the shell's whole process group (the shell and that `wg`) and fails like
- *   execa's (`timedOut` / `isCanceled`); so does a shell that died. The next call starts a new shell.
+ *   execa's (`timedOut` / `isCanceled`); so does a shell that died. The next call starts a new shell. An answer
+ *   already in the pipe when the timeout fires wins, and a deadline that passed while this process's event loop was
+ *   held (a start on a starved machine) gets one more timeout.
+ * - A call's timeout runs from when the shell is given it, not while it waits its turn.
  */
 export interface WgCoprocessInit {
   wgPath: string
@@ -47,6 +50,8 @@ export function shellQuote (arg: string): string {
 
 /** The end line's mark; `wg` prints keys, addresses and numbers, never this. */
 const MARK = '@@wgnat-wg-end'
+/** A timeout that fires this late means the event loop itself was held (see `next()`). */
+const LOOP_HELD_MS = 250
 /** Exit status of a shell that could not run the command (POSIX: 127 not found, 126 not executable). */
 const NOT_FOUND = 127
 
@@ -183,10 +188,24 @@ export function wgCoprocess (init: WgCoprocessInit): WgCoprocess {
     if (call.signal?.aborted === true) { call.reject(new WgCallError('wg: cancelled', { isCanceled: true })); next(); return }
     if (shell === undefined) shell = start()
     const s = shell
-    const timer = setTimeout(() => {
-      kill(s)
-      finish(new WgCallError(`wg timed out after ${init.timeoutMs} ms`, { timedOut: true }))
-    }, init.timeoutMs)
+    const dueAt = Date.now() + init.timeoutMs
+    let graced = false
+    const expired = (): void => {
+      // Timers run before the loop reads its pipes: an answer may be waiting there. Read first (one I/O poll).
+      setImmediate(() => {
+        if (current?.call !== call) return
+        // The loop itself was held past the deadline (a start on a starved machine compiling its code, say): the
+        // shell had no fair chance to answer. Give it one more timeout, once.
+        if (!graced && Date.now() - dueAt > LOOP_HELD_MS) {
+          graced = true
+          current.timer = setTimeout(expired, init.timeoutMs)
+          return
+        }
+        kill(s)
+        finish(new WgCallError(`wg timed out after ${init.timeoutMs} ms`, { timedOut: true }))
+      })
+    }
+    const timer = setTimeout(expired, init.timeoutMs)
     current = { call, timer }
     if (call.signal !== undefined) {
       const onAbort = (): void => {

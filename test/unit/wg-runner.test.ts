@@ -121,6 +121,27 @@ describe('wgRunner through a kept shell', () => {
     run.close()
   })
 
+  it('an answer waiting while the event loop was held past the timeout wins', async () => {
+    const run = wgRunner({ wgPath: 'echo', persistent: true, timeoutMs: 300 })
+    await run(['warm'], {})
+    const answered = run(['ready'], {})
+    // Held a little past the deadline (less than counts as a held loop): the timer comes due before the pipe is read.
+    const held = Date.now(); while (Date.now() - held < 420) { /* a start compiling its code on a starved machine */ }
+    expect(await answered).toBe('ready\n')
+  })
+
+  it('a deadline passed while the event loop was held gives the call one more timeout, once', async () => {
+    // Timeout 1 s; the loop held until 1.5 s; `wg` answers at about 1.8 s, inside the second timeout (2.5 s).
+    const late = wgRunner({ wgPath: script('wg-late', 'sleep 1.8; echo late'), persistent: true, timeoutMs: 1000 })
+    const answer = late([], {})
+    const held = Date.now(); while (Date.now() - held < 1500) { /* held past the deadline */ }
+    expect(await answer).toBe('late\n')
+    // Not held: a call past its timeout fails at its timeout.
+    const started = Date.now()
+    await expect(wgRunner({ wgPath: script('wg-later', 'sleep 3'), persistent: true, timeoutMs: 500 })([], {})).rejects.toMatchObject({ timedOut: true })
+    expect(Date.now() - started).toBeLessThan(1500)
+  })
+
   it('refuses an argument holding a NUL byte', async () => {
     await expect(wgRunner({ wgPath: 'echo', persistent: true })(['a\0b'], {})).rejects.toThrow('NUL')
   })
