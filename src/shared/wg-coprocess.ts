@@ -2,28 +2,11 @@ import { execa, type ResultPromise } from 'execa'
 import type { Readable, Writable } from 'node:stream'
 import type { WgRun } from './wg-runner.js'
 
-/**
- * `wg` calls of a long-running daemon through one `/bin/sh` it keeps (started through execa): each call forks that
- * small shell, not the daemon. Forking a Node process costs in proportion to its memory (issue 16: 10–13 ms of CPU per
- * call from a client holding 1,000 peers, against 1.5 ms through the shell), and a daemon calls `wg` every few seconds
- * for as long as it runs.
- *
- * - One call at a time, in the order asked.
- * - Each argument goes to the shell single-quoted, so nothing in it is ever read as shell syntax.
- * - `wg` gets /dev/null as stdin (the shell's stdin carries the commands).
- * - After `wg` exits the shell prints an end line with its exit status on stdout and an end line on stderr; the call
- *   resolves to stdout whole (its final newline kept) and fails with stderr, as a call through execa does.
- * - The shell ignores SIGINT, SIGTERM and SIGHUP (a Ctrl-C or a service stop reaches the whole process group or
- *   cgroup): a daemon's last calls on its way out still run. It ends when its stdin closes (this process exits or
- *   `close()`).
- * - A call that times out or is aborted kills the shell's whole process group (the shell and that `wg`) and fails like
- *   execa's (`timedOut` / `isCanceled`); so does a shell that died. The next call starts a new shell. An answer
- *   already in the pipe when the timeout fires wins, and a deadline that passed while this process's event loop was
- *   held (a start on a starved machine) gets one more timeout.
- * - A call's timeout runs from when the shell is given it, not while it waits its turn.
- */
+/** How a daemon runs `wg` through its kept shell. */
 export interface WgCoprocessInit {
+  /** The `wg` binary (benchmarks and tests pass `cat` or a script). */
   wgPath: string
+  /** Upper bound for one call, from when the shell is given it. */
   timeoutMs: number
   /** The shell. @default '/bin/sh' */
   shellPath?: string
@@ -63,8 +46,8 @@ interface Call {
 }
 
 /**
- * What a call's stdout or stderr has brought so far: its chunks as read (joined and decoded once, at the end: a read
- * of 1,000 peers then leaves about 100 KB of garbage on the heap, not 250) and its last characters.
+ * What a call's stdout or stderr has brought so far: its chunks as read, joined and decoded once at the end (less
+ * garbage than decoding each chunk and joining strings), and its last characters.
  */
 interface Collected {
   chunks: Buffer[]
@@ -93,6 +76,26 @@ export interface WgCoprocess extends WgRun {
   close: () => void
 }
 
+/**
+ * `wg` calls of a long-running daemon through one `/bin/sh` it keeps (started through execa): each call forks that
+ * small shell, not the daemon. Forking a Node process costs in proportion to its memory (issue 16: 10–13 ms of CPU per
+ * call from a client holding 1,000 peers, against 1.5 ms through the shell), and a daemon calls `wg` every few seconds
+ * for as long as it runs.
+ *
+ * - One call at a time, in the order asked.
+ * - Each argument goes to the shell single-quoted, so nothing in it is ever read as shell syntax.
+ * - `wg` gets /dev/null as stdin (the shell's stdin carries the commands).
+ * - After `wg` exits the shell prints an end line with its exit status on stdout and an end line on stderr; the call
+ *   resolves to stdout whole (its final newline kept) and fails with stderr, as a call through execa does.
+ * - The shell ignores SIGINT, SIGTERM and SIGHUP (a Ctrl-C or a service stop reaches the whole process group or
+ *   cgroup): a daemon's last calls on its way out still run. It ends when its stdin closes (this process exits or
+ *   `close()`).
+ * - A call that times out or is aborted kills the shell's whole process group (the shell and that `wg`) and fails like
+ *   execa's (`timedOut` / `isCanceled`); so does a shell that died. The next call starts a new shell. An answer
+ *   already in the pipe when the timeout fires wins, and a deadline that passed while this process's event loop was
+ *   held (a start on a starved machine) gets one more timeout.
+ * - A call's timeout runs from when the shell is given it, not while it waits its turn.
+ */
 export function wgCoprocess (init: WgCoprocessInit): WgCoprocess {
   const shellPath = init.shellPath ?? '/bin/sh'
   const queue: Call[] = []
