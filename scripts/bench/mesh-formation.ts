@@ -105,16 +105,18 @@ function pingerScript (targets: string[], deadlineS: number): string {
   return [...loops, 'wait'].join('\n')
 }
 
-/** An fping reply: `[1795967868.64656] 100.64.0.3 : [0], 64 bytes, 0.059 ms (0.059 avg, 0% loss)`. */
-const FPING_REPLY = /^\[(\d+\.\d+)\] (\S+)\s+: \[\d+\], \d+ bytes/
-/** A line of `pingerScript`: `<ip> <epoch s>`. */
-const PING_REPLY = /^(\S+) (\d+\.\d+)$/
+/** A reply line of each pinger; fping's: `[1795967868.64656] 100.64.0.3 : [0], 64 bytes, 0.059 ms (0.059 avg, 0% loss)`. */
+const REPLY: Record<Pinger, RegExp> = {
+  fping: /^\[(?<at>\d+\.\d+)\] (?<ip>\S+)\s+: \[\d+\], \d+ bytes/,
+  /** A line of `pingerScript`: `<ip> <epoch s>`. */
+  ping: /^(?<ip>\S+) (?<at>\d+\.\d+)$/
+}
 
-interface Pingers { firstReply: Map<string, number>, procs: SpawnedProcess[], expected: number }
+interface Pingers { firstReply: Map<string, number>, expected: number }
 
 function startPingers (lab: Lab, pinger: Pinger, names: string[], ipOf: (name: string) => string): Pingers {
   const firstReply = new Map<string, number>()
-  const procs = names.map((from) => {
+  for (const from of names) {
     const targets = names.filter((to) => to !== from).map(ipOf)
     const p = lab.spawn(from, pinger === 'fping' ? fpingArgs(targets) : ['bash', '-c', pingerScript(targets, TIMEOUT_S + 30)])
     let buf = ''
@@ -123,16 +125,14 @@ function startPingers (lab: Lab, pinger: Pinger, names: string[], ipOf: (name: s
       const lines = buf.split('\n')
       buf = lines.pop() ?? ''
       for (const line of lines) {
-        const reply = pinger === 'fping' ? FPING_REPLY.exec(line) : PING_REPLY.exec(line)
-        if (reply === null) continue
-        const [at, ip] = pinger === 'fping' ? [reply[1], reply[2]] : [reply[2], reply[1]]
-        const pair = `${from}>${ip ?? ''}`
-        if (!firstReply.has(pair)) firstReply.set(pair, Number(at) * 1000)
+        const reply = REPLY[pinger].exec(line)?.groups
+        if (reply === undefined) continue
+        const pair = `${from}>${reply.ip ?? ''}`
+        if (!firstReply.has(pair)) firstReply.set(pair, Number(reply.at) * 1000)
       }
     })
-    return p
-  })
-  return { firstReply, procs, expected: names.length * (names.length - 1) }
+  }
+  return { firstReply, expected: names.length * (names.length - 1) }
 }
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))

@@ -14,16 +14,20 @@ export interface WgCoprocessInit {
 
 /** How a call failed, in the fields `explain()` (wg.ts) reads from an execa error. */
 export class WgCallError extends Error {
-  constructor (
-    message: string,
-    readonly fields: { exitCode?: number, stderr?: string, timedOut?: boolean, isCanceled?: boolean, code?: string }
-  ) { super(message) }
+  readonly exitCode?: number
+  readonly stderr: string
+  readonly timedOut: boolean
+  readonly isCanceled: boolean
+  readonly code?: string
 
-  get exitCode (): number | undefined { return this.fields.exitCode }
-  get stderr (): string { return this.fields.stderr ?? '' }
-  get timedOut (): boolean { return this.fields.timedOut === true }
-  get isCanceled (): boolean { return this.fields.isCanceled === true }
-  get code (): string | undefined { return this.fields.code }
+  constructor (message: string, fields: { exitCode?: number, stderr?: string, timedOut?: boolean, isCanceled?: boolean, code?: string }) {
+    super(message)
+    this.exitCode = fields.exitCode
+    this.stderr = fields.stderr ?? ''
+    this.timedOut = fields.timedOut === true
+    this.isCanceled = fields.isCanceled === true
+    this.code = fields.code
+  }
 }
 
 /** POSIX single quoting: the shell reads everything between quotes literally. */
@@ -68,6 +72,8 @@ const collected = (): Collected => ({ chunks: [], bytes: 0, tail: '', done: fals
 /** The end lines: the last thing the shell writes for a call, so only the output's last characters are searched. */
 const OUT_END = new RegExp(`\n${MARK} (\\d+)\n$`)
 const ERR_END = `\n${MARK}\n`
+const outEnded = (tail: string): boolean => OUT_END.test(tail)
+const errEnded = (tail: string): boolean => tail.endsWith(ERR_END)
 /** Enough of the end of the output to hold either end line whole (ASCII: as many bytes as characters). */
 const TAIL_CHARS = MARK.length + 16
 
@@ -117,19 +123,24 @@ export function wgCoprocess (init: WgCoprocessInit): WgCoprocess {
     sub.unref()
     for (const stream of [sub.stdin, sub.stdout, sub.stderr]) (stream as { unref?: () => void } | null)?.unref?.()
     s.stdin.on('error', () => {}) // a dead shell's stdin: the call fails through 'exit'
-    ;(sub.stdout as Readable).on('data', (chunk: Buffer) => { collect(s.out, chunk, OUT_END.test.bind(OUT_END)); settle(s) })
-    ;(sub.stderr as Readable).on('data', (chunk: Buffer) => { collect(s.err, chunk, (tail) => tail.endsWith(ERR_END)); settle(s) })
+    ;(sub.stdout as Readable).on('data', (chunk: Buffer) => { collect(s.out, chunk, outEnded); settle(s) })
+    ;(sub.stderr as Readable).on('data', (chunk: Buffer) => { collect(s.err, chunk, errEnded); settle(s) })
     sub.on('error', (err: NodeJS.ErrnoException) => { died(s, err.code) })
     sub.on('exit', () => { died(s) })
     s.stdin.write("trap '' INT TERM HUP\n")
     return s
   }
 
-  /** The shell ended (or never started): the call in flight fails; the next starts a new shell. */
-  function died (s: Shell, code?: string): void {
-    if (s.dead) return
+  /** `s` takes no more calls: the next one starts a new shell. */
+  function forget (s: Shell): void {
     s.dead = true
     if (shell === s) shell = undefined
+  }
+
+  /** The shell ended (or never started): the call in flight fails. */
+  function died (s: Shell, code?: string): void {
+    if (s.dead) return
+    forget(s)
     if (current !== undefined) {
       const why = code === 'ENOENT' ? `${shellPath} not found` : 'the shell running wg ended'
       finish(new WgCallError(`wg: ${why}`, { code }))
@@ -137,8 +148,7 @@ export function wgCoprocess (init: WgCoprocessInit): WgCoprocess {
   }
 
   function kill (s: Shell): void {
-    s.dead = true
-    if (shell === s) shell = undefined
+    forget(s)
     const pid = s.sub.pid
     try {
       if (pid !== undefined) process.kill(-pid, 'SIGKILL')
