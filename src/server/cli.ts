@@ -106,7 +106,7 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
     onPolicy: (evaluation, peers) => filter?.update(evaluation, peers)
   })
   const nft = nftCli()
-  if (policy !== undefined) service.setPolicy(policy)
+  if (policy !== undefined) await service.setPolicy(policy)
   else {
     // A policy table left by a run that was killed would go on filtering without a policy: everyone reaches
     // everyone. Removed in the background, off the start-up path (one `nft` call; nothing when nft is missing).
@@ -127,7 +127,7 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
       await relayFilter.start(service.policyEvaluation!, [...service.table.peers()])
       filter = relayFilter
       teardown.add(async () => await relayFilter.stop())
-      const reloader = new PolicyReloader({ file: opts.policy, stateDir: opts.stateDir, iface: opts.interface }, policy, { logger, apply: (next) => service.setPolicy(next) })
+      const reloader = new PolicyReloader({ file: opts.policy, stateDir: opts.stateDir, iface: opts.interface }, policy, { logger, apply: async (next) => { await service.setPolicy(next) } })
       reloader.start()
       teardown.add(async () => await reloader.stop())
       logger.info({ rules: policy.policy.rules.length }, `access policy ${opts.policy} in force: ${policy.policy.rules.length} rules`)

@@ -69,6 +69,32 @@ describe('registry under a policy', () => {
     expect(keysOf(admin.peers).map((p) => p.mayInitiate)).toEqual([false, false, false])
   })
 
+  it('a new policy reaches long-polls only once onPolicy\'s work (the relay\'s filter) is done', async () => {
+    let filterApplied = false
+    let release = (): void => {}
+    const gate = new Promise<void>((resolve) => { release = resolve })
+    let policies = 0
+    service = new RegistryService({ iface: 'wg0', pollMs: 1000 }, {
+      wg: hub(),
+      logger: silentLogger(),
+      // The first policy applies at once; the second waits on the gate, as an `nft -f` takes its time.
+      onPolicy: async () => { if (++policies > 1) { await gate; filterApplied = true } }
+    })
+    await service.setPolicy(loaded({ rules: [{ between: ['*'] }] }))
+    await service.start()
+    const v = service.table.version
+    let wokenWhileFiltering: boolean | undefined
+    const woken = service.changedSince(v, 5000).then(() => { wokenWhileFiltering = !filterApplied })
+    const set = service.setPolicy(loaded(ONE_WAY))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(wokenWhileFiltering).toBeUndefined()
+    release()
+    await set
+    await woken
+    expect(wokenWhileFiltering).toBe(false)
+    expect(service.table.since(v, D1, service.view(D1)).removed.sort()).toEqual([D2, D3].sort())
+  })
+
   it('a peer whose own address moves into a rule gets the peers it may now reach, though they did not change', async () => {
     const wg = hub()
     service = new RegistryService({ iface: 'wg0', pollMs: 20 }, { wg, logger: silentLogger() })

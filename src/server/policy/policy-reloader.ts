@@ -19,7 +19,7 @@ export interface PolicyReloaderInit {
 export interface PolicyReloaderComponents {
   logger: Logger
   /** Put a newly loaded policy in force. */
-  apply: (policy: LoadedPolicy) => void
+  apply: (policy: LoadedPolicy) => void | Promise<void>
   /** @default loadPolicy */
   load?: (file: string, stateDir: string, iface: string) => Promise<LoadedPolicy>
 }
@@ -84,7 +84,7 @@ export class PolicyReloader {
     }
     if (next.fingerprint === this.current || this.stopped) return
     this.current = next.fingerprint
-    this.components.apply(next)
+    await this.components.apply(next)
     this.log.info({ rules: next.policy.rules.length, groups: next.policy.groups.size }, `policy ${this.init.file} reloaded: ${next.policy.rules.length} rules`)
   }
 }

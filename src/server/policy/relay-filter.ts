@@ -34,10 +34,14 @@ export class RelayFilter {
     await this.apply(evaluation, peers)
   }
 
-  /** Follow a new evaluation or peer list (never throws; a failure is logged and retried with the next change). */
-  update (evaluation: PolicyEvaluation | undefined, peers: readonly PolicyPeer[]): void {
+  /**
+   * Follow a new evaluation or peer list (never throws; a failure is logged and retried with the next change).
+   * Resolves once it is applied (or has failed).
+   */
+  async update (evaluation: PolicyEvaluation | undefined, peers: readonly PolicyPeer[]): Promise<void> {
     this.pending = { evaluation, peers }
     this.running ??= this.drain()
+    await this.settled()
   }
 
   /** Wait until every update so far is applied (or has failed). */

@@ -37,7 +37,8 @@ export interface RegistryServiceComponents {
    * Called with the policy's evaluation whenever the policy or the table changed under a policy (the relay's
    * filter follows it); undefined when the policy is dropped.
    */
-  onPolicy?: (evaluation: PolicyEvaluation | undefined, peers: readonly TablePeer[]) => void
+  /** Told each evaluation; what it returns (the relay's filter being applied) is awaited before a new policy is served. */
+  onPolicy?: (evaluation: PolicyEvaluation | undefined, peers: readonly TablePeer[]) => void | Promise<void>
 }
 
 /**
@@ -86,12 +87,15 @@ export class RegistryService {
 
   /**
    * Put an access policy in force (undefined: everyone reaches everyone). Every caller's view is recomputed and
-   * every long-poll woken with a delta listing each peer, as an entry or as removed.
+   * every long-poll woken with a delta listing each peer, as an entry or as removed; after `onPolicy`'s work (the
+   * relay's filter) is done, so that a pair the new policy forbids is cut on the hub before its spokes drop each
+   * other and their traffic falls back to the hub.
    */
-  setPolicy (policy: LoadedPolicy | undefined): void {
+  async setPolicy (policy: LoadedPolicy | undefined): Promise<void> {
     this.policy = policy
     this.evaluation = undefined
-    this.evaluate()
+    const { applying } = this.evaluate()
+    if (applying !== undefined) await applying
     this.table.touchAll()
     this.wake()
   }
@@ -118,17 +122,18 @@ export class RegistryService {
   }
 
   /** Evaluate the policy against the table; returns whether who-may-reach-whom changed. */
-  private evaluate (): boolean {
-    if (this.policy === undefined) {
-      this.onPolicy?.(undefined, [])
-      return false
+  /** Evaluate the policy against the table; `changed` when what callers may see changed. */
+  private evaluate (): { changed: boolean, applying?: Promise<void> } {
+    const tell = (evaluation: PolicyEvaluation | undefined, peers: readonly TablePeer[]): Promise<void> | undefined => {
+      const applying = this.onPolicy?.(evaluation, peers)
+      return applying instanceof Promise ? applying : undefined
     }
+    if (this.policy === undefined) return { changed: false, applying: tell(undefined, []) }
     const peers = [...this.table.peers()]
     const next = evaluatePolicy(this.policy.policy, peers, this.policy.names)
     const changed = next.signature !== this.evaluation?.signature
     this.evaluation = next
-    this.onPolicy?.(next, peers)
-    return changed
+    return { changed, applying: tell(next, peers) }
   }
 
   /** The device as last read: listen port and own key (its peers are in `table`). */
@@ -265,7 +270,7 @@ export class RegistryService {
     if (changed.length === 0) return
     // A peer that came, left or got other allowed IPs may change who reaches whom (an endpoint change cannot):
     // then every caller's view is sent again.
-    if (this.policy !== undefined && this.membershipChanged(changed) && this.evaluate() && !first) this.table.touchAll()
+    if (this.policy !== undefined && this.membershipChanged(changed) && this.evaluate().changed && !first) this.table.touchAll()
     if (!first && changed.length <= 32) {
       for (const key of changed) {
         const peer = this.table.get(key)
