@@ -3,9 +3,11 @@
  * long-polls), on its own: a plain `http` server with the registry's timeouts, `--conns` connections from a child
  * process over loopback, each either holding a request (as a long-poll is held) or idle after one answered request
  * (a kept-alive connection between two polls). Prints V8 heap and RSS per connection (after two full GCs), and with
- * `--by-type` the heap per connection by object type (two heap snapshots, before and after).
+ * `--by-type` the heap per connection by object type (two heap snapshots, before and after). `--server lean` measures
+ * the registry's own server instead (`lean-http.ts`, which the registry uses since session 9); one server per run
+ * (a fresh process each: RSS is not given back between two).
  *
- *   node --expose-gc dist/scripts/bench/held-request-heap.js [--conns 4000] [--by-type]
+ *   node --expose-gc dist/scripts/bench/held-request-heap.js [--conns 4000] [--by-type] [--server node|lean]
  *
  * Node flags go before the script (e.g. `--optimize-for-size`): the figures are then under those flags.
  */
@@ -16,9 +18,10 @@ import { readFileSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { writeHeapSnapshot } from 'node:v8'
-import { KEEP_ALIVE_TIMEOUT_MS, REQUEST_RECEIVE_TIMEOUT_MS } from '../../src/server/registry/registry-http.js'
+import { HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUEST_RECEIVE_TIMEOUT_MS, bodyLimit } from '../../src/server/registry/registry-http.js'
+import { listenLeanHttp, type HttpExchange } from '../../src/server/registry/lean-http.js'
 
-const { values } = parseArgs({ options: { conns: { type: 'string', default: '4000' }, 'by-type': { type: 'boolean', default: false }, client: { type: 'string' }, hold: { type: 'string' } }, strict: false })
+const { values } = parseArgs({ options: { conns: { type: 'string', default: '4000' }, 'by-type': { type: 'boolean', default: false }, server: { type: 'string', default: 'node' }, client: { type: 'string' }, hold: { type: 'string' } }, strict: false })
 const CONNS = Number(values.conns)
 
 /** Client side: `CONNS` connections from 127.2.x.y, one request each, kept open. */
@@ -38,37 +41,55 @@ if (typeof values.client === 'string') {
   if (gc === undefined) throw new Error('held-request-heap: run node with --expose-gc')
   const rows: string[] = []
   // Idle connections first: the held requests' garbage is not in the second measurement's baseline.
-  for (const hold of [false, true]) rows.push(await measure(hold))
+  const kind = String(values.server)
+  if (kind !== 'node' && kind !== 'lean') throw new Error(`--server: 'node' or 'lean', not '${kind}'`)
+  for (const hold of [false, true]) rows.push(await measure(kind, hold))
   console.log(`| per connection (${CONNS}, node flags: ${process.execArgv.filter((f) => f !== '--expose-gc').join(' ') || 'none'}) | V8 heap used (B) | RSS (B) |\n| --- | --- | --- |\n${rows.join('\n')}`)
 }
 
-async function measure (hold: boolean): Promise<string> {
+/** A server on loopback that holds every request or answers it at once: Node's `http`, or the registry's own. */
+async function serve (kind: 'node' | 'lean', hold: boolean, onRequest: () => void): Promise<{ port: number, close: () => Promise<void> }> {
+  if (kind === 'lean') {
+    const held: HttpExchange[] = []
+    const lean = await listenLeanHttp('127.0.0.1', 0, { keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS, headersTimeoutMs: HEADERS_TIMEOUT_MS, requestTimeoutMs: REQUEST_RECEIVE_TIMEOUT_MS, bodyLimit }, (ex) => {
+      onRequest()
+      if (hold) { held.push(ex); return }
+      ex.respond(200, {}, '{}')
+    })
+    return { port: (lean.server.address() as AddressInfo).port, close: async () => { held.length = 0; await lean.close() } }
+  }
   const held: ServerResponse[] = []
-  let requests = 0
   const server = createServer((_req, res) => {
-    requests++
+    onRequest()
     if (hold) { held.push(res); return }
     res.writeHead(200, { 'content-length': 2 }).end('{}')
   })
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
-  server.headersTimeout = 10_000
+  server.headersTimeout = HEADERS_TIMEOUT_MS
   server.requestTimeout = REQUEST_RECEIVE_TIMEOUT_MS
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => { server.closeAllConnections(); server.close(); held.length = 0 }
+  }
+}
+
+async function measure (kind: 'node' | 'lean', hold: boolean): Promise<string> {
+  let requests = 0
+  const server = await serve(kind, hold, () => { requests++ })
   const usage = (): { heap: number, rss: number } => { gc?.(); gc?.(); const m = process.memoryUsage(); return { heap: m.heapUsed, rss: m.rss } }
   await new Promise((resolve) => setTimeout(resolve, 300))
   const snap0 = values['by-type'] === true ? writeHeapSnapshot() : undefined
   const before = usage()
-  const child = fork(fileURLToPath(import.meta.url), ['--client', String((server.address() as AddressInfo).port), '--conns', String(CONNS)])
+  const child = fork(fileURLToPath(import.meta.url), ['--client', String(server.port), '--conns', String(CONNS)])
   await new Promise((resolve) => child.once('message', resolve))
   while (requests < CONNS) await new Promise((resolve) => setTimeout(resolve, 100))
   await new Promise((resolve) => setTimeout(resolve, 1000))
   const after = usage()
   const snap1 = values['by-type'] === true ? writeHeapSnapshot() : undefined
   child.kill()
-  server.closeAllConnections()
-  server.close()
-  held.length = 0
-  const what = hold ? 'a request held' : 'idle after one answered request'
+  await server.close()
+  const what = `${kind === 'lean' ? 'registry server' : 'Node http'}: ${hold ? 'a request held' : 'idle after one answered request'}`
   if (snap0 !== undefined && snap1 !== undefined) {
     const a = byType(snap0); const b = byType(snap1)
     rmSync(snap0); rmSync(snap1)

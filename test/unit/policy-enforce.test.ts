@@ -1,4 +1,5 @@
-import { request, type Server } from 'node:http'
+import { request } from 'node:http'
+import type { LeanHttpServer } from '../../src/server/registry/lean-http.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { clientFilterRuleset } from '../../src/client/policy/policy-filter-ruleset.js'
 import { PolicyFilter } from '../../src/client/policy/policy-filter.js'
@@ -37,7 +38,7 @@ const keysOf = (peers: Buffer[]): Array<{ publicKey: string, mayInitiate?: boole
 
 describe('registry under a policy', () => {
   let service: RegistryService | undefined
-  let servers: Server[] = []
+  let servers: LeanHttpServer[] = []
   afterEach(async () => { service?.stop(); await closeAll(servers); servers = [] })
 
   it('serves each caller only the peers it may reach, flagging who may open connections to it', async () => {

@@ -1,5 +1,5 @@
 import { request } from 'node:http'
-import type { Server } from 'node:http'
+import type { LeanHttpServer } from '../../src/server/registry/lean-http.js'
 import { readFileSync } from 'node:fs'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { closeAll, listenOn, registryHandler } from '../../src/server/registry/registry-http.js'
@@ -15,7 +15,7 @@ const PORT = 20000 + Math.floor(Math.random() * 20000)
 
 let wg: FakeWg
 let service: RegistryService
-let servers: Server[]
+let servers: LeanHttpServer[]
 
 function call (from: string, method: string, path: string, body?: string): Promise<{ status: number, body: string, retryAfter?: string }> {
   return new Promise((resolve, reject) => {

@@ -1,4 +1,5 @@
-import { request, type Server } from 'node:http'
+import { request } from 'node:http'
+import type { LeanHttpServer } from '../../src/server/registry/lean-http.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { closeAll, listenOn, registryHandler } from '../../src/server/registry/registry-http.js'
 import { RegistryService } from '../../src/server/registry/registry-service.js'
@@ -138,7 +139,7 @@ describe('RegistryService read pacing (issue 16)', () => {
   })
 
   describe('over HTTP', () => {
-    let servers: Server[] = []
+    let servers: LeanHttpServer[] = []
     afterEach(async () => { await closeAll(servers); servers = [] })
 
     it('a full table prompts a read, a delta or a long-poll from an online peer does not; a changed announcement does', async () => {

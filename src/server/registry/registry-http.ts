@@ -1,5 +1,3 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
 import type { Logger } from '../../shared/log.js'
 import { ParseError, messageOf, quote } from '../../shared/errors.js'
 import { normaliseIp } from '../../shared/ip.js'
@@ -10,6 +8,7 @@ import type { RegistryService } from './registry-service.js'
 import { wgnatKeepaliveResponse } from './wgnat-compat.js'
 import { SourceRateLimiter } from '../../shared/rate-limiter.js'
 import { CallerLimits, type CallerLimitsInit } from './caller-limits.js'
+import { listenLeanHttp, type HttpExchange, type LeanHttpServer } from './lean-http.js'
 
 /** Announcements one peer may make a second, sustained, and in a burst (a client announces a few per attempt). */
 export const ANNOUNCE_RATE_PER_SECOND = 2
@@ -36,6 +35,8 @@ function pathOf (target: string | undefined): string {
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000
 /** The time to receive a whole request, not to answer it: a held long-poll is not cut by it (70 s, as before). */
 export const REQUEST_RECEIVE_TIMEOUT_MS = 70_000
+/** The time to receive a request's head. */
+export const HEADERS_TIMEOUT_MS = 10_000
 
 /** A caller over one of its limits is named in the log at most this often. */
 export const LIMIT_WARN_INTERVAL_MS = 60_000
@@ -55,7 +56,7 @@ export interface RegistryHandlerOptions {
   onResponse?: (method: string, path: string, status: number) => void
 }
 
-export type RegistryHandler = ((req: IncomingMessage, res: ServerResponse) => Promise<void>) & { limits: CallerLimits }
+export type RegistryHandler = ((ex: HttpExchange) => void) & { limits: CallerLimits }
 
 /**
  * The registry's request handler. The caller is whoever WireGuard says the source address belongs to;
@@ -81,11 +82,11 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     logger.warn({ peer: shortKey(caller) }, `peer ${shortKey(caller)}: ${what}; refusing the excess with 429`)
   }
 
-  async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (onResponse !== undefined) res.once('finish', () => { onResponse(req.method ?? '', pathOf(req.url), res.statusCode) })
+  function handle (ex: HttpExchange): void {
+    if (onResponse !== undefined) ex.onEnd((answered) => { if (answered) onResponse(ex.method, pathOf(ex.target), ex.statusCode) })
     try {
       // The socket's own text, not normalised first: identify() parses only what is not a peer's address as is.
-      const source = req.socket.remoteAddress ?? ''
+      const source = ex.remoteAddress
       const caller = service.identify(source)
       if (caller === undefined) throw new HttpError(403, `source address ${quote(normaliseIp(source))} is not a peer of this hub`)
       const release = limits.beginRequest(caller)
@@ -93,53 +94,53 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
         overLimit(caller, `over ${limits.limits.maxRequestsPerPeer} requests at once`)
         throw new HttpError(429, `too many requests at once; at most ${limits.limits.maxRequestsPerPeer}`, undefined, { 'retry-after': '1' })
       }
-      // `on`, not `once` (a response closes once; release is idempotent): no wrapper kept per held long-poll.
-      res.on('close', release)
+      // The release itself, no wrapper kept per held long-poll (it ignores the argument and is idempotent).
+      ex.onEnd(release)
       service.noteRequest(caller)
-      const url = new URL(req.url ?? '/', 'http://registry')
-      const route = `${req.method ?? ''} ${url.pathname}`
+      const url = new URL(ex.target, 'http://registry')
+      const route = `${ex.method} ${url.pathname}`
       logger.debug({ peer: shortKey(caller), route }, 'request')
       switch (route) {
-        case `GET ${API.table}`: return table(res, url, caller)
-        case `POST ${API.announce}`: return await announce(req, res, caller)
-        case `POST ${API.wgnatKeepalive}`: return wgnatKeepalive(res, url, caller)
-        case `POST ${API.report}`: if (opts.reports !== undefined) return await report(req, res, caller, opts.reports)
+        case `GET ${API.table}`: return table(ex, url, caller)
+        case `POST ${API.announce}`: return announce(ex, caller)
+        case `POST ${API.wgnatKeepalive}`: return wgnatKeepalive(ex, url, caller)
+        case `POST ${API.report}`: if (opts.reports !== undefined) return report(ex, caller, opts.reports)
           throw new HttpError(404, `no such endpoint: ${quote(route)}`)
         default: throw new HttpError(404, `no such endpoint: ${quote(route)}`)
       }
     } catch (err) {
-      fail(res, err)
+      fail(ex, err)
     }
   }
 
-  function fail (res: ServerResponse, err: unknown): void {
+  function fail (ex: HttpExchange, err: unknown): void {
     const status = err instanceof HttpError ? err.status : 500
     if (status === 500) logger.warn(`request failed: ${messageOf(err)}`)
-    if (res.headersSent) { res.destroy(); return }
+    if (ex.answered) return
     const body = err instanceof HttpError && err.body !== undefined ? err.body : JSON.stringify({ error: messageOf(err) })
-    send(res, status, body, err instanceof HttpError ? err.headers : {})
+    send(ex, status, body, err instanceof HttpError ? err.headers : {})
   }
 
   /**
    * A long-poll is held as one waiter with one closure (no suspended async frames, no `URL`): at 10,000 held
    * long-polls those are megabytes (issue 16).
    */
-  function table (res: ServerResponse, url: URL, caller: string): void {
+  function table (ex: HttpExchange, url: URL, caller: string): void {
     const since = intParam(url, 'since', 0, Number.MAX_SAFE_INTEGER)
     const waitS = intParam(url, 'wait', 0, MAX_WAIT_S)
     // A client (re)starting or catching up: the hub may know where it is now better than the table does.
     if (service.table.answersInFull(since)) service.promptRead()
     if (since > 0 && waitS > 0) {
       service.whenChanged(since, waitS * 1000, () => {
-        if (res.destroyed) return
-        try { tableAnswer(res, since, caller) } catch (err) { fail(res, err) }
+        if (ex.closed) return
+        try { tableAnswer(ex, since, caller) } catch (err) { fail(ex, err) }
       })
       return
     }
-    tableAnswer(res, since, caller)
+    tableAnswer(ex, since, caller)
   }
 
-  function tableAnswer (res: ServerResponse, since: number, caller: string): void {
+  function tableAnswer (ex: HttpExchange, since: number, caller: string): void {
     const t = service.table
     const self = t.get(caller)
     if (self === undefined) throw new HttpError(403, 'caller is no longer a peer of this hub')
@@ -149,32 +150,28 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     const policy = view === undefined ? '' : '"policy":true,'
     const head = Buffer.from(`{"epoch":"${t.epoch}","version":${delta.version},"now":${t.now},"relay":${String(relayNow())},${policy}"full":${String(delta.full)},"self":${JSON.stringify(self)},"peers":[`)
     const tail = Buffer.from(`],"removed":${JSON.stringify(delta.removed)}}`)
-    const chunks = [head, ...delta.peers, tail]
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': chunks.reduce((n, c) => n + c.length, 0), 'cache-control': 'no-store' })
-    for (const c of chunks) res.write(c)
-    res.end()
+    ex.respond(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }, [head, ...delta.peers, tail])
   }
 
-  async function announce (req: IncomingMessage, res: ServerResponse, caller: string): Promise<void> {
+  function announce (ex: HttpExchange, caller: string): void {
     // Every accepted announcement wakes every long-poll on the hub: one peer may not flood the others.
     if (!announceLimiter.take(caller)) throw new HttpError(429, `too many announcements; at most ${ANNOUNCE_RATE_PER_SECOND} a second`)
-    const text = await readBody(req)
     let parsed: Announce
-    try { parsed = parseAnnounce(text) } catch (err) { throw new HttpError(400, messageOf(err)) }
+    try { parsed = parseAnnounce(ex.body.toString('utf8')) } catch (err) { throw new HttpError(400, messageOf(err)) }
     service.announce(caller, parsed)
-    res.writeHead(204).end()
+    ex.respond(204, {})
   }
 
   /** The caller's paths to the other peers, for the hub's mesh view; about itself only (it is known by its address). */
-  async function report (req: IncomingMessage, res: ServerResponse, caller: string, reports: PathReports): Promise<void> {
+  function report (ex: HttpExchange, caller: string, reports: PathReports): void {
     if (!reportLimiter.take(caller)) throw new HttpError(429, `too many reports; at most ${REPORT_RATE_PER_SECOND} a second`)
-    const text = await readBody(req, REPORT_LIMITS.maxBytes)
+    const text = ex.body.toString('utf8')
     let json: unknown
     try { json = JSON.parse(text) } catch { throw new HttpError(400, `report: body is not JSON: ${quote(text)}`) }
     const parsed = reportSchema.safeParse(json)
     if (!parsed.success) throw new HttpError(400, `report: ${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
     reports.put(caller, parsed.data, service.table.now)
-    res.writeHead(204).end()
+    ex.respond(204, {})
   }
 
   /** A full table is megabytes at 10,000 peers: each peer gets a few a minute. */
@@ -185,7 +182,7 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     throw new HttpError(429, `too many full tables; at most ${limits.limits.fullFetchesPerMinute} a minute`, undefined, { 'retry-after': retry })
   }
 
-  function wgnatKeepalive (res: ServerResponse, url: URL, caller: string): void {
+  function wgnatKeepalive (ex: HttpExchange, url: URL, caller: string): void {
     const pubkey = url.searchParams.get('pubkey') ?? ''
     // wg-nat answered a key that matches no peer with 400 and a JSON null; its clients expect that.
     if (!isWgKey(pubkey) || service.table.get(pubkey) === undefined) throw new HttpError(400, 'unknown key', 'null')
@@ -193,7 +190,7 @@ export function registryHandler (service: RegistryService, logger: Logger, opts:
     fullFetch(caller)
     const view = service.view(caller)
     const peers = [...service.table.peers()].filter((p) => view === undefined || view.visible.has(p.publicKey))
-    send(res, 200, JSON.stringify(wgnatKeepaliveResponse(peers, caller)))
+    send(ex, 200, JSON.stringify(wgnatKeepaliveResponse(peers, caller)))
   }
 
   return Object.assign(handle, { limits })
@@ -208,9 +205,8 @@ export function parseAnnounce (text: string): Announce {
   return parsed.data
 }
 
-function send (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers })
-  res.end(body)
+function send (ex: HttpExchange, status: number, body: string, headers: Record<string, string> = {}): void {
+  ex.respond(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers }, body)
 }
 
 function intParam (url: URL, name: string, min: number, max: number): number {
@@ -220,43 +216,25 @@ function intParam (url: URL, name: string, min: number, max: number): number {
   return Math.min(max, Math.max(min, Number(text)))
 }
 
-async function readBody (req: IncomingMessage, maxBytes = MAX_REQUEST_BYTES): Promise<string> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > maxBytes) throw new HttpError(413, `request body over ${maxBytes} bytes`)
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks).toString('utf8')
+/** The largest body a route reads: a path report can be hundreds of kilobytes, every other request a few hundred bytes. */
+export function bodyLimit (method: string, path: string): number {
+  return method === 'POST' && path === API.report ? REPORT_LIMITS.maxBytes : MAX_REQUEST_BYTES
 }
 
 /** Listen on each of `addresses` (the interface's own tunnel addresses) and nowhere else. */
-export async function listenOn (addresses: string[], port: number, handler: RegistryHandler): Promise<Server[]> {
-  const servers: Server[] = []
-  // One listener shared by every connection (no closure or `once` wrapper kept per socket: 10,000 long-polls hold
-  // 10,000 sockets); the peer's address is cached on the socket from the 'connection' handler on.
-  function onConnectionClose (this: Socket): void {
-    handler.limits.closeConnection(normaliseIp(this.remoteAddress ?? ''))
+export async function listenOn (addresses: string[], port: number, handler: RegistryHandler): Promise<LeanHttpServer[]> {
+  const servers: LeanHttpServer[] = []
+  const init = {
+    keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+    headersTimeoutMs: HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: REQUEST_RECEIVE_TIMEOUT_MS,
+    bodyLimit,
+    // Connections over the per-source cap are closed before a byte is read: idle sockets cost the others nothing.
+    onConnection: (source: string) => handler.limits.openConnection(normaliseIp(source)),
+    onConnectionClose: (source: string) => { handler.limits.closeConnection(normaliseIp(source)) }
   }
   try {
-    for (const address of addresses) {
-      const server = createServer((req, res) => { void handler(req, res) })
-      // Connections over the per-source cap are closed before a byte is read: idle sockets cost the others nothing.
-      server.on('connection', (socket) => {
-        const source = normaliseIp(socket.remoteAddress ?? '')
-        if (!handler.limits.openConnection(source)) { socket.destroy(); return }
-        socket.on('close', onConnectionClose)
-      })
-      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
-      server.headersTimeout = 10_000
-      server.requestTimeout = REQUEST_RECEIVE_TIMEOUT_MS
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen({ host: address, port, exclusive: true }, () => { server.off('error', reject); resolve() })
-      })
-      servers.push(server)
-    }
+    for (const address of addresses) servers.push(await listenLeanHttp(address, port, init, handler))
   } catch (err) {
     await closeAll(servers)
     throw err
@@ -264,9 +242,6 @@ export async function listenOn (addresses: string[], port: number, handler: Regi
   return servers
 }
 
-export async function closeAll (servers: Server[]): Promise<void> {
-  await Promise.all(servers.map(async (s) => {
-    s.closeAllConnections()
-    await new Promise<void>((resolve) => s.close(() => resolve()))
-  }))
+export async function closeAll (servers: LeanHttpServer[]): Promise<void> {
+  await Promise.all(servers.map(async (s) => { await s.close() }))
 }
