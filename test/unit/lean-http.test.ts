@@ -147,6 +147,16 @@ describe('lean HTTP server (registry)', () => {
     })
   })
 
+  it('refuses an endless line inside a body (a chunk-size line that never ends) before it takes the memory', async () => {
+    const { seen } = await start()
+    // The route's limit is 64 KB here: past 8 + 64 + 2 × 64 KB on the wire the request is refused.
+    const endless = Array.from({ length: 20 }, () => '1'.repeat(16 * 1024))
+    const r = await raw(['PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n', ...endless], { gapMs: 10, waitMs: 2000 })
+    expect(statuses(r.text)).toEqual([413])
+    expect(r.closed).toBe(true)
+    expect(seen).toHaveLength(0)
+  })
+
   it('answers 500 when the handler throws, and the connection goes on', async () => {
     await start()
     const r = await raw(['GET /throw HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n'], { waitMs: 300 })

@@ -20,6 +20,11 @@ type Parser = InstanceType<typeof HTTPParser>
 export const MAX_HEAD_BYTES = 8 * 1024
 /** Requests read ahead of the one being answered before the connection stops being read (pipelining). */
 export const MAX_QUEUED_REQUESTS = 4
+/**
+ * Bytes one request may take on the wire beyond its head and twice its body limit (chunk framing; one read of the
+ * socket). The parser holds an unended line (a chunk-size line, a trailer) whole: this bounds it.
+ */
+export const WIRE_SLACK_BYTES = 64 * 1024
 
 export interface LeanHttpInit {
   /** An idle connection (no request under way, none held) is closed after this. */
@@ -155,6 +160,8 @@ class Connection {
   /** When the first byte of the request under way arrived (0: none under way). */
   private startedMs = 0
   private headDone = false
+  /** Bytes read for the request under way (see WIRE_SLACK_BYTES). */
+  private wireBytes = 0
   /** Requests read after the current one (pipelining), waiting their turn; allocated when one does. */
   private queue: HttpExchange[] | undefined
   private current: HttpExchange | undefined
@@ -221,9 +228,16 @@ class Connection {
     if (state.state === 'REQUEST_LINE' && state.line === '') {
       // Nothing half-read: the parser can go (a held long-poll keeps none); a new one parses the next request.
       this.parser = undefined
-    } else if (this.startedMs === 0) {
-      // A request under way (possibly behind one that just completed in the same chunk).
-      this.startedMs = now
+    } else {
+      if (this.startedMs === 0) {
+        // A request under way (possibly behind one that just completed in the same chunk).
+        this.startedMs = now
+      }
+      this.wireBytes += chunk.length
+      if (this.wireBytes > MAX_HEAD_BYTES + WIRE_SLACK_BYTES + 2 * (this.incoming?.limit ?? 0)) {
+        this.refuse(413, 'request too large')
+        return
+      }
     }
     if (this.queued >= MAX_QUEUED_REQUESTS) this.socket.pause()
     this.next()
@@ -295,6 +309,7 @@ class Connection {
     this.incoming = undefined
     this.startedMs = 0
     this.headDone = false
+    this.wireBytes = 0
     if (inc === undefined) return
     const body = inc.chunks.length === 0 ? EMPTY : inc.chunks.length === 1 ? inc.chunks[0] as Buffer : Buffer.concat(inc.chunks)
     const ex = new HttpExchange(this, inc.method, inc.target, body, inc.keepAlive)
