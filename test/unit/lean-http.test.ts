@@ -2,7 +2,7 @@ import { request } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { HTTPParser } from 'http-parser-js'
 import { afterEach, describe, expect, it } from 'vitest'
-import { MAX_HEAD_BYTES, listenLeanHttp, type HttpExchange, type LeanHttpInit, type LeanHttpServer } from '../../src/server/registry/lean-http.js'
+import { MAX_HEAD_BYTES, MAX_PIPELINED_REQUESTS, listenLeanHttp, type HttpExchange, type LeanHttpInit, type LeanHttpServer } from '../../src/server/registry/lean-http.js'
 
 const INIT: LeanHttpInit = { keepAliveTimeoutMs: 2000, headersTimeoutMs: 2000, requestTimeoutMs: 4000, bodyLimit: (method) => method === 'PUT' ? 64 * 1024 : 100 }
 
@@ -135,7 +135,10 @@ describe('lean HTTP server (registry)', () => {
       ['an expectation other than 100-continue', 'GET / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n', 417],
       ['an upgrade', 'GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', 400],
       ['CONNECT', 'CONNECT h:1 HTTP/1.1\r\n\r\n', 400],
-      ['a head over the limit', `GET / HTTP/1.1\r\nX-Big: ${'x'.repeat(MAX_HEAD_BYTES)}\r\n\r\n`, 431]
+      ['a head over the limit', `GET / HTTP/1.1\r\nX-Big: ${'x'.repeat(MAX_HEAD_BYTES)}\r\n\r\n`, 431],
+      // http-parser-js steps back over a negative size for ever: the event loop would never come back.
+      ['a negative chunk size', 'PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nX', 400],
+      ['more pipelined requests in one read than MAX_PIPELINED_REQUESTS', 'GET /hold HTTP/1.1\r\n\r\n' + 'GET /a HTTP/1.1\r\n\r\n'.repeat(MAX_PIPELINED_REQUESTS + 1), 429]
     ]
     it.each(cases)('%s', async (_what, bytes, status) => {
       const { seen } = await start()
@@ -155,6 +158,66 @@ describe('lean HTTP server (registry)', () => {
     expect(statuses(r.text)).toEqual([413])
     expect(r.closed).toBe(true)
     expect(seen).toHaveLength(0)
+  })
+
+  it('stops answering (and reading) a client that sends and never reads its answers', async () => {
+    const big = Buffer.alloc(64 * 1024, 'x')
+    let answered = 0
+    await start({}, (ex) => { answered++; ex.respond(200, {}, big) })
+    const s = connect({ host: '127.0.0.1', port })
+    s.pause()
+    s.on('error', () => {})
+    await new Promise((resolve) => s.once('connect', resolve))
+    const burst = 'GET /big HTTP/1.1\r\n\r\n'.repeat(50)
+    const t0 = Date.now()
+    while (Date.now() - t0 < 1500) {
+      s.write(burst)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    // Without backpressure every request is answered into memory: thousands of 64 KB answers.
+    expect(answered).toBeGreaterThan(0)
+    expect(answered).toBeLessThan(1000)
+    s.destroy()
+  })
+
+  it('drops a refused or closed connection whose client keeps its side open', async () => {
+    const closedAt: number[] = []
+    const { held } = await start({ headersTimeoutMs: 300, onConnectionClose: () => { closedAt.push(Date.now()) } })
+    const clients = ['garbage\r\n\r\n', 'GET /hold HTTP/1.0\r\n\r\n'].map((bytes) => {
+      const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true })
+      s.on('data', () => {})
+      s.on('error', () => {})
+      s.on('connect', () => s.write(bytes))
+      return s
+    })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const t0 = Date.now()
+    held[0]?.respond(200, {}, 'late')
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    for (const s of clients) s.destroy()
+    // Both gone on the server's side while their clients still held them open.
+    expect(closedAt).toHaveLength(2)
+    for (const at of closedAt) expect(at - t0).toBeLessThan(1200)
+  })
+
+  it('sends 100 Continue only when no earlier request is still being answered', async () => {
+    const { held } = await start()
+    const pending = raw(['GET /hold HTTP/1.1\r\n\r\nPUT /e HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n', 'ok'], { gapMs: 100, waitMs: 600 })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    held[0]?.respond(200, {}, 'first')
+    const r = await pending
+    expect(r.text.startsWith('HTTP/1.1 200 OK\r\n')).toBe(true)
+    expect(r.text).not.toContain('100 Continue')
+    expect(r.text.endsWith('PUT /e ok')).toBe(true)
+  })
+
+  it('closes a connection when accepting it throws, and goes on serving', async () => {
+    let n = 0
+    await start({ onConnection: () => { if (++n === 1) throw new Error('boom'); return true } })
+    const first = await raw(['GET /a HTTP/1.1\r\nConnection: close\r\n\r\n'])
+    const second = await raw(['GET /a HTTP/1.1\r\nConnection: close\r\n\r\n'])
+    expect(first.text).toBe('')
+    expect(statuses(second.text)).toEqual([200])
   })
 
   it('answers 500 when the handler throws, and the connection goes on', async () => {

@@ -21,6 +21,11 @@ export const MAX_HEAD_BYTES = 8 * 1024
 /** Requests read ahead of the one being answered before the connection stops being read (pipelining). */
 export const MAX_QUEUED_REQUESTS = 4
 /**
+ * Requests one read of the socket may hold waiting (pipelined in a single read, before the connection can be
+ * paused): more closes the connection with 429. No client pipelines that deep.
+ */
+export const MAX_PIPELINED_REQUESTS = 64
+/**
  * Bytes one request may take on the wire beyond its head and twice its body limit (chunk framing; one read of the
  * socket). The parser holds an unended line (a chunk-size line, a trailer) whole: this bounds it.
  */
@@ -140,6 +145,7 @@ type ConnectedSocket = Socket & { [kConnection]: Connection }
 function onData (this: ConnectedSocket, chunk: Buffer): void { this[kConnection].data(chunk) }
 function onTimeout (this: ConnectedSocket): void { this[kConnection].timedOut() }
 function onError (): void { /* 'close' follows */ }
+function onDrain (this: ConnectedSocket): void { this[kConnection].drained() }
 function onClose (this: ConnectedSocket): void { this[kConnection].closed() }
 
 /** What a server's connections share. */
@@ -175,6 +181,7 @@ class Connection {
     s.on('data', onData)
     s.on('timeout', onTimeout)
     s.on('error', onError)
+    s.on('drain', onDrain)
     s.once('close', onClose)
     socket.setTimeout(this.init.keepAliveTimeoutMs)
   }
@@ -183,12 +190,13 @@ class Connection {
 
   /**
    * The socket's inactivity timeout for what the connection is doing: receiving a request (its head, then its body),
-   * answering one (none: a held long-poll waits as long as the registry holds it), or idle between requests.
+   * answering one (none: a held long-poll waits as long as the registry holds it), or idle between requests (also
+   * when requests wait for a client that does not take its answers).
    */
   private armTimeout (): void {
     const ms = this.startedMs !== 0
       ? (this.headDone ? this.init.requestTimeoutMs : this.init.headersTimeoutMs)
-      : this.current !== undefined || this.queued > 0 ? 0 : this.init.keepAliveTimeoutMs
+      : this.current !== undefined || (this.queued > 0 && !this.socket.writableNeedDrain) ? 0 : this.init.keepAliveTimeoutMs
     this.socket.setTimeout(ms)
   }
 
@@ -239,7 +247,8 @@ class Connection {
         return
       }
     }
-    if (this.queued >= MAX_QUEUED_REQUESTS) this.socket.pause()
+    // Stop reading while requests wait or answers are not taken (a peer that sends and never reads).
+    if (this.queued >= MAX_QUEUED_REQUESTS || this.socket.writableNeedDrain) this.socket.pause()
     this.next()
     this.armTimeout()
   }
@@ -291,7 +300,8 @@ class Connection {
     if (length > limit) throw new RequestError(413, `request body over ${limit} bytes`)
     if (expect !== undefined) {
       if (expect !== '100-continue') throw new RequestError(417, `expectation '${expect}' is not supported`)
-      if (info.versionMinor >= 1) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n')
+      // Only when nothing is being answered before it (pipelined): the interim answer must not precede another's.
+      if (info.versionMinor >= 1 && this.current === undefined && this.queued === 0) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n')
     }
     this.incoming = { method, target: info.url, keepAlive: info.shouldKeepAlive, limit, size: 0, chunks: [] }
   }
@@ -299,6 +309,8 @@ class Connection {
   private bodyChunk (chunk: Buffer): void {
     const inc = this.incoming
     if (inc === undefined) return
+    // http-parser-js takes a negative chunk size (`-5`) and would step back over it for ever.
+    if (chunk.length <= 0) throw new RequestError(400, 'bad chunk size')
     inc.size += chunk.length
     if (inc.size > inc.limit) throw new RequestError(413, `request body over ${inc.limit} bytes`)
     inc.chunks.push(Buffer.from(chunk))
@@ -312,18 +324,26 @@ class Connection {
     this.wireBytes = 0
     if (inc === undefined) return
     const body = inc.chunks.length === 0 ? EMPTY : inc.chunks.length === 1 ? inc.chunks[0] as Buffer : Buffer.concat(inc.chunks)
+    if (this.queued >= MAX_PIPELINED_REQUESTS) throw new RequestError(429, `over ${MAX_PIPELINED_REQUESTS} requests waiting on one connection`)
     const ex = new HttpExchange(this, inc.method, inc.target, body, inc.keepAlive)
     if (this.queue === undefined) this.queue = [ex]
     else this.queue.push(ex)
   }
 
-  /** Hand the next queued request to the handler, once the one before it is answered. */
+  /** The socket took its pending output: go on with waiting requests and reading. */
+  drained (): void {
+    this.next()
+    if (this.socket.isPaused() && this.queued < MAX_QUEUED_REQUESTS && !this.closing) this.socket.resume()
+    this.armTimeout()
+  }
+
+  /** Hand the next queued request to the handler, once the one before it is answered and its answer taken. */
   private next (): void {
-    while (this.current === undefined && !this.closing) {
+    while (this.current === undefined && !this.closing && !this.socket.writableNeedDrain) {
       const ex = this.queue?.shift()
       if (ex === undefined) break
       if (this.queue?.length === 0) this.queue = undefined
-      if (this.socket.isPaused() && this.queued < MAX_QUEUED_REQUESTS) this.socket.resume()
+      if (this.socket.isPaused() && this.queued < MAX_QUEUED_REQUESTS && !this.socket.writableNeedDrain) this.socket.resume()
       this.current = ex
       try {
         this.server.handler(ex)
@@ -357,6 +377,8 @@ class Connection {
       for (const ex of this.queue ?? []) ex.end(false)
       this.queue = undefined
       s.end()
+      // A client that keeps its side open after our end is dropped after this.
+      s.setTimeout(this.init.headersTimeoutMs)
       return
     }
     if (this.queued > 0) queueMicrotask(() => { this.next(); this.armTimeout() })
@@ -364,7 +386,8 @@ class Connection {
   }
 
   timedOut (): void {
-    if (this.startedMs !== 0) this.refuse(408, 'request took too long to arrive')
+    if (this.closing) this.socket.destroy()
+    else if (this.startedMs !== 0) this.refuse(408, 'request took too long to arrive')
     else if (this.current === undefined && this.queued === 0) this.socket.destroy()
   }
 
@@ -372,8 +395,9 @@ class Connection {
   private refuse (status: number, message: string): void {
     this.closing = true
     this.parser = undefined
-    this.socket.setTimeout(0)
     const s = this.socket
+    // A client that keeps its side open after our end is dropped after this.
+    s.setTimeout(this.init.headersTimeoutMs)
     if (this.current === undefined && !s.destroyed) {
       const body = JSON.stringify({ error: message })
       s.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ndate: ${httpDate()}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
@@ -398,8 +422,16 @@ export async function listenLeanHttp (address: string, port: number, init: LeanH
   const state: ServerState = { init, handler, sockets: new Set(), drained: undefined, keepAliveHeader }
   const server = createServer({ noDelay: true }, (socket) => {
     // Read now: after the close the socket no longer has it.
-    const remoteAddress = socket.remoteAddress ?? ''
-    if (init.onConnection !== undefined && !init.onConnection(remoteAddress)) { socket.destroy(); return }
+    const remoteAddress = socket.remoteAddress
+    // A connection reset before it was accepted has no address any more: nothing to serve.
+    if (remoteAddress === undefined) { socket.destroy(); return }
+    let accepted: boolean
+    try {
+      accepted = init.onConnection === undefined || init.onConnection(remoteAddress)
+    } catch {
+      accepted = false
+    }
+    if (!accepted) { socket.destroy(); return }
     state.sockets.add(socket)
     // eslint-disable-next-line no-new -- the socket's listeners hold it
     new Connection(socket, remoteAddress, state)
