@@ -1,8 +1,9 @@
 /**
- * The registry's HTTP/1.1 server: `net` sockets and http-parser-js (issue 16). Node's `http` keeps about 4.3 KB of
- * heap and 11 KB of RSS per connection holding a request (its IncomingMessage, ServerResponse, native parser, bound
+ * The registry's HTTP/1.1 server: `net` sockets and http-parser-js (issue 16). Node's `http` keeps about 4.2 KB of
+ * heap and 12 KB of RSS per connection holding a request (its IncomingMessage, ServerResponse, native parser, bound
  * listeners); 10,000 held long-polls were 70 MB of the registry's 175, and that heap was what its collections marked.
- * Here a held long-poll is its socket and one small exchange object: about 1.2 KB of heap and 4 KB of RSS.
+ * Here a held long-poll is its socket and one small exchange object: about 1.5 KB of heap and 6.5 KB of RSS
+ * (`scripts/bench/held-request-heap.ts --server lean`).
  *
  * What it speaks, and nothing more: HTTP/1.0 and 1.1 requests, one at a time per connection (pipelined requests
  * wait their turn), bodies by Content-Length or chunked, `Expect: 100-continue`, keep-alive. No upgrades, no
