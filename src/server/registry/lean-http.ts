@@ -88,11 +88,6 @@ export class HttpExchange {
     this.conn.write(status, headers, length, this.method === 'HEAD' ? [] : chunks)
   }
 
-  /** Drop the connection without an answer (a response that cannot be completed). */
-  abort (): void {
-    this.conn.socket.destroy()
-  }
-
   /** @internal The response is written (true) or can no longer be (false). */
   end (answered: boolean): void {
     if (this.state !== 'open') return
@@ -128,6 +123,11 @@ interface ParsedHead {
   url: string
   upgrade: boolean
   shouldKeepAlive: boolean
+}
+
+/** A response's first lines: its status and `Date` (cached, renewed at most once a second). */
+function statusLines (status: number): string {
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ndate: ${httpDate()}\r\n`
 }
 
 /** Cached `Date` header value, renewed at most once a second. */
@@ -334,8 +334,13 @@ class Connection {
   /** The socket took its pending output: go on with waiting requests and reading. */
   drained (): void {
     this.next()
-    if (this.socket.isPaused() && this.queued < MAX_QUEUED_REQUESTS && !this.closing) this.socket.resume()
+    this.resumeIfRoom()
     this.armTimeout()
+  }
+
+  /** Read again once few requests wait and the client takes its answers. */
+  private resumeIfRoom (): void {
+    if (this.socket.isPaused() && !this.closing && this.queued < MAX_QUEUED_REQUESTS && !this.socket.writableNeedDrain) this.socket.resume()
   }
 
   /** Hand the next queued request to the handler, once the one before it is answered and its answer taken. */
@@ -344,7 +349,7 @@ class Connection {
       const ex = this.queue?.shift()
       if (ex === undefined) break
       if (this.queue?.length === 0) this.queue = undefined
-      if (this.socket.isPaused() && this.queued < MAX_QUEUED_REQUESTS && !this.socket.writableNeedDrain) this.socket.resume()
+      this.resumeIfRoom()
       this.current = ex
       try {
         this.server.handler(ex)
@@ -360,7 +365,7 @@ class Connection {
   write (status: number, headers: Record<string, string | number>, length: number, chunks: Buffer[]): void {
     const keepAlive = this.current !== undefined && this.current.keepAlive && !this.closing
     // `keep-alive: timeout=`, as Node's server sends it: Node's client agent retires a pooled socket before then.
-    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ndate: ${httpDate()}\r\n${keepAlive ? this.server.keepAliveHeader : 'connection: close\r\n'}content-length: ${length}\r\n`
+    let head = `${statusLines(status)}${keepAlive ? this.server.keepAliveHeader : 'connection: close\r\n'}content-length: ${length}\r\n`
     for (const name in headers) {
       if (name === 'content-length' || name === 'connection') continue
       head += `${name}: ${headers[name]}\r\n`
@@ -401,7 +406,7 @@ class Connection {
     s.setTimeout(this.init.headersTimeoutMs)
     if (this.current === undefined && !s.destroyed) {
       const body = JSON.stringify({ error: message })
-      s.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\ndate: ${httpDate()}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+      s.end(`${statusLines(status)}connection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
     } else {
       s.destroy()
     }

@@ -35,9 +35,9 @@ export interface RegistryServiceComponents {
   names?: () => Promise<ReadonlyMap<string, string>>
   /**
    * Called with the policy's evaluation whenever the policy or the table changed under a policy (the relay's
-   * filter follows it); undefined when the policy is dropped.
+   * filter follows it); undefined when the policy is dropped. What it returns (the relay's filter being applied) is
+   * awaited before a new policy is served.
    */
-  /** Told each evaluation; what it returns (the relay's filter being applied) is awaited before a new policy is served. */
   onPolicy?: (evaluation: PolicyEvaluation | undefined, peers: readonly TablePeer[]) => void | Promise<void>
 }
 
@@ -121,7 +121,6 @@ export class RegistryService {
     return moved
   }
 
-  /** Evaluate the policy against the table; returns whether who-may-reach-whom changed. */
   /** Evaluate the policy against the table; `changed` when what callers may see changed. */
   private evaluate (): { changed: boolean, applying?: Promise<void> } {
     const tell = (evaluation: PolicyEvaluation | undefined, peers: readonly TablePeer[]): Promise<void> | undefined => {
