@@ -3,7 +3,9 @@
 // then deserializes compiled code instead of resolving, parsing and compiling dozens of modules, which matters when
 // many daemons start at once on a small machine (issue 16). What a start does not need (pino-pretty, only on a
 // terminal; the server's subcommands; the UPnP XML parser) is imported dynamically: esbuild keeps such a module in the
-// file but runs it only when first imported. Minified (names kept) so there is less to read. Native addons
+// file but runs it only when first imported. Minified, names too: esbuild's `keepNames` adds a call per function and
+// class, about 10 ms of CPU at each client start (issue 16), and nothing wgnat prints or checks uses such a name
+// (commander's errors take theirs from their class, and are told apart by `instanceof` and `code`). Native addons
 // (raw-socket's, netlink's) stay outside the bundle and load from node_modules on first use.
 import { execFileSync } from 'node:child_process'
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -37,7 +39,6 @@ const result = await build({
   format: 'cjs',
   target: 'node20',
   minify: true,
-  keepNames: true,
   // raw-socket's JavaScript is a few lines around its addon; netlink's (its rtnetlink part, 270 KB) goes in the bundle,
   // under the code cache, and only its addon loads from node_modules (netlinkAddon).
   external: ['raw-socket', 'netlink/package.json'],

@@ -1,6 +1,6 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
-import * as z from 'zod'
+import * as z from 'zod/mini'
 import { WgnatError, messageOf, quote } from '../shared/errors.js'
 import { wgKeySchema } from '../shared/protocol.js'
 
