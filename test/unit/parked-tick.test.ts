@@ -50,5 +50,7 @@ describe('allParked', () => {
     ['one of them trying', [parked, { ...parked, phase: 'trying' }], false]
   ])('%s', (_name, tracks, want) => {
     expect(allParked(tracks, NOW)).toBe(want)
+    // The client passes its tracks as they are, a Map by public key.
+    expect(allParked(new Map(tracks.map((t, i) => [`key${i}`, t])), NOW)).toBe(want)
   })
 })

@@ -33,4 +33,11 @@ describe('PathLog', () => {
     log.record([ev('hub', 'trying')])
     expect(log.summary(3 * SUMMARY_EVERY_MS + 1000, phases)).toBe('1 peers direct, 412 via hub, 1 trying; this minute: 1 attempts, 0 failed, 0 path changes')
   })
+
+  it('counts the phases of the tracks themselves, a Map by public key as the client keeps them', () => {
+    const log = new PathLog(0)
+    log.record([ev('hub', 'trying')])
+    const tracks = new Map([['a', { phase: 'direct' as const }], ['b', { phase: 'hub' as const }], ['c', { phase: 'arming' as const }], ['d', { phase: 'hub' as const }]])
+    expect(log.summary(SUMMARY_EVERY_MS, tracks)).toBe('1 peers direct, 2 via hub, 1 trying; this minute: 1 attempts, 0 failed, 0 path changes')
+  })
 })

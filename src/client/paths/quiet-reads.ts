@@ -37,8 +37,12 @@ export class QuietReads {
     const m = this.last
     if (m === undefined || input.networkChanged === true || input.desired !== m.desired || input.tracks !== m.tracks) return undefined
     if (input.timing !== m.timing || input.nowMs >= m.untilMs || contextOf(input) !== m.context) return undefined
+    // Indexed loops over every peer, not for-of: this runs cold, every 30 s at rest, where for-of allocates an
+    // iterator result per element and costs several times the CPU (issue 16).
+    const peers = input.device.peers
     let seen = 0
-    for (const p of input.device.peers) {
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i] as WgPeer
       const before = m.peers.get(p.publicKey)
       if (before === undefined) continue
       if (before !== p) return undefined
@@ -61,12 +65,14 @@ function quietRead (input: ReconcileInput, out: ReconcileOutput): QuietRead | un
   if (desired === null || input.networkChanged === true || out.changes.length > 0 || out.events.length > 0) return undefined
   if (out.tracks.size !== input.tracks.size || out.tracks.size !== desired.size) return undefined
   let untilMs = Number.POSITIVE_INFINITY
-  for (const [key, t] of out.tracks) {
-    if (t.phase !== 'hub' || input.tracks.get(key) !== t || !desired.has(key)) return undefined
-    untilMs = Math.min(untilMs, t.retryAtMs)
-  }
+  let quiet = true
+  out.tracks.forEach((t, key) => {
+    if (t.phase !== 'hub' || input.tracks.get(key) !== t || !desired.has(key)) quiet = false
+    else untilMs = Math.min(untilMs, t.retryAtMs)
+  })
+  if (!quiet) return undefined
   const peers = new Map<string, WgPeer>()
-  for (const p of input.device.peers) if (desired.has(p.publicKey)) peers.set(p.publicKey, p)
+  input.device.peers.forEach((p) => { if (desired.has(p.publicKey)) peers.set(p.publicKey, p) })
   if (peers.size !== desired.size) return undefined
   return { desired, tracks: out.tracks, timing: input.timing, context: contextOf(input), untilMs, peers }
 }

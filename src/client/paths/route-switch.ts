@@ -50,12 +50,13 @@ export interface PlannedSwitch {
 export function plannedSwitches (tracks: ReadonlyMap<string, PeerTrack>, desired: ReadonlyMap<string, { allowedIps: string[] }> | null, keepaliveS: number): PlannedSwitch[] {
   const out: PlannedSwitch[] = []
   if (desired === null) return out
-  for (const [publicKey, t] of tracks) {
+  // forEach: this runs every tick over every peer, cold at rest, where a for-of allocates per peer (issue 16).
+  tracks.forEach((t, publicKey) => {
     const atMs = t.promoteAtMs ?? 0
     const want = desired.get(publicKey)
-    if (atMs <= 0 || want === undefined || (t.phase !== 'trying' && t.phase !== 'hub')) continue
+    if (atMs <= 0 || want === undefined || (t.phase !== 'trying' && t.phase !== 'hub')) return
     out.push({ publicKey, atMs, change: { publicKey, allowedIps: want.allowedIps, persistentKeepalive: keepaliveS } })
-  }
+  })
   return out
 }
 

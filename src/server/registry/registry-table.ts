@@ -85,17 +85,19 @@ export class RegistryTable {
     this._now = nowS
     const changed: string[] = []
     const update = ++this.updates
-    for (const wgPeer of device.peers) {
+    // forEach, not for-of: at each read, in code too cold to be optimised, a for-of allocates per peer (an iterator
+    // result; a [key, value] pair over a Map) and costs several times the CPU (see WgDumpReader.parse).
+    device.peers.forEach((wgPeer) => {
       if (this.put(wgPeer, nowS, names.get(wgPeer.publicKey), update)) changed.push(wgPeer.publicKey)
-    }
-    for (const [key, entry] of this.entries) {
+    })
+    this.entries.forEach((entry, key) => {
       if (entry.seen !== update) {
         this.entries.delete(key)
         this.announces.delete(key)
         changed.push(key)
         this._addressVersion++
       }
-    }
+    })
     this.record(changed)
     return changed
   }
@@ -147,7 +149,7 @@ export class RegistryTable {
     }
     if (full) {
       const peersJson: string[] = []
-      for (const [key, e] of this.entries) if (key !== caller && view?.visible.has(key) === true) peersJson.push(withInitiate(e.json, view.inbound.has(key)))
+      this.entries.forEach((e, key) => { if (key !== caller && view?.visible.has(key) === true) peersJson.push(withInitiate(e.json, view.inbound.has(key))) })
       return { version: this._version, full: true, peers: [Buffer.from(peersJson.join(','))], removed: [] }
     }
     const keys = new Set<string>()
@@ -172,13 +174,13 @@ export class RegistryTable {
       const parts: string[] = []
       let offset = 0
       let i = 0
-      for (const [key, e] of this.entries) {
+      this.entries.forEach((e, key) => {
         const len = Buffer.byteLength(e.json)
         spans.set(key, { start: offset, end: offset + len, last: i === this.entries.size - 1 })
         parts.push(e.json)
         offset += len + 1
         i++
-      }
+      })
       this.fullCache = { version: this._version, buf: Buffer.from(parts.join(',')), spans }
     }
     const { buf, spans } = this.fullCache
