@@ -11,6 +11,7 @@ import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, 
 import { QuietReads } from './paths/quiet-reads.js'
 import type { MeshObserver } from './observe/mesh-observer.js'
 import { NatMonitor } from './nat/nat-monitor.js'
+import { NAT_START_DEFER_MS, firstAttemptsPending } from './nat/nat-start.js'
 import { PathLog } from './paths/path-log.js'
 import { meanCycleCpuMs, retryReadMs } from './paths/read-budget.js'
 import { punch } from './nat/puncher.js'
@@ -150,6 +151,8 @@ export class MeshClient {
   private pathLog: PathLog
   private readonly warnedUnreachable = new Set<string>()
   private natStarted = false
+  /** Starts NAT discovery if the first attempts are still unanswered NAT_START_DEFER_MS after they went out. */
+  private natTimer: ReturnType<typeof setTimeout> | undefined
   private readonly policyFilter: PolicyFilter
   private portMapper: PortMapper | undefined
   private readonly observer: MeshObserver | undefined
@@ -228,11 +231,10 @@ export class MeshClient {
     this.log.info({ registry: this.registry.url, mesh: this.meshPrefixes.map((p) => p.text), adopted: this.tracks.size }, `syncing ${iface} with the registry at ${this.registry.url}`)
     this.lastDevice = device
     this.startDevice = { device, atMs: this.nowMs() }
-    // NAT discovery starts once the first table's attempts are out (see tick).
+    // NAT discovery starts once the first table's attempts are answered (see startNatWhenDue).
     this.nat = this.natMonitor()
     if (this.init.portMapping !== false) {
-      // Started with NAT discovery, once the first attempts are out: the mapping reaches the registry with the next
-      // announcement.
+      // Started with NAT discovery: the mapping reaches the registry with the next announcement.
       this.portMapper = new PortMapper({ internalPort: this.listenPort }, {
         logger: this.log,
         onChange: () => { this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`)) }
@@ -280,6 +282,7 @@ export class MeshClient {
 
   async stop (): Promise<void> {
     this.abort.abort()
+    clearTimeout(this.natTimer)
     this.switches.stop()
     this.wakeup.wake()
     // The port mapping is deleted on the router here (at most a second).
@@ -433,12 +436,12 @@ export class MeshClient {
   private nextTickMs (): number {
     const now = this.nowMs()
     // Every peer parked on the hub: the NAT check is rarer too, and runs at once when that ends (resting-recheck.ts).
-    const atRest = allParked(this.tracks.values(), now)
+    const atRest = allParked(this.tracks, now)
     if (this.atRest && !atRest && this.natStarted) this.nat?.recheck()
     this.atRest = atRest
     // Every peer parked on the hub: rarer still (parked-tick.ts).
-    let wait = restingTickMs(this.tracks.values(), now, QUIET_TICK_MS)
-    for (const t of this.tracks.values()) {
+    let wait = restingTickMs(this.tracks, now, QUIET_TICK_MS)
+    this.tracks.forEach((t) => {
       // A healed pair moves its routes at an agreed instant: be there on time.
       // (The switch itself is on its own timer; the tick after it records it. Meanwhile read every HEALING_TICK_MS:
       // a newer handshake, say from the other side's slot retry, moves the instant on both sides.)
@@ -452,7 +455,7 @@ export class MeshClient {
       else if (t.phase === 'direct') wait = Math.min(wait, IDLE_TICK_MS)
       else if (healingTickMs(t, now) !== undefined) wait = Math.min(wait, healingTickMs(t, now) as number, Math.max(0, t.retryAtMs - now))
       else if (t.phase === 'hub' && Number.isFinite(t.retryAtMs)) wait = Math.min(wait, Math.max(0, t.retryAtMs - now))
-    }
+    })
     return wait
   }
 
@@ -531,13 +534,7 @@ export class MeshClient {
     this.switches.plan(plannedSwitches(this.tracks, this.desired, this.timing.keepaliveS))
     if (out.events.length > 0 || out.changes.length > 0 || vetted) this.pathsChanged()
     for (const resolve of waiters) resolve()
-    if (!this.natStarted && this.desired !== null) {
-      // NAT discovery (the raw-socket check, netlink, raw sockets, STUN) starts once the first attempts are out: it needs the first table
-      // (how the hub sees us), and the first attempts need nothing from it but would wait for its CPU.
-      this.natStarted = true
-      this.nat?.start()
-      this.portMapper?.start()
-    }
+    if (!this.natStarted && this.desired !== null) this.startNatWhenDue()
     // Tell the peers we punched towards that our NAT is open for them (after the punches are out).
     if (armed || out.events.some((e) => e.from === 'arming' || e.from === 'trying')) {
       this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`))
@@ -559,13 +556,29 @@ export class MeshClient {
       }
       if (e.to === 'direct' || e.to === 'removed') this.warnedUnreachable.delete(e.publicKey)
     }
-    const summary = this.pathLog.summary(this.nowMs(), [...this.tracks.values()].map((t) => t.phase))
+    const summary = this.pathLog.summary(this.nowMs(), this.tracks)
     if (summary !== null) this.log.info(summary)
-    for (const [key, t] of out.tracks) {
+    out.tracks.forEach((t, key) => {
       if ((t.probeAtMs ?? 0) > 0 && t.probeAtMs !== previous.get(key)?.probeAtMs) this.log.debug({ peer: shortKey(key) }, `peer ${shortKey(key)}: data unanswered, probing the direct path with a fresh handshake`)
-    }
+    })
     if (partial !== undefined) throw partial
     return nowMs
+  }
+
+  /**
+   * NAT discovery and port mapping start once the first attempts are answered, or NAT_START_DEFER_MS after they went
+   * out (nat-start.ts); a tick calls this after its attempts are out, every tick until then.
+   */
+  private startNatWhenDue (): void {
+    const start = (): void => {
+      if (this.natStarted || this.abort.signal.aborted) return
+      this.natStarted = true
+      clearTimeout(this.natTimer)
+      this.nat?.start()
+      this.portMapper?.start()
+    }
+    if (!firstAttemptsPending(this.tracks)) start()
+    else this.natTimer ??= setTimeout(start, NAT_START_DEFER_MS)
   }
 
   /**
