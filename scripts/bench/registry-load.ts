@@ -24,7 +24,8 @@
  *   then the victims as above. Prints a second table.
  * `--parse all` has the registry parse every line of every read (as before WgDumpReader); `--node-args` runs the
  * registry's node with each `;`-separated set of flags in turn (V8 heap sizing). BENCH_CPU_PROFILE=<prefix> writes a
- * CPU profile of the registry over the `longpoll` idle window (<prefix>.<pid>.cpuprofile, one per run); BENCH_HEAP_SNAPSHOT=1
+ * CPU profile of the registry over the `longpoll` idle window (<prefix>.<pid>.cpuprofile, one per run); BENCH_ALLOC_PROFILE=<prefix>
+ * instead a sampling heap profile of every allocation in that window, collected or not (<prefix>.<pid>.heapprofile); BENCH_HEAP_SNAPSHOT=1
  * a heap snapshot with nine in ten long-polls held (both distort the figures of their run).
  * `--wait` is what each long-poll asks (a range: a random hold in it per poll, as wgnat's client picks since issue 16);
  * `--keep-alive on` re-polls over one kept connection per peer, as wgnat's client does (off: a new connection per

@@ -86,24 +86,33 @@ function childCpuMs (): number {
 
 let snapshotTaken = false
 // BENCH_CPU_PROFILE=<file>: a CPU profile between two { profile: true } messages (the idle window of `longpoll`).
+// BENCH_ALLOC_PROFILE=<file>: instead, V8's sampling heap profile over the same window, counting objects already
+// collected too (every allocation sampled, not only what is still live at its end): what makes the garbage.
 let profiling: Session | undefined
 let profiled = false
 async function profileStep (): Promise<void> {
-  const file = process.env.BENCH_CPU_PROFILE
+  const cpuFile = process.env.BENCH_CPU_PROFILE
+  const allocFile = process.env.BENCH_ALLOC_PROFILE
+  const file = allocFile ?? cpuFile
   if (file === undefined || profiled || service.waiting < 1000) return
   if (profiling === undefined) {
     profiling = new Session()
     profiling.connect()
-    await profiling.post('Profiler.enable')
-    await profiling.post('Profiler.start')
+    if (allocFile !== undefined) {
+      await profiling.post('HeapProfiler.enable')
+      await profiling.post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    } else {
+      await profiling.post('Profiler.enable')
+      await profiling.post('Profiler.start')
+    }
     return
   }
-  const { profile } = await profiling.post('Profiler.stop')
+  const { profile } = allocFile !== undefined ? await profiling.post('HeapProfiler.stopSampling') : await profiling.post('Profiler.stop')
   // One file per registry process: each run (and each set of --node-args) has its own.
-  const path = `${file}.${process.pid}.cpuprofile`
+  const path = `${file}.${process.pid}.${allocFile !== undefined ? 'heapprofile' : 'cpuprofile'}`
   writeFileSync(path, JSON.stringify(profile))
   profiled = true
-  console.error(`registry-server: CPU profile ${path} (node flags: ${process.execArgv.join(' ') || 'none'})`)
+  console.error(`registry-server: ${allocFile !== undefined ? 'allocation' : 'CPU'} profile ${path} (node flags: ${process.execArgv.join(' ') || 'none'})`)
 }
 process.on('message', (msg: { profile?: boolean, move?: number, usage?: boolean, gc?: boolean, stop?: boolean, reset?: boolean }) => {
   if (msg.move !== undefined) synthetic.moveEndpoint(msg.move)
