@@ -136,13 +136,13 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgC
   }
   const started = client
   const reporter = new PathReporter({}, { status: () => started.status(), version: () => started.pathsVersion, notified: true, send: async (r, signal) => { await started.registryClient.report(r, signal) }, logger, observer: metrics?.observer })
-  // The first report waits for the first table's paths: an empty report would only compete with the first attempts.
+  // The first report waits until the first attempts are answered (or 2 s): a report would only compete with them
+  // for the CPU and the hub's tunnel, and the registry has nothing to show before them.
   let reporting = false
-  started.onPathsChanged = () => {
-    if (reporting) reporter.changed()
-    else { reporting = true; reporter.start() }
-  }
-  return { client, async stop () { await reporter.stop(); await http?.close(); await started.stop() } }
+  let stopping = false
+  started.onPathsChanged = () => { if (reporting) reporter.changed() }
+  void started.settled.then(() => { if (!stopping) { reporting = true; reporter.start() } })
+  return { client, async stop () { stopping = true; await reporter.stop(); await http?.close(); await started.stop() } }
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {

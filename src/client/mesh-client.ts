@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os'
 import { WgnatError, messageOf, quote } from '../shared/errors.js'
 import { firstHost, formatEndpoint, parseEndpoint, parsePrefix, type Endpoint, type Prefix } from '../shared/ip.js'
 import { interfaceAddresses } from '../shared/interface-addresses.js'
@@ -11,7 +12,7 @@ import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, 
 import { QuietReads } from './paths/quiet-reads.js'
 import type { MeshObserver } from './observe/mesh-observer.js'
 import { NatMonitor } from './nat/nat-monitor.js'
-import { NAT_START_DEFER_MS, firstAttemptsPending } from './nat/nat-start.js'
+import { NAT_START_DEFER_MS, firstAttemptsPending, hasGlobalIpv6, needsNatNow } from './nat/nat-start.js'
 import { PathLog } from './paths/path-log.js'
 import { meanCycleCpuMs, retryReadMs } from './paths/read-budget.js'
 import { punch } from './nat/puncher.js'
@@ -153,6 +154,14 @@ export class MeshClient {
   private natStarted = false
   /** Starts NAT discovery if the first attempts are still unanswered NAT_START_DEFER_MS after they went out. */
   private natTimer: ReturnType<typeof setTimeout> | undefined
+  private settle: () => void = () => {}
+  /** This host has a global IPv6 address (nat-start.ts): NAT discovery is not put off. Looked at once. */
+  private ipv6Here: boolean | undefined
+  /**
+   * Resolves once the first table's attempts are answered, or NAT_START_DEFER_MS after they went out (nat-start.ts):
+   * when the work that can wait for the first attempts begins (NAT discovery, port mapping, the first path report).
+   */
+  readonly settled = new Promise<void>((resolve) => { this.settle = resolve })
   private readonly policyFilter: PolicyFilter
   private portMapper: PortMapper | undefined
   private readonly observer: MeshObserver | undefined
@@ -307,7 +316,7 @@ export class MeshClient {
         natClass: this.nat?.current?.announce.natClass ?? 'unknown',
         mappedEndpoint: this.nat?.current?.announce.mappedEndpoint ?? null,
         portMapping: this.portMapper?.status() ?? null,
-        natReason: this.nat?.current?.reason ?? 'not checked yet (waiting for the first answer from the registry)',
+        natReason: this.nat?.current?.reason ?? (this.natStarted ? 'checking' : 'not checked yet (it starts once the first table\'s attempts are answered, at most 2 s after them)'),
         rawProblem: this.nat?.rawProblem ?? null
       },
       peers: [...keys].sort().map((key) => peerStatus(key, this.tracks.get(key), this.desired?.get(key), handshakes.get(key) ?? 0, this.registryState.relay, this.nat?.current?.announce.natClass))
@@ -566,8 +575,9 @@ export class MeshClient {
   }
 
   /**
-   * NAT discovery and port mapping start once the first attempts are answered, or NAT_START_DEFER_MS after they went
-   * out (nat-start.ts); a tick calls this after its attempts are out, every tick until then.
+   * NAT discovery and port mapping start once the first attempts are answered, NAT_START_DEFER_MS after they went out,
+   * or at once on a host with global IPv6 or for a table with a peer that needs them (nat-start.ts); a tick calls this
+   * after its attempts are out, every tick until then.
    */
   private startNatWhenDue (): void {
     const start = (): void => {
@@ -576,8 +586,11 @@ export class MeshClient {
       clearTimeout(this.natTimer)
       this.nat?.start()
       this.portMapper?.start()
+      this.settle()
     }
-    if (!firstAttemptsPending(this.tracks)) start()
+    const selfPublic = this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address
+    this.ipv6Here ??= hasGlobalIpv6(networkInterfaces(), this.init.iface, this.meshPrefixes)
+    if (this.ipv6Here || !firstAttemptsPending(this.tracks) || (this.desired !== null && needsNatNow(this.desired, selfPublic))) start()
     else this.natTimer ??= setTimeout(start, NAT_START_DEFER_MS)
   }
 
