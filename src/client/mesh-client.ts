@@ -588,10 +588,15 @@ export class MeshClient {
       this.portMapper?.start()
       this.settle()
     }
+    // After stop() (a tick that was under way): no timer that would hold the process up to 2 s.
+    if (this.abort.signal.aborted) return
     const selfPublic = this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address
-    this.ipv6Here ??= hasGlobalIpv6(networkInterfaces(), this.init.iface, this.meshPrefixes)
+    // Only a hint: where the host's addresses cannot be listed this way, NAT discovery waits as for an IPv4-only host.
+    if (this.ipv6Here === undefined) {
+      try { this.ipv6Here = hasGlobalIpv6(networkInterfaces(), this.init.iface, this.meshPrefixes) } catch { this.ipv6Here = false }
+    }
     if (this.ipv6Here || !firstAttemptsPending(this.tracks) || (this.desired !== null && needsNatNow(this.desired, selfPublic))) start()
-    else this.natTimer ??= setTimeout(start, NAT_START_DEFER_MS)
+    else this.natTimer ??= setTimeout(start, NAT_START_DEFER_MS).unref()
   }
 
   /**
