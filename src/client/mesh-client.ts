@@ -155,8 +155,8 @@ export class MeshClient {
   /** Starts NAT discovery if the first attempts are still unanswered NAT_START_DEFER_MS after they went out. */
   private natTimer: ReturnType<typeof setTimeout> | undefined
   private settle: () => void = () => {}
-  /** This host has a global IPv6 address (nat-start.ts): NAT discovery is not put off. Looked at once. */
-  private ipv6Here: boolean | undefined
+  /** This host had a global IPv6 address at start (nat-start.ts): NAT discovery is not put off. */
+  private ipv6Here = false
   /**
    * Resolves once the first table's attempts are answered, or NAT_START_DEFER_MS after they went out (nat-start.ts):
    * when the work that can wait for the first attempts begins (NAT discovery, port mapping, the first path report).
@@ -223,6 +223,7 @@ export class MeshClient {
     // A hub peer that routes everything (0.0.0.0/0, an exit through the hub) does not make the internet the mesh.
     const hubPrefix = hubPrefixes.find((p) => p.bits > 0)
     this.meshPrefixes = meshPrefixes(hubPrefixes.filter((p) => p.bits > 0), interfaceAddresses(iface))
+    this.ipv6Here = hasGlobalIpv6(networkInterfaces(), iface, this.meshPrefixes)
     if (this.init.registryAddress === undefined && hubPrefix === undefined) {
       throw new WgnatError(`registry peer ${shortKey(registryKey)} routes everything (${hubPrefixes.map((p) => p.text).join(', ')}): pass --registry-address`, 64)
     }
@@ -502,7 +503,7 @@ export class MeshClient {
     const networkChanged = this.retryNow && this.desired !== null
     if (networkChanged) this.retryNow = false
     const waiters = networkChanged || this.desired === null ? this.kickWaiters.splice(0) : []
-    const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address, portMapped: this.portMapper?.current != null, ipv6: (this.nat?.current?.announce.ipv6Endpoints?.length ?? 0) > 0 }
+    const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfPublicAddress(), portMapped: this.portMapper?.current != null, ipv6: (this.nat?.current?.announce.ipv6Endpoints?.length ?? 0) > 0 }
     const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
     // Where the hub does not relay, a peer's routes go on with the attempt (nothing to protect on the hub path).
     const input = { nowMs, selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged, hubRelays: this.registryState.relay }
@@ -574,6 +575,11 @@ export class MeshClient {
     return nowMs
   }
 
+  /** Our public address as the hub sees it (the registry's entry for us), or null before the first table. */
+  private selfPublicAddress (): string | null {
+    return this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address
+  }
+
   /**
    * NAT discovery and port mapping start once the first attempts are answered, NAT_START_DEFER_MS after they went out,
    * or at once on a host with global IPv6 or for a table with a peer that needs them (nat-start.ts); a tick calls this
@@ -590,12 +596,7 @@ export class MeshClient {
     }
     // After stop() (a tick that was under way): no timer that would hold the process up to 2 s.
     if (this.abort.signal.aborted) return
-    const selfPublic = this.selfEntry?.endpoint == null ? null : parseEndpoint(this.selfEntry.endpoint).address
-    // Only a hint: where the host's addresses cannot be listed this way, NAT discovery waits as for an IPv4-only host.
-    if (this.ipv6Here === undefined) {
-      try { this.ipv6Here = hasGlobalIpv6(networkInterfaces(), this.init.iface, this.meshPrefixes) } catch { this.ipv6Here = false }
-    }
-    if (this.ipv6Here || !firstAttemptsPending(this.tracks) || (this.desired !== null && needsNatNow(this.desired, selfPublic))) start()
+    if (this.ipv6Here || !firstAttemptsPending(this.tracks) || (this.desired !== null && needsNatNow(this.desired, this.selfPublicAddress()))) start()
     else this.natTimer ??= setTimeout(start, NAT_START_DEFER_MS).unref()
   }
 

@@ -25,8 +25,8 @@ describe('PathLog', () => {
     const retries = Array.from({ length: 400 }, () => [ev('hub', 'trying'), ev('trying', 'hub')]).flat()
     expect(log.record(retries)).toEqual([])
     expect(log.record([ev('trying', 'direct')])).toHaveLength(1)
-    expect(log.summary(SUMMARY_EVERY_MS - 1, ['hub'])).toBeNull()
-    const phases = [...Array<'hub'>(412).fill('hub'), 'direct' as const, 'trying' as const]
+    expect(log.summary(SUMMARY_EVERY_MS - 1, [{ phase: 'hub' }])).toBeNull()
+    const phases = [...Array<'hub'>(412).fill('hub'), 'direct' as const, 'trying' as const].map((phase) => ({ phase }))
     expect(log.summary(SUMMARY_EVERY_MS, phases)).toBe('1 peers direct, 412 via hub, 1 trying; this minute: 400 attempts, 400 failed, 1 path changes')
     // Nothing happened since: no line, however many peers wait.
     expect(log.summary(2 * SUMMARY_EVERY_MS, phases)).toBeNull()

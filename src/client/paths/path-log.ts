@@ -36,16 +36,15 @@ export class PathLog {
   }
 
   /**
-   * The summary line, when a minute has passed since the last one and something happened in it; else null. `phases`
-   * is read only then (a Map of tracks or an array of phases, walked with forEach: nothing is built per tick).
+   * The summary line, when a minute has passed since the last one and something happened in it; else null. `tracks`
+   * (the client's Map of them) are read only then, walked with forEach: nothing is built per tick.
    */
-  summary (nowMs: number, phases: { forEach: (fn: (p: PathPhase | { phase: PathPhase }) => void) => void }): string | null {
+  summary (nowMs: number, tracks: { forEach: (fn: (t: { phase: PathPhase }) => void) => void }): string | null {
     if (nowMs - this.lastSummaryMs < SUMMARY_EVERY_MS) return null
     const quiet = this.attempts === 0 && this.failed === 0 && this.changed === 0
     const minutes = Math.max(1, Math.round((nowMs - this.lastSummaryMs) / 60_000))
     const counts = { direct: 0, hub: 0, trying: 0 }
-    phases.forEach((item) => {
-      const p = typeof item === 'string' ? item : item.phase
+    tracks.forEach(({ phase: p }) => {
       if (p === 'direct') counts.direct++
       else if (p === 'hub') counts.hub++
       else counts.trying++
