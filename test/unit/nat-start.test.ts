@@ -54,7 +54,11 @@ describe('hasGlobalIpv6', () => {
     ['loopback', { lo: [v6('::1', true)] }, false],
     ['global IPv6 only on the WireGuard interface', { wg0: [v6('2001:db8:2::1')], eth0: [v4('198.19.1.2')] }, false],
     ['an address inside the mesh', { eth0: [v6('2001:db8:ffff::5')] }, false],
-    ['6to4', { eth0: [v6('2002:c000:204::1')] }, false]
+    ['6to4', { eth0: [v6('2002:c000:204::1')] }, false],
+    ['Teredo', { eth0: [v6('2001:0:4136:e378::1')] }, false],
+    ['the top of 2000::/3', { eth0: [v6('3fff:1::2')] }, true],
+    ['just below 2000::/3 (a short first group)', { eth0: [v6('1fff::2'), v6('2ff::1')] }, false],
+    ['just above 2000::/3', { eth0: [v6('4000::1')] }, false]
   ])('%s', (_name, interfaces, want) => {
     expect(hasGlobalIpv6(interfaces, 'wg0', MESH)).toBe(want)
   })
