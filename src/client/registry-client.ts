@@ -1,6 +1,6 @@
-import { request } from 'node:http'
-import { ParseError, WgnatError, messageOf, quote } from '../shared/errors.js'
+import { ParseError, WgnatError, quote } from '../shared/errors.js'
 import { LONG_POLL_KEEPALIVE_MS } from './long-poll-wait.js'
+import { HttpCallError, HttpConnection } from './http-connection.js'
 import { API, tableResponseSchema, type Announce, type PathReport, type TableResponse } from '../shared/protocol.js'
 
 export interface RegistryClientInit {
@@ -30,9 +30,11 @@ export function parseTableResponse (body: string): TableResponse {
 export class RegistryClient {
   private readonly timeoutMs: number
   private readonly maxBytes: number
+  private readonly http: HttpConnection
   constructor (private readonly init: RegistryClientInit) {
     this.timeoutMs = init.timeoutMs ?? 5000
     this.maxBytes = init.maxBytes ?? 32 * 1024 * 1024
+    this.http = new HttpConnection(init.address, init.port)
   }
 
   get url (): string {
@@ -55,46 +57,31 @@ export class RegistryClient {
     await this.call('POST', API.report, JSON.stringify(report), this.timeoutMs, signal)
   }
 
-  private async call (method: string, path: string, body: string | undefined, timeoutMs: number, signal?: AbortSignal, longPoll = false): Promise<string> {
-    return await new Promise<string>((resolve, reject) => {
-      const req = request(`${this.url}${path}`, {
+  private async call (method: 'GET' | 'POST', path: string, body: string | undefined, timeoutMs: number, signal?: AbortSignal, longPoll = false): Promise<string> {
+    let answer
+    try {
+      answer = await this.http.call({
         method,
-        signal,
-        timeout: timeoutMs,
-        headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-      }, (res) => {
+        path,
+        body,
+        maxBytes: this.maxBytes,
+        timeoutMs,
         // A long-poll's wait ends when the answer starts: its body gets the plain request's time, as any answer does
         // (a registry dribbling a body would otherwise hold the client for the whole wait).
-        if (longPoll) { clearTimeout(deadline); deadline = setTimeout(expire, this.timeoutMs, this.timeoutMs) }
-        const chunks: Buffer[] = []
-        let size = 0
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length
-          if (size > this.maxBytes) { req.destroy(new RegistryError(`registry response over ${this.maxBytes} bytes`)); return }
-          chunks.push(chunk)
-        })
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8')
-          if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) { resolve(text); return }
-          let detail = text
-          try { detail = String((JSON.parse(text) as { error?: unknown }).error ?? text) } catch {}
-          reject(new RegistryError(`registry answered ${String(res.statusCode)}: ${quote(detail)}`))
-        })
-        res.on('error', (err) => reject(new RegistryError(`registry response failed: ${messageOf(err)}`)))
-      })
-      // A held long-poll: TCP keep-alive notices a dead or restarted hub long before the deadline (long-poll-wait.ts).
-      if (longPoll) req.on('socket', (socket) => { socket.setKeepAlive(true, LONG_POLL_KEEPALIVE_MS) })
-      // A hard deadline for the whole exchange, not just idle time between packets.
-      const expire = (ms: number): void => { req.destroy(new RegistryError(`registry at ${this.url} did not answer within ${Math.round(ms / 1000)}s`)) }
-      let deadline = setTimeout(expire, timeoutMs, timeoutMs)
-      req.on('close', () => clearTimeout(deadline))
-      req.on('timeout', () => { expire(timeoutMs) })
-      req.on('error', (err) => {
-        if (err instanceof WgnatError) reject(err)
-        else if (err.name === 'AbortError') reject(err)
-        else reject(new RegistryError(`cannot reach the registry at ${this.url}: ${messageOf(err)}`))
-      })
-      req.end(body)
-    })
+        answerTimeoutMs: longPoll ? this.timeoutMs : undefined,
+        // A held long-poll: TCP keep-alive notices a dead or restarted hub long before the deadline (long-poll-wait.ts).
+        onSocket: longPoll ? (socket) => { socket.setKeepAlive(true, LONG_POLL_KEEPALIVE_MS) } : undefined
+      }, signal)
+    } catch (err) {
+      if (!(err instanceof HttpCallError)) throw err
+      if (err.stage === 'timeout') throw new RegistryError(`registry at ${this.url} did not answer within ${Math.round(err.ms / 1000)}s`)
+      if (err.stage === 'connect') throw new RegistryError(`cannot reach the registry at ${this.url}: ${err.message}`)
+      if (err.stage === 'limit') throw new RegistryError(err.message)
+      throw new RegistryError(`registry response failed: ${err.message}`)
+    }
+    if (answer.status >= 200 && answer.status < 300) return answer.body
+    let detail = answer.body
+    try { detail = String((JSON.parse(answer.body) as { error?: unknown }).error ?? answer.body) } catch {}
+    throw new RegistryError(`registry answered ${answer.status}: ${quote(detail)}`)
   }
 }
