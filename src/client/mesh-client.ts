@@ -11,12 +11,11 @@ import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './paths/reconcile.js'
 import { QuietReads } from './paths/quiet-reads.js'
 import type { MeshObserver } from './observe/mesh-observer.js'
-import { NatMonitor } from './nat/nat-monitor.js'
+import type { NatMonitor } from './nat/nat-monitor.js'
 import { NAT_START_DEFER_MS, firstAttemptsPending, hasGlobalIpv6, needsNatNow } from './nat/nat-start.js'
 import { PathLog } from './paths/path-log.js'
 import { meanCycleCpuMs, retryReadMs } from './paths/read-budget.js'
-import { punch } from './nat/puncher.js'
-import { PortMapper } from './portmap/port-mapper.js'
+import type { PortMapper } from './portmap/port-mapper.js'
 import { RegistryClient } from './registry-client.js'
 import { longPollWaitS } from './long-poll-wait.js'
 import { StateStore } from './state-store.js'
@@ -152,6 +151,8 @@ export class MeshClient {
   private pathLog: PathLog
   private readonly warnedUnreachable = new Set<string>()
   private natStarted = false
+  /** NAT discovery's modules loading and its start (startNat), once natStarted. */
+  private natLoad: Promise<void> | undefined
   /** Starts NAT discovery if the first attempts are still unanswered NAT_START_DEFER_MS after they went out. */
   private natTimer: ReturnType<typeof setTimeout> | undefined
   private settle: () => void = () => {}
@@ -241,15 +242,7 @@ export class MeshClient {
     this.log.info({ registry: this.registry.url, mesh: this.meshPrefixes.map((p) => p.text), adopted: this.tracks.size }, `syncing ${iface} with the registry at ${this.registry.url}`)
     this.lastDevice = device
     this.startDevice = { device, atMs: this.nowMs() }
-    // NAT discovery starts once the first table's attempts are answered (see startNatWhenDue).
-    this.nat = this.natMonitor()
-    if (this.init.portMapping !== false) {
-      // Started with NAT discovery: the mapping reaches the registry with the next announcement.
-      this.portMapper = new PortMapper({ internalPort: this.listenPort }, {
-        logger: this.log,
-        onChange: () => { this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`)) }
-      })
-    }
+    // NAT discovery and port mapping start once the first table's attempts are answered (see startNatWhenDue).
     this.loops = [this.syncLoop(), this.tickLoop()]
     // The status socket comes up beside the first sync, not before it (its files and socket are no part of it).
     if (this.init.statusSocket !== undefined) this.statusServer = this.serveStatusSocket(this.init.statusSocket)
@@ -264,10 +257,30 @@ export class MeshClient {
     }
   }
 
-  private natMonitor (): NatMonitor {
+  /**
+   * NAT discovery and port mapping, loaded only now: their modules (and the `dgram` and `zlib` they load, netlink's
+   * rtnetlink code) are nothing the first attempts need, and loading them cost each client start 5 ms of CPU while a
+   * mesh forms (issue 16). The bundle keeps them (scripts/bundle.mjs): loading is running their module code.
+   */
+  private async startNat (): Promise<void> {
+    const [{ NatMonitor }, { PortMapper }] = await Promise.all([import('./nat/nat-monitor.js'), import('./portmap/port-mapper.js')])
+    if (this.abort.signal.aborted) return
+    this.nat = this.natMonitor(NatMonitor)
+    if (this.init.portMapping !== false) {
+      // The mapping reaches the registry with the next announcement.
+      this.portMapper = new PortMapper({ internalPort: this.listenPort }, {
+        logger: this.log,
+        onChange: () => { this.nat?.announceNow().catch((err: unknown) => this.log.warn(`announcing to the registry failed: ${messageOf(err)}`)) }
+      })
+    }
+    this.nat.start()
+    this.portMapper?.start()
+  }
+
+  private natMonitor (Monitor: typeof NatMonitor): NatMonitor {
     const hubStunPort = this.init.hubStunPort ?? 3478
     const stunServers = [...(this.hubEndpoint !== null && hubStunPort > 0 ? [{ address: this.hubEndpoint.address, port: hubStunPort }] : []), ...(this.init.stunServers ?? [])]
-    return new NatMonitor({ iface: this.init.iface, listenPort: this.listenPort, meshPrefixes: this.meshPrefixes, stunServers, raw: this.init.raw, recheckMs: this.init.natCheckMs }, {
+    return new Monitor({ iface: this.init.iface, listenPort: this.listenPort, meshPrefixes: this.meshPrefixes, stunServers, raw: this.init.raw, recheckMs: this.init.natCheckMs }, {
       logger: this.log,
       hubView: () => {
         const mapped = this.selfEntry?.endpoint
@@ -296,7 +309,8 @@ export class MeshClient {
     this.switches.stop()
     this.wakeup.wake()
     // The port mapping is deleted on the router here (at most a second).
-    await Promise.all([...this.loops, this.natStarted ? this.nat?.stop() : undefined, this.portMapper?.stop()])
+    const natStopped = (async () => { await this.natLoad; await Promise.all([this.nat?.stop(), this.portMapper?.stop()]) })()
+    await Promise.all([...this.loops, natStopped])
     await (await this.statusServer)?.close()
     await this.policyFilter.stop()
   }
@@ -590,8 +604,7 @@ export class MeshClient {
       if (this.natStarted || this.abort.signal.aborted) return
       this.natStarted = true
       clearTimeout(this.natTimer)
-      this.nat?.start()
-      this.portMapper?.start()
+      this.natLoad = this.startNat().catch((err: unknown) => { this.log.warn(`NAT discovery did not start: ${messageOf(err)}`) })
       this.settle()
     }
     // After stop() (a tick that was under way): no timer that would hold the process up to 2 s.
@@ -614,6 +627,8 @@ export class MeshClient {
     })
     if (targets.length === 0) return false
     const init = { localPort: this.listenPort, targets, ttl: this.init.punchTtl, signal: this.abort.signal }
+    // Loaded on first use, as NAT discovery is: punching is opt-in (--punch-ttl).
+    const { punch } = await import('./nat/puncher.js')
     const first = await punch({ ...init, count: 1 }, { logger: this.log })
     if (first.errors.length > 0) this.log.debug(`punch: ${first.errors[0] ?? ''}`)
     void punch({ ...init, count: PUNCH_ROUNDS - 1 }, { logger: this.log })
