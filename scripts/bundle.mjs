@@ -9,6 +9,7 @@
 // (raw-socket's, netlink's) stay outside the bundle and load from node_modules on first use.
 import { execFileSync } from 'node:child_process'
 import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { crc32 } from 'node:zlib'
 import { build } from 'esbuild'
 
 /**
@@ -69,9 +70,12 @@ await build({
 for (const cli of Object.keys(CLIS)) {
   // The code cache wraps the bundle in CommonJS's function wrapper, where a `#!` line is a syntax error.
   const bundle = `dist/bin/${cli}.bundle.cjs`
-  writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#!.*/, ''))
+  const text = readFileSync(bundle, 'utf8').replace(/^#!.*/, '')
+  writeFileSync(bundle, text)
   const entry = `dist/bin/${cli}.cjs`
-  const run = `require('./code-cache.cjs').runBundle(require('node:path').join(__dirname, '${cli}.bundle.cjs'))`
+  // The bundle's checksum names its code cache; computed here, a start loads no zlib to compute it.
+  const checksum = crc32(Buffer.from(text, 'utf8')).toString(16).padStart(8, '0')
+  const run = `require('./code-cache.cjs').runBundle(require('node:path').join(__dirname, '${cli}.bundle.cjs'), { checksum: '${checksum}' })`
   writeFileSync(entry, `#!/usr/bin/env node\n'use strict'\n${run}\n`)
   chmodSync(entry, 0o755)
   // `--help` alone prints the text the CLI itself printed here, at build time, without loading the CLI: node's own

@@ -30,7 +30,6 @@ import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readdirSync, r
 import { createRequire } from 'node:module'
 import { basename, dirname, isAbsolute, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { crc32 } from 'node:zlib'
 import { Script } from 'node:vm'
 
 /** A daemon makes its cache this long after its start: its start-up code (options, first sync, first attempts) has run by then. */
@@ -57,14 +56,21 @@ export function roleOf (args: readonly string[]): CacheRole {
   return args[0] !== undefined && !args[0].startsWith('-') ? 'command' : 'daemon'
 }
 
-/** Where the cache of `bundle` (whose text is `source`) for `role` lives: see the file's comment. */
-export function cacheFileOf (bundle: string, source: string | Uint8Array, role: CacheRole, env: NodeJS.ProcessEnv = process.env): string {
+/**
+ * A bundle's CRC-32, 8 hex digits. A checksum, not a cryptographic hash: it tells builds apart (whoever can write the
+ * bundle runs code anyway), and loads no node:crypto (a tenth of `--help`'s time with SHA-256).
+ */
+export function checksumOf (source: string | Uint8Array): string {
+  // Loaded here, not imported: a start given the build's checksum loads no zlib at all.
+  const { crc32 } = process.getBuiltinModule('node:zlib')
+  return crc32(source).toString(16).padStart(8, '0')
+}
+
+/** Where the cache of `bundle` (of checksum `checksum`, see checksumOf) for `role` lives: see the file's comment. */
+export function cacheFileOf (bundle: string, checksum: string, role: CacheRole, env: NodeJS.ProcessEnv = process.env): string {
   const systemd = env.CACHE_DIRECTORY?.split(':')[0]
   const dir = systemd !== undefined && isAbsolute(systemd) ? systemd : dirname(bundle)
-  // A checksum, not a cryptographic hash: it tells builds apart (whoever can write the bundle runs code anyway), and
-  // loads no node:crypto at each start (a tenth of `--help`'s time with SHA-256).
-  const hash = crc32(source).toString(16).padStart(8, '0')
-  return join(dir, `${basename(bundle)}.${role}.${hash}.${process.version}-${process.arch}.v8cache`)
+  return join(dir, `${basename(bundle)}.${role}.${checksum}.${process.version}-${process.arch}.v8cache`)
 }
 
 /** Remove the caches of other builds and other nodes of the same bundle and role, once a new one is written. */
@@ -75,18 +81,29 @@ function removeOthers (cacheFile: string, bundle: string, role: CacheRole | 'dae
   }
 }
 
-/** Run the CommonJS bundle `bundle` (an absolute path) with its code cache; see the file's comment. */
-export function runBundle (
-  bundle: string,
-  role: CacheRole = roleOf(process.argv.slice(2)),
-  writeAfterMs = CACHE_WRITE_AFTER_MS,
+export interface RunBundleOptions {
+  /** @default roleOf(process.argv) */
+  role?: CacheRole
+  /** @default CACHE_WRITE_AFTER_MS */
+  writeAfterMs?: number
   /** How to run something as the process exits (tests pass their own). */
-  onExit: (fn: () => void) => { cancel: () => void } = (fn) => { process.once('exit', fn); return { cancel: () => { process.off('exit', fn) } } }
-): BundleStart {
+  onExit?: (fn: () => void) => { cancel: () => void }
+  /**
+   * The bundle's CRC-32 (8 hex digits) as scripts/bundle.mjs computed it when it wrote the bundle and its entry:
+   * a start then loads no `node:zlib` to compute it (3 ms of CPU, issue 16). Computed here when not given.
+   */
+  checksum?: string
+}
+
+/** Run the CommonJS bundle `bundle` (an absolute path) with its code cache; see the file's comment. */
+export function runBundle (bundle: string, opts: RunBundleOptions = {}): BundleStart {
+  const role = opts.role ?? roleOf(process.argv.slice(2))
+  const writeAfterMs = opts.writeAfterMs ?? CACHE_WRITE_AFTER_MS
+  const onExit = opts.onExit ?? ((fn) => { process.once('exit', fn); return { cancel: () => { process.off('exit', fn) } } })
   // scripts/bundle.mjs makes the bundle ASCII: read as latin1 it is a one-byte string, quicker to read and to compile.
   const bytes = readFileSync(bundle)
   const source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8')
-  const cacheFile = cacheFileOf(bundle, bytes, role)
+  const cacheFile = cacheFileOf(bundle, opts.checksum ?? checksumOf(bytes), role)
   // A daemon's early cache (see the file's comment), used while there is no full one.
   const early = join(dirname(cacheFile), basename(cacheFile).replace(`.${role}.`, '.daemon-early.'))
   let cachedData = readTrusted(cacheFile)
