@@ -14,6 +14,12 @@ import { HTTPParser } from 'http-parser-js'
 
 /** How long a connection is kept for the next call, unless the registry's own timeout is shorter. */
 export const KEEP_IDLE_MS = 4000
+/**
+ * A kept connection that fails this soon after its reuse, before any answer, was closed by the registry as we reused
+ * it (its idle timeout): the call is made once more on a new connection. Later, the failure is the call's own (a
+ * long-poll's TCP keep-alive finding the hub gone): no retry, which would start the call's whole wait over.
+ */
+export const REUSE_RETRY_WINDOW_MS = 1000
 
 export interface HttpCall {
   method: 'GET' | 'POST'
@@ -60,6 +66,7 @@ export function keepAliveTimeoutMs (headers: readonly string[]): number | undefi
 export class HttpConnection {
   private idle: { socket: Socket, timer: ReturnType<typeof setTimeout> } | undefined
   private readonly hostHeader: string
+  private closed = false
 
   constructor (private readonly host: string, private readonly port: number) {
     this.hostHeader = `${host.includes(':') ? `[${host}]` : host}:${port}`
@@ -69,19 +76,25 @@ export class HttpConnection {
   async call (req: HttpCall, signal?: AbortSignal): Promise<HttpAnswer> {
     const kept = this.takeIdle()
     if (kept === undefined) return await this.exchange(req, this.open(), signal)
+    const startedMs = Date.now()
     try {
       return await this.exchange(req, kept, signal)
     } catch (err) {
-      // The registry closed the kept connection as we reused it: nothing came back, so nothing happened; once more.
-      if (err instanceof HttpCallError && err.stage === 'connect' && signal?.aborted !== true) return await this.exchange(req, this.open(), signal)
+      // The registry closed the kept connection as we reused it: nothing came back, so nothing happened; once more,
+      // within what is left of the call's time. (Both calls made this way, announce and report, state the whole of
+      // something: one made twice is one made once.)
+      const elapsedMs = Date.now() - startedMs
+      if (err instanceof HttpCallError && err.stage === 'connect' && elapsedMs < REUSE_RETRY_WINDOW_MS && signal?.aborted !== true) {
+        return await this.exchange({ ...req, timeoutMs: Math.max(1, req.timeoutMs - elapsedMs) }, this.open(), signal)
+      }
       throw err
     }
   }
 
-  /** Close a kept connection (the client stops). */
+  /** Close the kept connection, and keep none from now on (the client stops). */
   close (): void {
-    const idle = this.takeIdle()
-    idle?.destroy()
+    this.closed = true
+    this.takeIdle()?.destroy()
   }
 
   private open (): Socket {
@@ -99,7 +112,7 @@ export class HttpConnection {
 
   private keep (socket: Socket, serverTimeoutMs: number | undefined): void {
     const ms = Math.min(KEEP_IDLE_MS, serverTimeoutMs === undefined ? KEEP_IDLE_MS : serverTimeoutMs - 1000)
-    if (this.idle !== undefined || ms <= 0) { socket.destroy(); return }
+    if (this.closed || this.idle !== undefined || ms <= 0) { socket.destroy(); return }
     socket.removeAllListeners()
     const drop = (): void => { if (this.idle?.socket === socket) this.takeIdle(); socket.destroy() }
     socket.on('error', drop).on('close', drop).on('data', drop)
@@ -127,12 +140,14 @@ export class HttpConnection {
         socket.destroy()
         reject(err)
       }
-      const onAbort = (): void => { finish(signal?.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError')) }
+      const onAbort = (): void => { finish(new DOMException('This operation was aborted', 'AbortError')) }
       if (signal?.aborted === true) { onAbort(); return }
       signal?.addEventListener('abort', onAbort, { once: true })
       parser[HTTPParser.kOnHeadersComplete] = (...a: unknown[]) => {
         if (settled) return
         head = a.length === 1 ? a[0] as ResponseHead : { statusCode: a[5], shouldKeepAlive: a[8], headers: a[2] } as ResponseHead
+        // An interim answer (100 Continue, 103 Early Hints) is followed by the real one.
+        if (head.statusCode < 200) return
         const ms = req.answerTimeoutMs
         if (ms !== undefined) { clearTimeout(deadline); deadline = setTimeout(expire, ms, ms) }
       }
@@ -145,6 +160,7 @@ export class HttpConnection {
       parser[HTTPParser.kOnMessageComplete] = () => {
         if (settled) return
         const h = head as ResponseHead
+        if (h.statusCode < 200) { head = undefined; chunks.length = 0; size = 0; return }
         const answer = { status: h.statusCode, body: Buffer.concat(chunks).toString('utf8') }
         settled = true
         clearTimeout(deadline)

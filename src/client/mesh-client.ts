@@ -12,7 +12,7 @@ import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, 
 import { QuietReads } from './paths/quiet-reads.js'
 import type { MeshObserver } from './observe/mesh-observer.js'
 import type { NatMonitor } from './nat/nat-monitor.js'
-import { NAT_START_DEFER_MS, firstAttemptsPending, hasGlobalIpv6, needsNatNow } from './nat/nat-start.js'
+import { NAT_START_DEFER_MS, NO_RAW_PROBLEM, firstAttemptsPending, hasGlobalIpv6, needsNatNow } from './nat/nat-start.js'
 import { PathLog } from './paths/path-log.js'
 import { meanCycleCpuMs, retryReadMs } from './paths/read-budget.js'
 import type { PortMapper } from './portmap/port-mapper.js'
@@ -311,6 +311,7 @@ export class MeshClient {
     // The port mapping is deleted on the router here (at most a second).
     const natStopped = (async () => { await this.natLoad; await Promise.all([this.nat?.stop(), this.portMapper?.stop()]) })()
     await Promise.all([...this.loops, natStopped])
+    this.registry?.close()
     await (await this.statusServer)?.close()
     await this.policyFilter.stop()
   }
@@ -332,7 +333,7 @@ export class MeshClient {
         mappedEndpoint: this.nat?.current?.announce.mappedEndpoint ?? null,
         portMapping: this.portMapper?.status() ?? null,
         natReason: this.nat?.current?.reason ?? (this.natStarted ? 'checking' : 'not checked yet (it starts once the first table\'s attempts are answered, at most 2 s after them)'),
-        rawProblem: this.nat?.rawProblem ?? null
+        rawProblem: this.nat?.rawProblem ?? (this.init.raw === false ? NO_RAW_PROBLEM : null)
       },
       peers: [...keys].sort().map((key) => peerStatus(key, this.tracks.get(key), this.desired?.get(key), handshakes.get(key) ?? 0, this.registryState.relay, this.nat?.current?.announce.natClass))
     }
@@ -518,7 +519,8 @@ export class MeshClient {
     if (networkChanged) this.retryNow = false
     const waiters = networkChanged || this.desired === null ? this.kickWaiters.splice(0) : []
     const self = { natClass: this.nat?.current?.announce.natClass ?? 'unknown', publicAddress: this.selfPublicAddress(), portMapped: this.portMapper?.current != null, ipv6: (this.nat?.current?.announce.ipv6Endpoints?.length ?? 0) > 0 }
-    const punching = this.init.punchTtl !== undefined && this.nat?.rawAvailable === true
+    // Before NAT discovery has started (and checked the raw-socket addon), raw sockets count as on unless --no-raw.
+    const punching = this.init.punchTtl !== undefined && (this.nat?.rawAvailable ?? this.init.raw !== false)
     // Where the hub does not relay, a peer's routes go on with the attempt (nothing to protect on the hub path).
     const input = { nowMs, selfKey: this.selfKey, device, desired: this.desired, tracks: this.tracks, timing: this.timing, self, punching, networkChanged, hubRelays: this.registryState.relay }
     const out = this.quietReads.reuse(input) ?? this.quietReads.record(input, reconcile(input))

@@ -48,6 +48,9 @@ export class RegistryClient {
     return parseTableResponse(body)
   }
 
+  /** Close the connection kept for the next call (the client stops). */
+  close (): void { this.http.close() }
+
   async announce (announce: Announce, signal?: AbortSignal): Promise<void> {
     await this.call('POST', API.announce, JSON.stringify(announce), this.timeoutMs, signal)
   }

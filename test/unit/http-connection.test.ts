@@ -1,7 +1,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { HttpConnection, keepAliveTimeoutMs } from '../../src/client/http-connection.js'
+import { HttpConnection, REUSE_RETRY_WINDOW_MS, keepAliveTimeoutMs } from '../../src/client/http-connection.js'
 import { RegistryClient } from '../../src/client/registry-client.js'
 
 // The client's own HTTP/1.1 calls (http-connection.ts), against Node's HTTP server and against raw sockets that
@@ -88,6 +88,34 @@ describe('HttpConnection', () => {
     const http = new HttpConnection('127.0.0.1', port)
     expect((await http.call({ method: 'GET', path: '/', maxBytes: 100, timeoutMs: 2000 })).body).toBe('first')
     expect((await http.call({ method: 'GET', path: '/', maxBytes: 100, timeoutMs: 2000 })).body).toBe('first')
+    expect(connections()).toBe(2)
+  })
+
+  it('does not make a call again when a kept connection fails later than a reuse race (a long-poll finding the hub gone)', async () => {
+    const { port, connections } = await rawServer((socket, _req, index) => {
+      if (index === 0 && socket.bytesWritten > 0) { setTimeout(() => socket.resetAndDestroy(), REUSE_RETRY_WINDOW_MS + 200); return }
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+    })
+    const http = new HttpConnection('127.0.0.1', port)
+    await http.call({ method: 'GET', path: '/', maxBytes: 100, timeoutMs: 5000 })
+    await expect(http.call({ method: 'GET', path: '/', maxBytes: 100, timeoutMs: 5000 })).rejects.toMatchObject({ stage: 'connect' })
+    expect(connections()).toBe(1)
+  })
+
+  it('skips an interim answer (100 Continue) and reads the real one', async () => {
+    const { port } = await rawServer((socket) => { socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nreal') })
+    const http = new HttpConnection('127.0.0.1', port)
+    expect(await http.call({ method: 'GET', path: '/', maxBytes: 100, timeoutMs: 2000 })).toEqual({ status: 200, body: 'real' })
+    http.close()
+  })
+
+  it('keeps no connection once closed, not even one whose call ends after', async () => {
+    const { port, connections } = await rawServer((socket) => { setTimeout(() => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'), 50) })
+    const http = new HttpConnection('127.0.0.1', port)
+    const call = http.call({ method: 'GET', path: '/', maxBytes: 100, timeoutMs: 2000 })
+    http.close()
+    expect((await call).body).toBe('ok')
+    await http.call({ method: 'GET', path: '/', maxBytes: 100, timeoutMs: 2000 })
     expect(connections()).toBe(2)
   })
 

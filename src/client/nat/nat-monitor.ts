@@ -13,6 +13,7 @@ import { discover, type Discovery } from './nat-discovery.js'
 import { stunProbe, type StunProbeResult } from './stun-probe.js'
 import { READY_SHRINK_HOLD_MS, onlyReadyShrank } from './ready-shrink.js'
 import { natRecheckMs } from './resting-recheck.js'
+import { NO_RAW_PROBLEM } from './nat-start.js'
 
 /**
  * How often the NAT mapping is checked again when nothing else prompts it: a router that reboots or drops its
@@ -90,7 +91,7 @@ export class NatMonitor {
 
   constructor (private readonly init: NatMonitorInit, private readonly c: NatMonitorComponents) {
     this.raw = init.raw ?? true
-    if (!this.raw) this._rawProblem = 'raw sockets off (--no-raw): no STUN from the WireGuard port, no punching'
+    if (!this.raw) this._rawProblem = NO_RAW_PROBLEM
     this.sender = new KeptSender(c.openSender)
     this.addresses = new AddressCache({ read: async (o) => await (this.c.addresses ?? listAddresses)(o), maxAgeMs: init.addressMaxAgeMs })
     this.task = new RepeatingTask({

@@ -5,6 +5,12 @@ import type { PeerTrack } from '../paths/reconcile.js'
 import type { DesiredPeer } from '../paths/vet-table.js'
 
 /**
+ * What `wgnat-client status` says of raw sockets under `--no-raw`, from the start (NatMonitor says the same once NAT
+ * discovery has started; it lives here because NatMonitor's module loads only then).
+ */
+export const NO_RAW_PROBLEM = 'raw sockets off (--no-raw): no STUN from the WireGuard port, no punching'
+
+/**
  * When NAT discovery (the raw-socket check, netlink, STUN from the WireGuard port) and port mapping start (issue 16):
  * once the first table's attempts have their answers (each peer direct, or its first attempt failed), and at the
  * latest this long after those attempts went out. Both need the first table (how the hub sees us), the first
