@@ -258,9 +258,9 @@ export class MeshClient {
   }
 
   /**
-   * NAT discovery and port mapping, loaded only now: their modules (and the `dgram` and `zlib` they load, netlink's
-   * rtnetlink code) are nothing the first attempts need, and loading them cost each client start 5 ms of CPU while a
-   * mesh forms (issue 16). The bundle keeps them (scripts/bundle.mjs): loading is running their module code.
+   * NAT discovery and port mapping, loaded only now: their modules (with `zlib` and netlink's rtnetlink code) are
+   * nothing the first attempts need, and every millisecond of a client's start counts while many start at once
+   * (issue 16). The bundle keeps them (scripts/bundle.mjs): loading them is running their module code.
    */
   private async startNat (): Promise<void> {
     const [{ NatMonitor }, { PortMapper }] = await Promise.all([import('./nat/nat-monitor.js'), import('./portmap/port-mapper.js')])
