@@ -3,7 +3,7 @@
  * interface (wireguard-go), against a fake registry (fake-registry.ts, not wgnat-server) in the hub's namespace that
  * serves N peers whose endpoints lead nowhere, holds long-polls, and says the hub relays.
  *
- *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir> [--cpu-prof-interval <µs>]] [--no-http] [--trace-gc] [--probe <file> [--probe-hooks]] [--client-bin <dist/bin/wgnat-client.cjs>]
+ *   node dist/scripts/bench/client-rest.js [--peers 1000] [--runs 3] [--warmup 150] [--seconds 60] [--cpu-prof <dir> [--cpu-prof-interval <µs>]] [--no-http] [--trace-gc] [--probe <file> [--probe-hooks]] [--client-bin <dist/bin/wgnat-client.cjs>] [--node-args='<flags>']
  *
  * Per run (a fresh lab each): start the client at the default log level; time until the interface holds all N
  * peers ("applied"); then CPU (the client's utime+stime plus its reaped `wg` children, from /proc), RSS and log lines
@@ -18,6 +18,8 @@
  * pauses in ms); a line a collection on its stdout, not counted as a log line. `--probe <file>`: load tick-probe.js
  * into the client, which appends to <file> one JSON line per sync cycle (per-thread CPU, the fork, V8's collections;
  * with `--probe-hooks` the main thread's CPU in other callbacks inside the cycle); summed up by tick-anatomy.js.
+ * `--node-args='<flags>'` (with `=`: the flags start with a dash): more options for the client's node (V8 flags such as `--no-flush-bytecode`; any flag makes
+ * the start slower, node's own code cache then being refused, which the steady window does not see).
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -29,7 +31,7 @@ import { CLIENT_BIN, registerWithHub } from '../lab/mesh.js'
 import { processCpuMs } from '../lab/process-info.js'
 import { anatomyTable, parseProbeLines, type ProbeLine } from './tick-anatomy.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false }, probe: { type: 'string' }, 'cpu-prof-interval': { type: 'string' }, 'client-bin': { type: 'string' }, 'probe-hooks': { type: 'boolean', default: false } } })
+const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false }, probe: { type: 'string' }, 'cpu-prof-interval': { type: 'string' }, 'client-bin': { type: 'string' }, 'probe-hooks': { type: 'boolean', default: false }, 'node-args': { type: 'string' } } })
 const N = Number(values.peers); const RUNS = Number(values.runs); const WARMUP_S = Number(values.warmup); const SECONDS = Number(values.seconds)
 if (![N, RUNS, WARMUP_S, SECONDS].every((x) => Number.isInteger(x) && x > 0) || N > 60_000) {
   console.error(`client-rest: --peers (1-60000), --runs, --warmup and --seconds must be positive whole numbers`)
@@ -95,7 +97,7 @@ async function once (): Promise<Result> {
     const registry = lab.spawn('hub', [process.execPath, FAKE_REGISTRY, '--listen', `${lab.hub.tunnelIp}:${lab.hub.listenPort}`, '--peers', String(N), '--self', `${a.publicKey}=${lab.routers.a!.wanIp}:${a.listenPort}`, '--prefix', '100.64', '--relay'])
     await sleep(1500)
     const lines: number[] = []
-    const profile = [...(values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof'], ...(values['cpu-prof-interval'] === undefined ? [] : ['--cpu-prof-interval', values['cpu-prof-interval']])]), ...(values['trace-gc'] === true ? ['--trace-gc'] : [])]
+    const profile = [...(values['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof'], ...(values['cpu-prof-interval'] === undefined ? [] : ['--cpu-prof-interval', values['cpu-prof-interval']])]), ...(values['trace-gc'] === true ? ['--trace-gc'] : []), ...(values['node-args'] ?? '').split(' ').filter((x) => x !== '')]
     const gcs: GcEvent[] = []
     // --no-http: the client exactly as installed by default (no metrics endpoint; the sync-cycle column is then empty).
     const http = values['no-http'] === true ? [] : ['--http', METRICS]
