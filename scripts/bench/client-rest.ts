@@ -18,8 +18,9 @@
  * pauses in ms); a line a collection on its stdout, not counted as a log line. `--probe <file>`: load tick-probe.js
  * into the client, which appends to <file> one JSON line per sync cycle (per-thread CPU, the fork, V8's collections;
  * with `--probe-hooks` the main thread's CPU in other callbacks inside the cycle); summed up by tick-anatomy.js.
- * `--node-args='<flags>'` (with `=`: the flags start with a dash): more options for the client's node (V8 flags such as `--no-flush-bytecode`; any flag makes
- * the start slower, node's own code cache then being refused, which the steady window does not see).
+ * `--node-args='<flags>'` (with `=`: the flags start with a dash): more options for the client's node, V8 flags such
+ * as `--no-flush-bytecode` (any flag makes the start slower, node's own code cache then being refused; the steady
+ * window does not see that).
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
