@@ -8,7 +8,9 @@
  * gives the service (`CacheDirectory=wgnat`: `$CACHE_DIRECTORY`, /var/cache/wgnat, root's only), else beside the
  * bundle: only whoever may change the code may change its cache (the daemons run as root; a cache V8 loads must be
  * as trusted as the code; a cache file owned by someone else, or writable by others, is not loaded). The name carries the bundle's checksum because V8 itself checks only the source's length: a
- * new build gets a new cache, and the old ones are removed when it is written. V8 checks its own version and flags;
+ * new build gets a new cache, and the old ones are removed when it is written. The build computes the checksum and
+ * writes it into the entry beside the bundle (scripts/bundle.mjs), so a start loads no zlib: a bundle replaced without
+ * its entry (by hand; the build and the package always write both) would keep the old name. V8 checks its own version and flags;
  * a cache it rejects is ignored and rewritten. Nothing is written where the folder is not writable (a start then
  * costs what it would without a cache). Never fatal: a cache that cannot be read or written only costs the time it
  * would have saved.
