@@ -11,6 +11,7 @@
  */
 import { connect, type Socket } from 'node:net'
 import { HTTPParser } from 'http-parser-js'
+import { formatEndpoint } from '../shared/ip.js'
 
 /** How long a connection is kept for the next call, unless the registry's own timeout is shorter. */
 export const KEEP_IDLE_MS = 4000
@@ -69,7 +70,7 @@ export class HttpConnection {
   private closed = false
 
   constructor (private readonly host: string, private readonly port: number) {
-    this.hostHeader = `${host.includes(':') ? `[${host}]` : host}:${port}`
+    this.hostHeader = formatEndpoint({ address: host, port })
   }
 
   /** One call. Rejects with HttpCallError, or with an AbortError once `signal` aborts. */

@@ -1,6 +1,7 @@
 import { ParseError, WgnatError, quote } from '../shared/errors.js'
 import { LONG_POLL_KEEPALIVE_MS } from './long-poll-wait.js'
 import { HttpCallError, HttpConnection } from './http-connection.js'
+import { formatEndpoint } from '../shared/ip.js'
 import { API, tableResponseSchema, type Announce, type PathReport, type TableResponse } from '../shared/protocol.js'
 
 export interface RegistryClientInit {
@@ -38,8 +39,7 @@ export class RegistryClient {
   }
 
   get url (): string {
-    const host = this.init.address.includes(':') ? `[${this.init.address}]` : this.init.address
-    return `http://${host}:${this.init.port}`
+    return `http://${formatEndpoint({ address: this.init.address, port: this.init.port })}`
   }
 
   /** The table since `since` (0: full), held open by the registry up to `waitS` seconds when nothing changed. */
