@@ -209,9 +209,9 @@ describe('NatMonitor: announcing', () => {
       networkChange: true
     },
     {
-      name: 'the STUN-mapped endpoint moves before the hub notices: re-announce (now hard) and re-punch',
+      name: 'the STUN-mapped endpoint moves before the hub notices (a router reboot): re-announce, still easy, and re-punch',
       change: (w) => { w.stunMapped = [MAPPED_MOVED] },
-      announce: { natClass: 'hard', mappedEndpoint: '203.0.113.7:41234', lanEndpoints: ['192.168.1.10:51820'] },
+      announce: { natClass: 'easy', mappedEndpoint: '203.0.113.7:41234', lanEndpoints: ['192.168.1.10:51820'] },
       networkChange: true
     },
     {
@@ -243,6 +243,58 @@ describe('NatMonitor: announcing', () => {
     await h.rounds(4)
     expect(h.announce).toHaveBeenCalledTimes(2)
     expect(h.onNetworkChange).toHaveBeenCalledTimes(networkChange ? 1 : 0)
+  })
+})
+
+describe('NatMonitor: the hub catching up with a moved mapping', () => {
+  it('the hub then shows the new mapping: nothing more to announce', async () => {
+    const w = world()
+    const h = harness(w)
+    h.monitor.start()
+    await h.announcedCount(1)
+    w.stunMapped = [MAPPED_MOVED]
+    await h.announcedCount(2)
+    w.hubView = { hub: HUB, mapped: MAPPED_MOVED }
+    await h.rounds(4)
+    expect(h.announced.map((a) => a.natClass)).toEqual(['easy', 'easy'])
+    expect(found(h.monitor.current?.announce)?.natClass).toBe('easy')
+  })
+
+  it('the hub still shows the old mapping after hubCatchUpMs: a real second mapping, announced as hard', async () => {
+    const w = world()
+    const h = harness(w, { hubCatchUpMs: 60 })
+    h.monitor.start()
+    await h.announcedCount(1)
+    w.stunMapped = [MAPPED_MOVED]
+    await h.announcedCount(2)
+    expect(h.announced[1]?.natClass).toBe('easy')
+    await h.announcedCount(3)
+    expect(h.announced[2]).toEqual({ natClass: 'hard', mappedEndpoint: '203.0.113.7:41234', lanEndpoints: ['192.168.1.10:51820'] })
+  })
+
+  it('a hub showing a third mapping, not the old one, is not taken for a late view: hard at once', async () => {
+    const w = world()
+    const h = harness(w)
+    h.monitor.start()
+    await h.announcedCount(1)
+    w.stunMapped = [MAPPED_MOVED]
+    w.hubView = { hub: HUB, mapped: MAPPED_OTHER }
+    await h.announcedCount(2)
+    expect(h.announced[1]?.natClass).toBe('hard')
+  })
+
+  it('behind a NAT already hard, a moved STUN mapping does not hide the hub view', async () => {
+    const w = world({ hubView: { hub: HUB, mapped: MAPPED_OTHER } })
+    const h = harness(w)
+    h.monitor.start()
+    await h.announcedCount(1)
+    expect(h.announced[0]?.natClass).toBe('hard')
+    // The hub now shows the mapping STUN saw before it moved: with a hard NAT that is a second mapping, not a late view.
+    w.stunMapped = [MAPPED_MOVED]
+    w.hubView = { hub: HUB, mapped: MAPPED }
+    await h.announcedCount(2)
+    await h.rounds(4)
+    expect(h.announced.map((a) => a.natClass).every((c) => c === 'hard')).toBe(true)
   })
 })
 

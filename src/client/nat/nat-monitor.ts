@@ -25,6 +25,13 @@ export const NAT_RECHECK_MS = 2_000
 export const KICK_BEFORE_ANNOUNCE_MS = 1000
 /** Wait after a failed discovery round before the next. */
 export const NAT_FAILURE_RETRY_MS = 5_000
+/**
+ * How long after our mapping moved the hub's view of us may still show the old one without making our NAT hard. The
+ * hub's WireGuard learns the new mapping from our next packet to it (the announcement of the move is one, through the
+ * tunnel), and the registry tells us within a second or two; a hub still showing the old mapping after this is a real
+ * second mapping, so the class is hard.
+ */
+export const HUB_VIEW_CATCH_UP_MS = 10_000
 
 export interface NatMonitorInit {
   iface: string
@@ -40,6 +47,8 @@ export interface NatMonitorInit {
   addressMaxAgeMs?: number
   /** Wait between checks while `atRest()` (if longer than recheckMs). @default NAT_RECHECK_AT_REST_MS */
   restingRecheckMs?: number
+  /** @default HUB_VIEW_CATCH_UP_MS */
+  hubCatchUpMs?: number
 }
 
 export interface NatMonitorComponents {
@@ -88,6 +97,8 @@ export class NatMonitor {
   private _rawProblem: string | null = null
   private lastSent: Announce | undefined
   private shrinkTimer: ReturnType<typeof setTimeout> | undefined
+  /** The mapping our router dropped, while the hub's view may still show it (see HUB_VIEW_CATCH_UP_MS). */
+  private staleHubView: { mapped: string, until: number } | null = null
 
   constructor (private readonly init: NatMonitorInit, private readonly c: NatMonitorComponents) {
     this.raw = init.raw ?? true
@@ -211,8 +222,9 @@ export class NatMonitor {
         this.disableRaw(err.message)
       }
     }
-    const found = discover({ listenPort: this.init.listenPort, addresses, iface: this.init.iface, meshPrefixes: this.init.meshPrefixes, hubView: this.c.hubView(), stun })
     const before = this._current
+    const hubView = this.currentHubView(stun, before)
+    const found = discover({ listenPort: this.init.listenPort, addresses, iface: this.init.iface, meshPrefixes: this.init.meshPrefixes, hubView, stun })
     // A lost reply is no change: keep what we knew rather than flap between servers' answers.
     if (found.announce.mappedEndpoint === null && before !== null && stun !== null) found.announce.mappedEndpoint = before.announce.mappedEndpoint
     this._current = found
@@ -226,6 +238,24 @@ export class NatMonitor {
     }
     if (stun !== null) this.lastSamples = new Map(stun.samples.map((s) => [s.server, formatEndpoint(s.mapped)]))
     if (this.c.hubView() !== null) await this.send(found.announce, signal)
+  }
+
+  /**
+   * The hub's view of our mapping, left out while it is the mapping STUN saw before our mapping moved (a router
+   * reboot, say): the hub's WireGuard keeps our old endpoint until our next packet reaches it, and comparing that with
+   * the new mapping would call the NAT hard for the second or two it takes, while the peers probe our new endpoint.
+   */
+  private currentHubView (stun: StunProbeResult | null, before: Discovery | null): ReturnType<NatMonitorComponents['hubView']> {
+    const view = this.c.hubView()
+    if (view === null) return null
+    const seen = formatEndpoint(view.mapped)
+    if (before !== null && before.announce.natClass !== 'hard' && this.mappingMoved(stun) && [...this.lastSamples.values()].includes(seen)) {
+      this.staleHubView = { mapped: seen, until: Date.now() + (this.init.hubCatchUpMs ?? HUB_VIEW_CATCH_UP_MS) }
+    }
+    if (this.staleHubView === null) return view
+    if (seen === this.staleHubView.mapped && Date.now() < this.staleHubView.until) return null
+    this.staleHubView = null
+    return view
   }
 
   /**
