@@ -10,21 +10,26 @@
  *
  * With `--before-bin`, the same for that build, interleaved run by run. Each build runs once before measuring, so a
  * build that keeps a code cache has it (as an installed one does after its first start). Prints medians (min–max).
+ *
+ * `--at-once 2,8,16` also launches that many copies together (as the mesh-formation lab launches its clients on this
+ * machine's cores) and times the wall clock from the launch until the last copy has exited (`node -e 0`) or started
+ * its first `wg` (the client): the floor under a mesh of that many clients forming on one machine.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { CLIENT_BIN } from '../lab/mesh.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, 'before-bin': { type: 'string' } } })
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, 'before-bin': { type: 'string' }, 'at-once': { type: 'string' } } })
 const RUNS = Number(values.runs)
 const KEY = `${'A'.repeat(43)}=`
 
 const dir = mkdtempSync(join(tmpdir(), 'wgnat-startup-'))
 const stamp = join(dir, 'wg-started')
-writeFileSync(join(dir, 'wg'), `#!/bin/sh\ndate +%s%N > ${stamp}\nexit 1\n`)
+// Appended, not written: with --at-once several copies stamp their first `wg`.
+writeFileSync(join(dir, 'wg'), `#!/bin/sh\ndate +%s%N >> ${stamp}\nexit 1\n`)
 chmodSync(join(dir, 'wg'), 0o755)
 
 interface Sample { wallMs: number, cpuMs: number }
@@ -38,8 +43,26 @@ function sample (argv: string[], toFirstWg = false): Sample {
   const elapsedNs = process.hrtime.bigint() - t0
   const [, user, sys] = (r.stderr.trim().split('\n').pop() ?? '').split(' ').map(Number)
   let wallMs = Number(elapsedNs) / 1e6
-  if (toFirstWg) wallMs = Number(BigInt(readFileSync(stamp, 'utf8').trim()) - wall0) / 1e6
+  if (toFirstWg) wallMs = Number(lastStamp() - wall0) / 1e6
   return { wallMs, cpuMs: ((user ?? NaN) + (sys ?? NaN)) * 1000 }
+}
+
+/** The latest moment (ns since the epoch) a fake `wg` started since the stamp file was removed. */
+function lastStamp (): bigint {
+  return readFileSync(stamp, 'utf8').trim().split('\n').map((l) => BigInt(l)).reduce((a, b) => a > b ? a : b)
+}
+
+/** Launch `n` copies of argv together; wall ms until the last has exited, or with `toFirstWg` started its first `wg`. */
+async function atOnce (n: number, argv: (i: number) => string[], toFirstWg: boolean): Promise<number> {
+  rmSync(stamp, { force: true })
+  const wall0 = BigInt(Date.now()) * 1_000_000n
+  const t0 = process.hrtime.bigint()
+  await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const [file, ...args] = argv(i)
+    const child = spawn(file as string, args, { env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` }, stdio: 'ignore' })
+    await new Promise((resolve) => child.once('close', resolve))
+  }))
+  return toFirstWg ? Number(lastStamp() - wall0) / 1e6 : Number(process.hrtime.bigint() - t0) / 1e6
 }
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] ?? NaN }
@@ -76,6 +99,21 @@ try {
     console.log(`| ${c.name} | ${cells.map((s) => s === undefined ? '' : fmt(s.map((x) => x.wallMs))).join(' | ')} | ${cells.map((s) => s === undefined ? '' : fmt(s.map((x) => x.cpuMs))).join(' | ')} |`)
   }
   console.log(`\nmedians of ${RUNS} (min–max), interleaved; CPU is user + system of the whole process (for the first-wg case, until it exits after the failed \`wg\`)`)
+  const sizes = (values['at-once'] ?? '').split(',').filter((x) => x !== '').map(Number)
+  if (sizes.length > 0) {
+    const onceCases: Array<{ name: string, argv: (i: number) => string[], toFirstWg: boolean }> = [
+      { name: '`node -e 0`, until the last exits', argv: () => [process.execPath, '-e', '0'], toFirstWg: false },
+      ...builds.map(([label, bin]) => ({ name: `client (${label}), until the last starts its first \`wg\``, argv: (i: number) => [process.execPath, entryOf(bin, 'wgnat-client'), '-i', `wgstartup${i}`, '-r', KEY, '-t', '1m'], toFirstWg: true }))
+    ]
+    const at = new Map<string, number[]>()
+    for (let r = 0; r < RUNS; r++) {
+      for (const n of sizes) for (const c of onceCases) at.set(`${c.name}|${n}`, [...(at.get(`${c.name}|${n}`) ?? []), await atOnce(n, c.argv, c.toFirstWg)])
+    }
+    console.log(`\n| launched at once | ${sizes.map((n) => `${n}: wall ms`).join(' | ')} |`)
+    console.log(`| --- | ${sizes.map(() => '---').join(' | ')} |`)
+    for (const c of onceCases) console.log(`| ${c.name} | ${sizes.map((n) => fmt(at.get(`${c.name}|${n}`) ?? [])).join(' | ')} |`)
+    console.log(`\nmedians of ${RUNS} (min–max), sizes and cases interleaved`)
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }

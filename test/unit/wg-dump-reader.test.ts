@@ -42,6 +42,27 @@ describe('WgDumpReader', () => {
     expect(third.peers[1]).toBe(second.peers[1])
   })
 
+  it('tells a text of the same length that differs in one character from the last one, and a head that changed', async () => {
+    const reader = new WgDumpReader()
+    const first = await reader.parse(dump([line(1, { rx: 5 })]))
+    const other = await reader.parse(dump([line(1, { rx: 6 })]))
+    expect(other.peers[0]?.transferRx).toBe(6)
+    expect(other.peers[0]).not.toBe(first.peers[0])
+    const moved = dump([line(1, { rx: 6 })]).replace('\t51820\t', '\t51821\t')
+    expect((await reader.parse(moved)).listenPort).toBe(51821)
+  })
+
+  it('two reads parsed at once each give their own result, and the last one to finish is the one reused', async () => {
+    const reader = new WgDumpReader(1, 1)
+    const a = dump([line(1), line(2), line(3)])
+    const b = dump([line(1, { rx: 9 }), line(2), line(3)])
+    const [ra, rb] = await Promise.all([reader.parse(a), reader.parse(b)])
+    expect(ra).toEqual(parseWgDump(a))
+    expect(rb).toEqual(parseWgDump(b))
+    expect(await reader.parse(b)).toEqual(parseWgDump(b))
+    expect(await reader.parse(a)).toEqual(parseWgDump(a))
+  })
+
   it('throws the parser\'s errors and keeps its state for the next read', async () => {
     const reader = new WgDumpReader()
     const good = await reader.parse(dump([line(1), line(2)]))
