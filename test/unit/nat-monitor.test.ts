@@ -47,6 +47,8 @@ interface World {
   /** The mapping each STUN server sees, by server index; missing: the mapping of server 0. */
   stunMapped: Endpoint[]
   hubView: { hub: Endpoint, mapped: Endpoint } | null
+  /** No STUN server answers (the router is rebooting, say). */
+  stunSilent: boolean
   probeError: Error | undefined
   addressesError: Error | undefined
   announceError: Error | undefined
@@ -59,6 +61,7 @@ function world (over: Partial<World> = {}): World {
     addresses: [addr('lo', '127.0.0.1', { scope: 'host' }), addr('eth0', '192.168.1.10'), addr('wg0', '100.64.0.2')],
     stunMapped: [MAPPED],
     hubView: { hub: HUB, mapped: MAPPED },
+    stunSilent: false,
     probeError: undefined,
     addressesError: undefined,
     announceError: undefined,
@@ -94,8 +97,8 @@ function harness (w: World, init: Partial<NatMonitorInit> = {}, extra: Partial<N
     failOnce(w.probeError)
     expect(i.localPort).toBe(LISTEN_PORT)
     return {
-      samples: i.servers.map((s, n) => ({ server: formatEndpoint(s), mapped: w.stunMapped[n] ?? w.stunMapped[0] ?? MAPPED })),
-      failures: [],
+      samples: w.stunSilent ? [] : i.servers.map((s, n) => ({ server: formatEndpoint(s), mapped: w.stunMapped[n] ?? w.stunMapped[0] ?? MAPPED })),
+      failures: w.stunSilent ? i.servers.map((s) => ({ server: formatEndpoint(s), reason: 'no answer' })) : [],
       receiverStats: { seen: 0, otherPort: 0, malformed: 0, delivered: 0, handlerErrors: 0, socketErrors: 0 }
     }
   })
@@ -281,6 +284,36 @@ describe('NatMonitor: the hub catching up with a moved mapping', () => {
     w.hubView = { hub: HUB, mapped: MAPPED_OTHER }
     await h.announcedCount(2)
     expect(h.announced[1]?.natClass).toBe('hard')
+  })
+
+  it('rounds without any STUN answer in between (the router rebooting): the move is still seen, re-punched and not hard', async () => {
+    const w = world()
+    const h = harness(w)
+    h.monitor.start()
+    await h.announcedCount(1)
+    w.stunSilent = true
+    await h.rounds(3)
+    w.stunSilent = false
+    w.stunMapped = [MAPPED_MOVED]
+    await vi.waitFor(() => { expect(h.announced.some((a) => a.mappedEndpoint === '203.0.113.7:41234')).toBe(true) }, { timeout: 800, interval: 2 })
+    await h.rounds(2)
+    expect(found(h.monitor.current?.announce)).toEqual({ natClass: 'easy', mappedEndpoint: '203.0.113.7:41234', lanEndpoints: ['192.168.1.10:51820'] })
+    expect(h.announced.map((a) => a.natClass)).not.toContain('hard')
+    expect(h.onNetworkChange).toHaveBeenCalledTimes(1)
+  })
+
+  it('with the hub\'s STUN server alone (the default), a move before the hub notices is unknown, not hard, until the hub agrees', async () => {
+    const w = world()
+    const h = harness(w, { stunServers: [STUN_1] })
+    h.monitor.start()
+    await h.announcedCount(1)
+    expect(h.announced[0]?.natClass).toBe('easy')
+    w.stunMapped = [MAPPED_MOVED]
+    await h.announcedCount(2)
+    expect(h.announced[1]).toEqual({ natClass: 'unknown', mappedEndpoint: '203.0.113.7:41234', lanEndpoints: ['192.168.1.10:51820'] })
+    w.hubView = { hub: HUB, mapped: MAPPED_MOVED }
+    await h.announcedCount(3)
+    expect(h.announced[2]?.natClass).toBe('easy')
   })
 
   it('behind a NAT already hard, a moved STUN mapping does not hide the hub view', async () => {

@@ -93,7 +93,7 @@ export class NatMonitor {
   private raw: boolean
   private _current: Discovery | null = null
   private announced = ''
-  private lastSamples = new Map<string, string>()
+  private readonly lastSamples = new Map<string, string>()
   private _rawProblem: string | null = null
   private lastSent: Announce | undefined
   private shrinkTimer: ReturnType<typeof setTimeout> | undefined
@@ -236,7 +236,9 @@ export class NatMonitor {
       const kicked = this.c.onNetworkChange()
       if (kicked !== undefined) await Promise.race([kicked.catch(() => {}), sleep(KICK_BEFORE_ANNOUNCE_MS, signal)])
     }
-    if (stun !== null) this.lastSamples = new Map(stun.samples.map((s) => [s.server, formatEndpoint(s.mapped)]))
+    // Each server's last answer is kept through rounds it did not answer: a router that reboots is offline for a
+    // round or more, and its new mapping must still be told from the old one when it is back.
+    if (stun !== null) for (const s of stun.samples) this.lastSamples.set(s.server, formatEndpoint(s.mapped))
     if (this.c.hubView() !== null) await this.send(found.announce, signal)
   }
 
