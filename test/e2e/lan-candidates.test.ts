@@ -79,7 +79,8 @@ describe.skipIf(!support.ok)('a spoke announcing another host\'s addresses as it
     const before = await victimCount()
     // Path changes either client logged for the real pair (a's peer b, b's peer a), by key prefix.
     const prefixes = [lab.clients.a!.publicKey, lab.clients.b!.publicKey].map((k) => k.slice(0, 8).replace(/[+/]/g, (ch) => `\\${ch}`))
-    const pathChanges = (): string[] => logged.join('').split('\n').filter((l) => new RegExp(`peer (${prefixes.join('|')})\\S*: (direct|trying|hub|arming) -> `).test(l))
+    const change = new RegExp(`peer (${prefixes.join('|')})\\S*: (direct|trying|hub|arming) -> `)
+    const pathChanges = (): string[] => logged.join('').split('\n').filter((l) => change.test(l))
     const changesBefore = pathChanges().length
     writeFileSync(modeFile, `flap ${v.underlayIp}`)
     const pings = lab.exec('a', ['ping', '-n', '-i', '0.5', '-W', '1', '-c', String(FLAP_S * 2), lab.clients.b!.tunnelIp], { reject: false, timeoutMs: (FLAP_S + 20) * 1000 })

@@ -223,7 +223,9 @@ export class NatMonitor {
       }
     }
     const before = this._current
-    const hubView = this.currentHubView(stun, before)
+    // Our endpoint-independent mapping moved (a symmetric NAT's fresh ports are no move; see mappingMoved).
+    const moved = before !== null && before.announce.natClass !== 'hard' && this.mappingMoved(stun)
+    const hubView = this.currentHubView(moved)
     const found = discover({ listenPort: this.init.listenPort, addresses, iface: this.init.iface, meshPrefixes: this.init.meshPrefixes, hubView, stun })
     // A lost reply is no change: keep what we knew rather than flap between servers' answers.
     if (found.announce.mappedEndpoint === null && before !== null && stun !== null) found.announce.mappedEndpoint = before.announce.mappedEndpoint
@@ -232,7 +234,7 @@ export class NatMonitor {
       this.c.logger.info({ natClass: found.announce.natClass, mapped: found.announce.mappedEndpoint }, `NAT ${found.announce.natClass}: ${found.reason}`)
       if (before !== null) this.c.observer?.natChanged?.()
     }
-    if (before !== null && before.announce.natClass !== 'hard' && this.mappingMoved(stun)) {
+    if (moved) {
       const kicked = this.c.onNetworkChange()
       if (kicked !== undefined) await Promise.race([kicked.catch(() => {}), sleep(KICK_BEFORE_ANNOUNCE_MS, signal)])
     }
@@ -247,11 +249,11 @@ export class NatMonitor {
    * reboot, say): the hub's WireGuard keeps our old endpoint until our next packet reaches it, and comparing that with
    * the new mapping would call the NAT hard for the second or two it takes, while the peers probe our new endpoint.
    */
-  private currentHubView (stun: StunProbeResult | null, before: Discovery | null): ReturnType<NatMonitorComponents['hubView']> {
+  private currentHubView (moved: boolean): ReturnType<NatMonitorComponents['hubView']> {
     const view = this.c.hubView()
     if (view === null) return null
     const seen = formatEndpoint(view.mapped)
-    if (before !== null && before.announce.natClass !== 'hard' && this.mappingMoved(stun) && [...this.lastSamples.values()].includes(seen)) {
+    if (moved && [...this.lastSamples.values()].includes(seen)) {
       this.staleHubView = { mapped: seen, until: Date.now() + (this.init.hubCatchUpMs ?? HUB_VIEW_CATCH_UP_MS) }
     }
     if (this.staleHubView === null) return view
