@@ -7,8 +7,10 @@
  * Per run: a fresh lab; the hub's daemon started (wgnat-server, or a nebula lighthouse) and given time to come up;
  * then, in every client namespace, one `fping` pinging every other client every 0.1 s (`fping -l -p 100 -D`: one
  * process per namespace, going on through send errors, as before nebula has made its tun device); then the clients
- * are launched. The figure is the moment the last ordered pair got its first reply (fping's own receive timestamp),
- * counted from launching the clients. `--pinger ping` pings as the bench did up to its seventh session: a shell loop
+ * are launched together: each was spawned beforehand, held by a shell that stopped itself, and all are continued at
+ * once (`held`). The figure is the moment the last ordered pair got its first reply (fping's own receive timestamp),
+ * counted from launching the clients. The clients run in the environment of an installed service (service-env.ts:
+ * without `NODE_EXTRA_CA_CERTS`, which makes Node parse a CA bundle at each start; `--shell-env` keeps it). `--pinger ping` pings as the bench did up to its seventh session: a shell loop
  * per ordered pair running `ping -D -c 1 -i 0.1 -w ...`, restarted every 0.1 s whenever it ends without a reply (as it
  * does at once before nebula's tun exists, and at the hub's "host unreachable" while the hub does not forward): with
  * 16 clients those loops took a third of the machine's CPU (`perf record -a`: bash, ping, sed and head), so the
@@ -21,7 +23,8 @@
  * - `nebula`: Debian's `nebula` (installed here with apt-get when missing): lighthouse on the hub, a static host map,
  *   `punchy: {punch: true, respond: true}`, accept-all firewall, its own tun device and overlay 100.65.0.0/24;
  * - `before`: wgnat-client from another build (`--before-bin <its dist/bin/wgnat-client.cjs>`), run like `wgnat`.
- * Also reported: CPU time (user + system) of each client process when the last pair answered, median over clients;
+ * Also reported: CPU time (user + system) of each client process from its launch until the last pair answered,
+ * median over clients;
  * and how busy the whole machine was from the launch until the bench saw that reply (/proc/stat, all cores, every
  * process: the lab's wireguard-go, pingers and hub too, and anything else running), with the clients' share of that
  * CPU (their `wg` runs included; nebula's clients are single processes).
@@ -39,7 +42,8 @@ import { HUB_UNDERLAY_IP } from '../lab/plan.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub, startMesh, type MeshProcesses } from '../lab/mesh.js'
 import type { SpawnedProcess } from '../lab/command.js'
-import { machineBusyMs, processCpuMs } from '../lab/process-info.js'
+import { machineBusyMs, processCpuMs, processStopped } from '../lab/process-info.js'
+import { envNote, unsetShellOnly } from './service-env.js'
 
 const MODES = ['before', 'wgnat', 'no-push', 'nebula'] as const
 type Mode = typeof MODES[number]
@@ -65,7 +69,9 @@ const { values } = parseArgs({
      * `fping` (one process per namespace) or `ping` (a shell loop per ordered pair, as the bench pinged before);
      * `fping,ping` runs every mode with each, interleaved run by run.
      */
-    pinger: { type: 'string', default: 'fping' }
+    pinger: { type: 'string', default: 'fping' },
+    /** Start the clients with this shell's whole environment (see service-env.ts). */
+    'shell-env': { type: 'boolean', default: false }
   }
 })
 const RUNS = Number(values.runs)
@@ -163,6 +169,16 @@ function nebulaConfig (dir: string, i: number): string {
   return path
 }
 
+/**
+ * `argv` held before it starts: a shell that stops itself (SIGSTOP) and, once continued (SIGCONT), becomes `argv`
+ * (same pid), in the environment of an installed service (service-env.ts). The clients are spawned held beforehand and all released at the launch: spawning them one after
+ * another at the launch took the bench 150 to 230 ms with 8 clients (each spawn forks this process), so the last
+ * client started that late, and the bench's own spawning competed with the first clients for the CPU.
+ */
+function held (argv: string[]): string[] {
+  return ['sh', '-c', `${unsetShellOnly(values['shell-env'] === true)}kill -STOP $$ && exec "$@"`, 'sh', ...argv]
+}
+
 const launchTimes = new Map<Lab, number>()
 const t0Of = (lab: Lab): number => launchTimes.get(lab) ?? 0
 
@@ -202,12 +218,13 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
   const clientLogs = new Map<string, string>()
   let wgLog: string | undefined
   try {
-    let launch: () => void
+    /** Start a client's process, held (see `held`) until the launch. */
+    let spawnClients: () => void
     let ipOf: (name: string) => string
     if (mode === 'nebula') {
       lab.spawn('hub', ['nebula', '-config', nebulaConfig(pkiDir, 0)])
       ipOf = (name) => `${NEBULA_NET}.${names.indexOf(name) + 2}`
-      launch = () => { names.forEach((name, i) => clients.set(name, lab.spawn(name, ['nebula', '-config', nebulaConfig(pkiDir, i + 1)]))) }
+      spawnClients = () => { names.forEach((name, i) => clients.set(name, lab.spawn(name, held(['nebula', '-config', nebulaConfig(pkiDir, i + 1)])))) }
     } else {
       // Spokes of a running hub: each has handshaked with the hub, so the hub knows its endpoint.
       await registerWithHub(lab)
@@ -224,9 +241,9 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
         wgLog = join(m.stateDir, 'wg-runs.log')
         env = { PATH: `${wgCounter(m.stateDir, wgLog)}:${process.env.PATH ?? ''}` }
       }
-      launch = () => {
+      spawnClients = () => {
         for (const name of names) {
-          const proc = lab.spawn(name, [process.execPath, ...nodeArgs(name), bin, '-i', lab.clients[name]!.wgIf, '-r', lab.hub.publicKey, '--state-dir', join(m.stateDir, name), ...clientArgs], { env })
+          const proc = lab.spawn(name, held([process.execPath, ...nodeArgs(name), bin, '-i', lab.clients[name]!.wgIf, '-r', lab.hub.publicKey, '--state-dir', join(m.stateDir, name), ...clientArgs]), { env })
           clients.set(name, proc)
           if (values.verbose === true) proc.stderr?.on('data', (b: Buffer) => { clientLogs.set(name, (clientLogs.get(name) ?? '') + b.toString()) })
         }
@@ -234,11 +251,19 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
     }
     await sleep(HUB_SETTLE_MS)
     const pingers = startPingers(lab, pinger, names, ipOf)
+    spawnClients()
     await sleep(PINGERS_SETTLE_MS)
+    const pids = [...clients.values()].map((p) => p.pid)
+    while (!pids.every((pid) => pid !== undefined && processStopped(pid))) {
+      if ([...clients.values()].some((p) => p.exitCode !== null)) throw new Error(`n=${n} ${mode}: a client exited before its launch`)
+      await sleep(10)
+    }
+    // What `ip netns exec` and the holding shell used, left out of each client's CPU.
+    const cpuBefore = new Map(pids.map((pid) => [pid, processCpuMs(pid) ?? 0]))
     const t0 = Date.now()
     launchTimes.set(lab, t0)
     const busy0 = machineBusyMs()
-    launch()
+    for (const pid of pids) if (pid !== undefined) process.kill(pid, 'SIGCONT')
     while (pingers.firstReply.size < pingers.expected && Date.now() - t0 < TIMEOUT_S * 1000) await sleep(100)
     if (pingers.firstReply.size < pingers.expected) {
       console.error(`  n=${n} ${mode}: only ${pingers.firstReply.size} of ${pingers.expected} pairs answered within ${TIMEOUT_S} s`)
@@ -246,7 +271,7 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
     }
     const machineCpuMs = machineBusyMs() - busy0
     const machineBusyPct = 100 * machineCpuMs / ((Date.now() - t0) * availableParallelism())
-    const cpu = [...clients.values()].map((p) => processCpuMs(p.pid)).filter((x): x is number => x !== undefined)
+    const cpu = [...clients.values()].map((p) => { const ms = processCpuMs(p.pid); return ms === undefined ? undefined : ms - (cpuBefore.get(p.pid) ?? 0) }).filter((x): x is number => x !== undefined)
     const childCpu = [...clients.values()].map((p) => processCpuMs(p.pid, { children: true }))
     const clientsCpuMs = cpu.length < clients.size || childCpu.includes(undefined) ? undefined : [...cpu, ...childCpu].reduce((a: number, b) => a + (b ?? 0), 0)
     const clientsPct = clientsCpuMs === undefined ? undefined : 100 * clientsCpuMs / machineCpuMs
@@ -327,6 +352,7 @@ try {
   console.log(`| clients | ${COLUMNS.map(({ name: m }) => `${m}: median of ${RUNS} (min–max); CPU per client; machine busy from launch to the last pair (clients' share)`).join(' | ')} |`)
   console.log(`| --- | ${COLUMNS.map(() => '---').join(' | ')} |`)
   for (const row of rows) console.log(row)
+  console.log(`\n${envNote(values['shell-env'] === true)}`)
 } finally {
   rmSync(pkiDir, { recursive: true, force: true })
 }

@@ -11,6 +11,9 @@
  * With `--before-bin`, the same for that build, interleaved run by run. Each build runs once before measuring, so a
  * build that keeps a code cache has it (as an installed one does after its first start). Prints medians (min–max).
  *
+ * Every case runs in the environment of an installed service (service-env.ts: without `NODE_EXTRA_CA_CERTS`, which
+ * makes Node parse a CA bundle at each start); `--shell-env` keeps this shell's whole environment.
+ *
  * `--at-once 2,8,16` also launches that many copies together (as the mesh-formation lab launches its clients on this
  * machine's cores) and times the wall clock from the launch until the last copy has exited (`node -e 0`) or started
  * its first `wg` (the client): the floor under a mesh of that many clients forming on one machine.
@@ -21,8 +24,10 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { CLIENT_BIN } from '../lab/mesh.js'
+import { envNote, serviceEnv } from './service-env.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, 'before-bin': { type: 'string' }, 'at-once': { type: 'string' } } })
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, 'before-bin': { type: 'string' }, 'at-once': { type: 'string' }, 'shell-env': { type: 'boolean', default: false } } })
+const SHELL_ENV = values['shell-env'] === true
 const RUNS = Number(values.runs)
 const KEY = `${'A'.repeat(43)}=`
 
@@ -31,6 +36,8 @@ const stamp = join(dir, 'wg-started')
 // Appended, not written: with --at-once several copies stamp their first `wg`.
 writeFileSync(join(dir, 'wg'), `#!/bin/sh\ndate +%s%N >> ${stamp}\nexit 1\n`)
 chmodSync(join(dir, 'wg'), 0o755)
+/** What every case runs in: an installed service's environment (service-env.ts), the fake `wg` first on the PATH. */
+const ENV = { ...serviceEnv(process.env, SHELL_ENV), PATH: `${dir}:${process.env.PATH ?? ''}` }
 
 interface Sample { wallMs: number, cpuMs: number }
 
@@ -39,7 +46,7 @@ function sample (argv: string[], toFirstWg = false): Sample {
   rmSync(stamp, { force: true })
   const t0 = process.hrtime.bigint()
   const wall0 = BigInt(Date.now()) * 1_000_000n
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S', ...argv], { env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` }, encoding: 'utf8' })
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S', ...argv], { env: ENV, encoding: 'utf8' })
   const elapsedNs = process.hrtime.bigint() - t0
   const [, user, sys] = (r.stderr.trim().split('\n').pop() ?? '').split(' ').map(Number)
   let wallMs = Number(elapsedNs) / 1e6
@@ -59,7 +66,7 @@ async function atOnce (n: number, argv: (i: number) => string[], toFirstWg: bool
   const t0 = process.hrtime.bigint()
   await Promise.all(Array.from({ length: n }, async (_, i) => {
     const [file, ...args] = argv(i)
-    const child = spawn(file as string, args, { env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` }, stdio: 'ignore' })
+    const child = spawn(file as string, args, { env: ENV, stdio: 'ignore' })
     await new Promise((resolve) => child.once('close', resolve))
   }))
   return toFirstWg ? Number(lastStamp() - wall0) / 1e6 : Number(process.hrtime.bigint() - t0) / 1e6
@@ -98,7 +105,7 @@ try {
     const cells = builds.map(([l]) => results.get(`${c.name}|${l}`))
     console.log(`| ${c.name} | ${cells.map((s) => s === undefined ? '' : fmt(s.map((x) => x.wallMs))).join(' | ')} | ${cells.map((s) => s === undefined ? '' : fmt(s.map((x) => x.cpuMs))).join(' | ')} |`)
   }
-  console.log(`\nmedians of ${RUNS} (min–max), interleaved; CPU is user + system of the whole process (for the first-wg case, until it exits after the failed \`wg\`)`)
+  console.log(`\nmedians of ${RUNS} (min–max), interleaved; CPU is user + system of the whole process (for the first-wg case, until it exits after the failed \`wg\`); ${envNote(SHELL_ENV)}`)
   const sizes = (values['at-once'] ?? '').split(',').filter((x) => x !== '').map(Number)
   if (sizes.length > 0) {
     const onceCases: Array<{ name: string, argv: (i: number) => string[], toFirstWg: boolean }> = [

@@ -15,6 +15,11 @@ export function processAlive (pid: number): boolean {
   return fields !== undefined && fields[0] !== 'Z' && fields[0] !== 'X'
 }
 
+/** True when the pid exists and is stopped (by SIGSTOP: state `T`), as a process held before its start is. */
+export function processStopped (pid: number): boolean {
+  return statFields(pid)?.[0] === 'T'
+}
+
 /** The owner of a lab is alive when its pid exists and started at the recorded time (so it was not reused). */
 /** USER_HZ: clock ticks per second in /proc/<pid>/stat (100 on Linux everywhere that matters). */
 const CLOCK_TICKS_PER_S = 100
