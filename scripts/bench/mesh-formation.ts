@@ -9,9 +9,9 @@
  * process per namespace, going on through send errors, as before nebula has made its tun device); then the clients
  * are launched together: each was spawned beforehand, held by a shell that stopped itself, and all are continued at
  * once (`held`). The figure is the moment the last ordered pair got its first reply (fping's own receive timestamp),
- * counted from launching the clients. The clients run in the environment of an installed service (service-env.ts:
- * without `NODE_EXTRA_CA_CERTS`, which makes Node parse a CA bundle at each start; `--shell-env` keeps it). `--pinger ping` pings as the bench did up to its seventh session: a shell loop
- * per ordered pair running `ping -D -c 1 -i 0.1 -w ...`, restarted every 0.1 s whenever it ends without a reply (as it
+ * counted from launching the clients. The daemons run in the environment of an installed service (service-env.ts:
+ * without `NODE_EXTRA_CA_CERTS`, which makes Node parse a CA bundle at each start; `--shell-env` keeps it).
+ * `--pinger ping` pings as the bench did up to its seventh session: a shell loop per ordered pair running `ping -D -c 1 -i 0.1 -w ...`, restarted every 0.1 s whenever it ends without a reply (as it
  * does at once before nebula's tun exists, and at the hub's "host unreachable" while the hub does not forward): with
  * 16 clients those loops took a third of the machine's CPU (`perf record -a`: bash, ping, sed and head), so the
  * figure measured the harness as much as the mesh.
@@ -24,10 +24,13 @@
  *   `punchy: {punch: true, respond: true}`, accept-all firewall, its own tun device and overlay 100.65.0.0/24;
  * - `before`: wgnat-client from another build (`--before-bin <its dist/bin/wgnat-client.cjs>`), run like `wgnat`.
  * Also reported: CPU time (user + system) of each client process from its launch until the last pair answered,
- * median over clients;
- * and how busy the whole machine was from the launch until the bench saw that reply (/proc/stat, all cores, every
- * process: the lab's wireguard-go, pingers and hub too, and anything else running), with the clients' share of that
- * CPU (their `wg` runs included; nebula's clients are single processes).
+ * median over clients; how busy the whole machine was from the launch until the bench saw that reply (/proc/stat, all
+ * cores, every process: the lab's wireguard-go, pingers and hub too, and anything else running), with the clients'
+ * share of that CPU (their `wg` runs included; nebula's clients are single processes); and how busy it was in the half
+ * second before the launch (the lab and its pingers alone).
+ * `--hub-allowed-ips host` gives the spokes' hub peer the hub's address alone instead of the mesh subnet: no spoke then
+ * sends its pings to another spoke into the hub's tunnel, where the hub decrypts and drops them until the direct path
+ * is up (nebula without relays sends nothing to its lighthouse either).
  * `--count-wg` also reports the `wg` runs of each client (a counting `wg` first on its PATH) and their CPU;
  * `--client-args '<options>'` gives every wgnat client more options (to see what a feature costs while a mesh forms).
  * `--cpu-prof <dir>` writes a V8 CPU profile per client (the clients are stopped at the last reply).
@@ -43,7 +46,7 @@ import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub, startMesh, type MeshProcesses } from '../lab/mesh.js'
 import type { SpawnedProcess } from '../lab/command.js'
 import { machineBusyMs, processCpuMs, processStopped } from '../lab/process-info.js'
-import { envNote, unsetShellOnly } from './service-env.js'
+import { envNote, useServiceEnv } from './service-env.js'
 
 const MODES = ['before', 'wgnat', 'no-push', 'nebula'] as const
 type Mode = typeof MODES[number]
@@ -70,6 +73,12 @@ const { values } = parseArgs({
      * `fping,ping` runs every mode with each, interleaved run by run.
      */
     pinger: { type: 'string', default: 'fping' },
+    /**
+     * The spokes' AllowedIPs for the hub peer: `subnet` (100.64.0.0/24, the default: pings between spokes go into the
+     * hub's tunnel, where the hub decrypts and drops them, until the direct path is up) or `host` (the hub's address
+     * alone: no spoke sends another spoke's traffic to the hub, as nebula without relays sends none to its lighthouse).
+     */
+    'hub-allowed-ips': { type: 'string', default: 'subnet' },
     /** Start the clients with this shell's whole environment (see service-env.ts). */
     'shell-env': { type: 'boolean', default: false }
   }
@@ -84,11 +93,19 @@ const TIMEOUT_S = Number(values.timeout)
 const PINGERS = ['fping', 'ping'] as const
 type Pinger = typeof PINGERS[number]
 const RUN_PINGERS = (values.pinger ?? 'fping').split(',') as Pinger[]
+const hubAllowedIps = values['hub-allowed-ips']
+if (hubAllowedIps !== 'subnet' && hubAllowedIps !== 'host') throw new Error(`--hub-allowed-ips: '${String(hubAllowedIps)}' is not subnet or host`)
+const HUB_ALLOWED_IPS: 'subnet' | 'host' = hubAllowedIps
 for (const p of RUN_PINGERS) if (!PINGERS.includes(p)) throw new Error(`--pinger: unknown pinger '${p}' (${PINGERS.join(', ')})`)
 /** Time for the hub's daemon to come up before the clients start. */
 const HUB_SETTLE_MS = 1500
 /** Time for the pingers to be running before the clients start. */
 const PINGERS_SETTLE_MS = 1000
+/** The window before the launch in which the lab's load is measured (the clients already held). */
+const BEFORE_WINDOW_MS = 500
+/** How long the clients may take to be spawned and held; how often that is checked. */
+const HOLD_TIMEOUT_MS = 20_000
+const HOLD_POLL_MS = 10
 /** A wgnat daemon writes its code cache this long after its start (CACHE_WRITE_AFTER_MS, plus a margin). */
 const CODE_CACHE_SETTLE_MS = 3500
 const NEBULA_PORT = 4242
@@ -171,12 +188,29 @@ function nebulaConfig (dir: string, i: number): string {
 
 /**
  * `argv` held before it starts: a shell that stops itself (SIGSTOP) and, once continued (SIGCONT), becomes `argv`
- * (same pid), in the environment of an installed service (service-env.ts). The clients are spawned held beforehand and all released at the launch: spawning them one after
- * another at the launch took the bench 150 to 230 ms with 8 clients (each spawn forks this process), so the last
+ * (same pid: `ip netns exec` and the shell each exec the next). The clients are spawned held beforehand and all
+ * released at the launch: spawning them one after another at the launch took the bench 150 to 230 ms with 8 clients (each spawn forks this process), so the last
  * client started that late, and the bench's own spawning competed with the first clients for the CPU.
  */
 function held (argv: string[]): string[] {
-  return ['sh', '-c', `${unsetShellOnly(values['shell-env'] === true)}kill -STOP $$ && exec "$@"`, 'sh', ...argv]
+  return ['sh', '-c', 'kill -STOP $$ && exec "$@"', 'sh', ...argv]
+}
+
+/** Wait until every client is held (stopped); their pids. Throws naming a client that exited or was never held. */
+async function allHeld (clients: Map<string, SpawnedProcess>, run: string): Promise<number[]> {
+  const deadline = Date.now() + HOLD_TIMEOUT_MS
+  for (;;) {
+    const pending = [...clients].filter(([, p]) => p.pid === undefined || !processStopped(p.pid))
+    if (pending.length === 0) return [...clients.values()].map((p) => p.pid as number)
+    const gone = pending.find(([, p]) => p.exitCode !== null || p.signalCode !== null)
+    if (gone !== undefined) {
+      throw new Error(`${run}: client ${gone[0]} exited before its launch (${gone[1].exitCode ?? gone[1].signalCode ?? '?'})`)
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${run}: clients ${pending.map(([name]) => name).join(', ')} not held within ${HOLD_TIMEOUT_MS} ms`)
+    }
+    await sleep(HOLD_POLL_MS)
+  }
 }
 
 const launchTimes = new Map<Lab, number>()
@@ -192,6 +226,8 @@ interface RunResult {
    * reply, in % of its capacity; and the clients' share of that CPU (their `wg` runs included).
    */
   machineBusyPct: number
+  /** How busy the machine was in the half second before the launch, with the lab and its pingers running. */
+  beforePct: number
   clientsPct: number | undefined
 }
 
@@ -212,7 +248,7 @@ exec ${real} "$@"
 
 async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Promise<RunResult | undefined> {
   const names = Array.from({ length: n }, (_, i) => `c${i + 1}`)
-  const lab = await createLab({ sites: names.map((name) => ({ name, kind: 'easy' as const, clients: [name] })) })
+  const lab = await createLab({ sites: names.map((name) => ({ name, kind: 'easy' as const, clients: [name] })), hubAllowedIps: HUB_ALLOWED_IPS })
   let mesh: MeshProcesses | undefined
   const clients = new Map<string, SpawnedProcess>()
   const clientLogs = new Map<string, string>()
@@ -252,18 +288,24 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
     await sleep(HUB_SETTLE_MS)
     const pingers = startPingers(lab, pinger, names, ipOf)
     spawnClients()
-    await sleep(PINGERS_SETTLE_MS)
-    const pids = [...clients.values()].map((p) => p.pid)
-    while (!pids.every((pid) => pid !== undefined && processStopped(pid))) {
-      if ([...clients.values()].some((p) => p.exitCode !== null)) throw new Error(`n=${n} ${mode}: a client exited before its launch`)
-      await sleep(10)
-    }
+    const pids = await allHeld(clients, `n=${n} ${mode}`)
+    await sleep(Math.max(0, PINGERS_SETTLE_MS - BEFORE_WINDOW_MS))
+    // How busy the lab keeps the machine before the launch: the pings (into the hub's tunnel for wgnat), wireguard-go.
+    const idle0 = { busy: machineBusyMs(), at: Date.now() }
+    await sleep(BEFORE_WINDOW_MS)
+    const beforePct = 100 * (machineBusyMs() - idle0.busy) / ((Date.now() - idle0.at) * availableParallelism())
     // What `ip netns exec` and the holding shell used, left out of each client's CPU.
     const cpuBefore = new Map(pids.map((pid) => [pid, processCpuMs(pid) ?? 0]))
     const t0 = Date.now()
     launchTimes.set(lab, t0)
     const busy0 = machineBusyMs()
-    for (const pid of pids) if (pid !== undefined) process.kill(pid, 'SIGCONT')
+    for (const [name, p] of clients) {
+      try {
+        process.kill(p.pid as number, 'SIGCONT')
+      } catch (err) {
+        throw new Error(`n=${n} ${mode}: client ${name} (pid ${String(p.pid)}) could not be released: ${String(err)}`)
+      }
+    }
     while (pingers.firstReply.size < pingers.expected && Date.now() - t0 < TIMEOUT_S * 1000) await sleep(100)
     if (pingers.firstReply.size < pingers.expected) {
       console.error(`  n=${n} ${mode}: only ${pingers.firstReply.size} of ${pingers.expected} pairs answered within ${TIMEOUT_S} s`)
@@ -271,7 +313,8 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
     }
     const machineCpuMs = machineBusyMs() - busy0
     const machineBusyPct = 100 * machineCpuMs / ((Date.now() - t0) * availableParallelism())
-    const cpu = [...clients.values()].map((p) => { const ms = processCpuMs(p.pid); return ms === undefined ? undefined : ms - (cpuBefore.get(p.pid) ?? 0) }).filter((x): x is number => x !== undefined)
+    const cpu = pids.map((pid) => { const ms = processCpuMs(pid); return ms === undefined ? undefined : ms - (cpuBefore.get(pid) ?? 0) })
+      .filter((x): x is number => x !== undefined)
     const childCpu = [...clients.values()].map((p) => processCpuMs(p.pid, { children: true }))
     const clientsCpuMs = cpu.length < clients.size || childCpu.includes(undefined) ? undefined : [...cpu, ...childCpu].reduce((a: number, b) => a + (b ?? 0), 0)
     const clientsPct = clientsCpuMs === undefined ? undefined : 100 * clientsCpuMs / machineCpuMs
@@ -281,7 +324,7 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
     // client does once: the next runs start with it, as every start after an installed client's first does.
     await sleep(Math.max(0, t0 + CODE_CACHE_SETTLE_MS - Date.now()))
     if (values.verbose === true) console.error(`first replies (ms after launch): ${[...pingers.firstReply].sort((x, y) => x[1] - y[1]).map(([pair, at]) => `${pair} ${Math.round(at - t0)}`).join(', ')}`)
-    return { ms: Math.max(...pingers.firstReply.values()) - t0, cpuMs: median(cpu), childCpuMs: mode === 'nebula' ? undefined : median(childCpu), wgRuns, machineBusyPct, clientsPct }
+    return { ms: Math.max(...pingers.firstReply.values()) - t0, cpuMs: median(cpu), childCpuMs: mode === 'nebula' ? undefined : median(childCpu), wgRuns, machineBusyPct, clientsPct, beforePct }
   } finally {
     for (const p of clients.values()) p.kill('SIGTERM')
     // Let them exit (wgnat-client writes its state file on the way) before their state directory goes.
@@ -314,6 +357,8 @@ function ensureDebianPackage (pkg: string, command: string, versionArg: string):
   }
 }
 
+const ENV_NOTE = envNote(values['shell-env'] === true)
+useServiceEnv(values['shell-env'] === true)
 const support = await labSupport()
 if (!support.ok) { console.error(`mesh-formation: the lab cannot run here: ${support.reason}`); process.exit(1) }
 /** One column per mode and pinger; a mode's name carries its pinger when more than one runs. */
@@ -324,8 +369,8 @@ try {
   if (RUN_MODES.includes('nebula')) { ensureDebianPackage('nebula', 'nebula', '-version'); nebulaPki(pkiDir, Math.max(...SIZES) + 1) }
   const fmt = (ms: number | undefined): string => ms === undefined ? 'timeout' : `${(ms / 1000).toFixed(2)} s`
   const fmtCpu = (ms: number | undefined): string => ms === undefined ? '-' : `${Math.round(ms)} ms CPU`
-  const fmtMachine = (x: { machineBusyPct: number, clientsPct: number | undefined }): string =>
-    `${Math.round(x.machineBusyPct)} % busy${x.clientsPct === undefined ? '' : `, ${Math.round(x.clientsPct)} % of it clients`}`
+  const fmtMachine = (x: { machineBusyPct: number, clientsPct: number | undefined, beforePct: number | undefined }): string =>
+    `${Math.round(x.machineBusyPct)} % busy${x.clientsPct === undefined ? '' : `, ${Math.round(x.clientsPct)} % of it clients`}${x.beforePct === undefined ? '' : ` (${Math.round(x.beforePct)} % before the launch)`}`
   const rows: string[] = []
   for (const n of SIZES) {
     const res = new Map<string, Array<RunResult | undefined>>(COLUMNS.map((c) => [c.name, []]))
@@ -344,15 +389,16 @@ try {
       const done = (res.get(m) ?? []).filter((x): x is RunResult => x !== undefined)
       const machine = median(done.map((x) => x.machineBusyPct))
       const clients = median(done.map((x) => x.clientsPct))
-      const whole = machine === undefined ? '' : `; machine ${fmtMachine({ machineBusyPct: machine, clientsPct: clients })}`
+      const before = median(done.map((x) => x.beforePct))
+      const whole = machine === undefined ? '' : `; machine ${fmtMachine({ machineBusyPct: machine, clientsPct: clients, beforePct: before })}`
       return `${fmt(median(xs))} (${ok.length === 0 ? '-' : `${fmt(Math.min(...ok))}–${fmt(Math.max(...ok))}`}); ${fmtCpu(cpu)}${whole}`
     }
     rows.push(`| ${n} | ${COLUMNS.map((c) => cell(c.name)).join(' | ')} |`)
   }
-  console.log(`| clients | ${COLUMNS.map(({ name: m }) => `${m}: median of ${RUNS} (min–max); CPU per client; machine busy from launch to the last pair (clients' share)`).join(' | ')} |`)
+  console.log(`| clients | ${COLUMNS.map(({ name: m }) => `${m}: median of ${RUNS} (min–max); CPU per client; machine busy from launch to the last pair (clients' share; busy in the half second before the launch)`).join(' | ')} |`)
   console.log(`| --- | ${COLUMNS.map(() => '---').join(' | ')} |`)
   for (const row of rows) console.log(row)
-  console.log(`\n${envNote(values['shell-env'] === true)}`)
+  console.log(`\n${ENV_NOTE}; the spokes' hub peer: AllowedIPs ${HUB_ALLOWED_IPS === 'host' ? 'the hub\'s address alone' : 'the whole mesh subnet'} (--hub-allowed-ips ${HUB_ALLOWED_IPS})`)
 } finally {
   rmSync(pkiDir, { recursive: true, force: true })
 }

@@ -24,10 +24,12 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { CLIENT_BIN } from '../lab/mesh.js'
-import { envNote, serviceEnv } from './service-env.js'
+import { envNote, useServiceEnv } from './service-env.js'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, 'before-bin': { type: 'string' }, 'at-once': { type: 'string' }, 'shell-env': { type: 'boolean', default: false } } })
 const SHELL_ENV = values['shell-env'] === true
+const ENV_NOTE = envNote(SHELL_ENV)
+useServiceEnv(SHELL_ENV)
 const RUNS = Number(values.runs)
 const KEY = `${'A'.repeat(43)}=`
 
@@ -37,7 +39,7 @@ const stamp = join(dir, 'wg-started')
 writeFileSync(join(dir, 'wg'), `#!/bin/sh\ndate +%s%N >> ${stamp}\nexit 1\n`)
 chmodSync(join(dir, 'wg'), 0o755)
 /** What every case runs in: an installed service's environment (service-env.ts), the fake `wg` first on the PATH. */
-const ENV = { ...serviceEnv(process.env, SHELL_ENV), PATH: `${dir}:${process.env.PATH ?? ''}` }
+const ENV = { ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}` }
 
 interface Sample { wallMs: number, cpuMs: number }
 
@@ -105,7 +107,7 @@ try {
     const cells = builds.map(([l]) => results.get(`${c.name}|${l}`))
     console.log(`| ${c.name} | ${cells.map((s) => s === undefined ? '' : fmt(s.map((x) => x.wallMs))).join(' | ')} | ${cells.map((s) => s === undefined ? '' : fmt(s.map((x) => x.cpuMs))).join(' | ')} |`)
   }
-  console.log(`\nmedians of ${RUNS} (min–max), interleaved; CPU is user + system of the whole process (for the first-wg case, until it exits after the failed \`wg\`); ${envNote(SHELL_ENV)}`)
+  console.log(`\nmedians of ${RUNS} (min–max), interleaved; CPU is user + system of the whole process (for the first-wg case, until it exits after the failed \`wg\`); ${ENV_NOTE}`)
   const sizes = (values['at-once'] ?? '').split(',').filter((x) => x !== '').map(Number)
   if (sizes.length > 0) {
     const onceCases: Array<{ name: string, argv: (i: number) => string[], toFirstWg: boolean }> = [
