@@ -34,6 +34,8 @@
  * `--count-wg` also reports the `wg` runs of each client (a counting `wg` first on its PATH) and their CPU;
  * `--client-args '<options>'` gives every wgnat client more options (to see what a feature costs while a mesh forms).
  * `--cpu-prof <dir>` writes a V8 CPU profile per client (the clients are stopped at the last reply).
+ * A run that times out prints the pairs that never answered and, for each client in them, whether it still runs and
+ * the end of its log.
  * `--verbose` prints the wgnat daemons' logs (at debug level) after each run. Modes are interleaved run by run so the machine's noise hits all alike. Prints a Markdown table of medians.
  */
 import { execFileSync } from 'node:child_process'
@@ -213,6 +215,31 @@ async function allHeld (clients: Map<string, SpawnedProcess>, run: string): Prom
   }
 }
 
+/** How much of a client's log a run keeps without --verbose: the end, for a run that times out. */
+const LOG_TAIL_CHARS = 8000
+/** Log lines quoted per client when a run times out. */
+const TIMEOUT_LOG_LINES = 15
+
+/** What a run that timed out leaves to go on: the pairs that never answered, each client's state, the end of its log. */
+function timeoutReport (
+  names: string[], ipOf: (name: string) => string, pingers: Pingers, clients: Map<string, SpawnedProcess>, logs: Map<string, string>
+): string {
+  const answered = (from: string, to: string): boolean => pingers.firstReply.has(`${from}>${ipOf(to)}`)
+  const missing = names.flatMap((from) => names.filter((to) => to !== from && !answered(from, to)).map((to) => `${from}>${to}`))
+  const involved = new Set(missing.flatMap((pair) => pair.split('>')))
+  const lines = [`    no reply: ${missing.join(', ')}`]
+  for (const name of names.filter((x) => involved.has(x))) {
+    const p = clients.get(name)
+    const state = p === undefined
+      ? 'not started'
+      : p.exitCode !== null ? `exited ${p.exitCode}` : p.signalCode !== null ? `killed by ${p.signalCode}` : 'running'
+    const log = (logs.get(name) ?? '').trimEnd()
+    const tail = log.split('\n').slice(-TIMEOUT_LOG_LINES).map((l) => `      ${l}`).join('\n')
+    lines.push(`    client ${name}: ${state}; ${log === '' ? 'nothing logged' : `the end of its log:\n${tail}`}`)
+  }
+  return lines.join('\n')
+}
+
 const launchTimes = new Map<Lab, number>()
 const t0Of = (lab: Lab): number => launchTimes.get(lab) ?? 0
 
@@ -281,7 +308,11 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
         for (const name of names) {
           const proc = lab.spawn(name, held([process.execPath, ...nodeArgs(name), bin, '-i', lab.clients[name]!.wgIf, '-r', lab.hub.publicKey, '--state-dir', join(m.stateDir, name), ...clientArgs]), { env })
           clients.set(name, proc)
-          if (values.verbose === true) proc.stderr?.on('data', (b: Buffer) => { clientLogs.set(name, (clientLogs.get(name) ?? '') + b.toString()) })
+          // Every client's log is kept: whole with --verbose, else its end, for a run that times out.
+          proc.stderr?.on('data', (b: Buffer) => {
+            const text = (clientLogs.get(name) ?? '') + b.toString()
+            clientLogs.set(name, values.verbose === true ? text : text.slice(-LOG_TAIL_CHARS))
+          })
         }
       }
     }
@@ -309,6 +340,7 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
     while (pingers.firstReply.size < pingers.expected && Date.now() - t0 < TIMEOUT_S * 1000) await sleep(100)
     if (pingers.firstReply.size < pingers.expected) {
       console.error(`  n=${n} ${mode}: only ${pingers.firstReply.size} of ${pingers.expected} pairs answered within ${TIMEOUT_S} s`)
+      console.error(timeoutReport(names, ipOf, pingers, clients, clientLogs))
       return undefined
     }
     const machineCpuMs = machineBusyMs() - busy0
