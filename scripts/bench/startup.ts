@@ -26,7 +26,14 @@ import { parseArgs } from 'node:util'
 import { CLIENT_BIN } from '../lab/mesh.js'
 import { envNote, useServiceEnv } from './service-env.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, 'before-bin': { type: 'string' }, 'at-once': { type: 'string' }, 'shell-env': { type: 'boolean', default: false } } })
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '15' },
+    'before-bin': { type: 'string' },
+    'at-once': { type: 'string' },
+    'shell-env': { type: 'boolean', default: false }
+  }
+})
 const SHELL_ENV = values['shell-env'] === true
 const ENV_NOTE = envNote(SHELL_ENV)
 useServiceEnv(SHELL_ENV)
