@@ -11,10 +11,11 @@
  * once (`held`). The figure is the moment the last ordered pair got its first reply (fping's own receive timestamp),
  * counted from launching the clients. The daemons run in the environment of an installed service (service-env.ts:
  * without `NODE_EXTRA_CA_CERTS`, which makes Node parse a CA bundle at each start; `--shell-env` keeps it).
- * `--pinger ping` pings as the bench did up to its seventh session: a shell loop per ordered pair running `ping -D -c 1 -i 0.1 -w ...`, restarted every 0.1 s whenever it ends without a reply (as it
- * does at once before nebula's tun exists, and at the hub's "host unreachable" while the hub does not forward): with
- * 16 clients those loops took a third of the machine's CPU (`perf record -a`: bash, ping, sed and head), so the
- * figure measured the harness as much as the mesh.
+ * `--pinger ping` pings as the bench did up to its seventh session: a shell loop per ordered pair running
+ * `ping -D -c 1 -i 0.1 -w ...`, restarted every 0.1 s whenever it ends without a reply (as it does at once before
+ * nebula's tun exists, and at the hub's "host unreachable" while the hub does not forward): with 16 clients those
+ * loops took a third of the machine's CPU (`perf record -a`: bash, ping, sed and head), so the figure measured the
+ * harness as much as the mesh.
  *
  * Modes:
  * - `wgnat`: `wgnat-client -t <interval>` (defaults otherwise);
@@ -95,10 +96,10 @@ const TIMEOUT_S = Number(values.timeout)
 const PINGERS = ['fping', 'ping'] as const
 type Pinger = typeof PINGERS[number]
 const RUN_PINGERS = (values.pinger ?? 'fping').split(',') as Pinger[]
+for (const p of RUN_PINGERS) if (!PINGERS.includes(p)) throw new Error(`--pinger: unknown pinger '${p}' (${PINGERS.join(', ')})`)
 const hubAllowedIps = values['hub-allowed-ips']
 if (hubAllowedIps !== 'subnet' && hubAllowedIps !== 'host') throw new Error(`--hub-allowed-ips: '${String(hubAllowedIps)}' is not subnet or host`)
 const HUB_ALLOWED_IPS: 'subnet' | 'host' = hubAllowedIps
-for (const p of RUN_PINGERS) if (!PINGERS.includes(p)) throw new Error(`--pinger: unknown pinger '${p}' (${PINGERS.join(', ')})`)
 /** Time for the hub's daemon to come up before the clients start. */
 const HUB_SETTLE_MS = 1500
 /** Time for the pingers to be running before the clients start. */
@@ -139,6 +140,9 @@ const REPLY: Record<Pinger, RegExp> = {
 
 interface Pingers { firstReply: Map<string, number>, expected: number }
 
+/** The key of an ordered pair in `Pingers.firstReply`: the pinging client's name and the address it pings. */
+const pairKey = (from: string, toIp: string): string => `${from}>${toIp}`
+
 function startPingers (lab: Lab, pinger: Pinger, names: string[], ipOf: (name: string) => string): Pingers {
   const firstReply = new Map<string, number>()
   for (const from of names) {
@@ -152,7 +156,7 @@ function startPingers (lab: Lab, pinger: Pinger, names: string[], ipOf: (name: s
       for (const line of lines) {
         const reply = REPLY[pinger].exec(line)?.groups
         if (reply === undefined) continue
-        const pair = `${from}>${reply.ip ?? ''}`
+        const pair = pairKey(from, reply.ip ?? '')
         if (!firstReply.has(pair)) firstReply.set(pair, Number(reply.at) * 1000)
       }
     })
@@ -191,8 +195,9 @@ function nebulaConfig (dir: string, i: number): string {
 /**
  * `argv` held before it starts: a shell that stops itself (SIGSTOP) and, once continued (SIGCONT), becomes `argv`
  * (same pid: `ip netns exec` and the shell each exec the next). The clients are spawned held beforehand and all
- * released at the launch: spawning them one after another at the launch took the bench 150 to 230 ms with 8 clients (each spawn forks this process), so the last
- * client started that late, and the bench's own spawning competed with the first clients for the CPU.
+ * released at the launch: spawning them one after another at the launch took the bench 150 to 230 ms with 8 clients
+ * (each spawn forks this process), so the last client started that late, and the bench's own spawning competed with
+ * the first clients for the CPU.
  */
 function held (argv: string[]): string[] {
   return ['sh', '-c', 'kill -STOP $$ && exec "$@"', 'sh', ...argv]
@@ -224,7 +229,7 @@ const TIMEOUT_LOG_LINES = 15
 function timeoutReport (
   names: string[], ipOf: (name: string) => string, pingers: Pingers, clients: Map<string, SpawnedProcess>, logs: Map<string, string>
 ): string {
-  const answered = (from: string, to: string): boolean => pingers.firstReply.has(`${from}>${ipOf(to)}`)
+  const answered = (from: string, to: string): boolean => pingers.firstReply.has(pairKey(from, ipOf(to)))
   const missing = names.flatMap((from) => names.filter((to) => to !== from && !answered(from, to)).map((to) => `${from}>${to}`))
   const involved = new Set(missing.flatMap((pair) => pair.split('>')))
   const lines = [`    no reply: ${missing.join(', ')}`]
@@ -281,7 +286,7 @@ async function once (n: number, mode: Mode, pinger: Pinger, pkiDir: string): Pro
   const clientLogs = new Map<string, string>()
   let wgLog: string | undefined
   try {
-    /** Start a client's process, held (see `held`) until the launch. */
+    /** Start every client's process, held (see `held`) until the launch. */
     let spawnClients: () => void
     let ipOf: (name: string) => string
     if (mode === 'nebula') {

@@ -81,6 +81,10 @@ describe.skipIf(!support.ok)('a spoke announcing another host\'s addresses as it
     const prefixes = [lab.clients.a!.publicKey, lab.clients.b!.publicKey].map((k) => k.slice(0, 8).replace(/[+/]/g, (ch) => `\\${ch}`))
     const change = new RegExp(`peer (${prefixes.join('|')})\\S*: (direct|trying|hub|arming) -> `)
     const pathChanges = (): string[] => logged.join('').split('\n').filter((l) => change.test(l))
+    // A re-attempt of the real pair begun while c was being set up is no change the flap made: the baseline is taken
+    // once both sides show the pair direct again (one full run counted such an attempt ending as the flap began).
+    const bothDirect = async (): Promise<boolean> => (await pathBetween(lab, 'a', 'b')).path === 'direct' && (await pathBetween(lab, 'b', 'a')).path === 'direct'
+    expect(await waitFor(bothDirect, 30_000), `a and b not direct before the flap\n${pathChanges().slice(-5).join('\n')}\n${mesh.logs()}`).toBeDefined()
     const changesBefore = pathChanges().length
     writeFileSync(modeFile, `flap ${v.underlayIp}`)
     const pings = lab.exec('a', ['ping', '-n', '-i', '0.5', '-W', '1', '-c', String(FLAP_S * 2), lab.clients.b!.tunnelIp], { reject: false, timeoutMs: (FLAP_S + 20) * 1000 })
@@ -97,7 +101,8 @@ describe.skipIf(!support.ok)('a spoke announcing another host\'s addresses as it
     expect((await pathBetween(lab, 'a', 'b', 2)).path).toBe('direct')
     expect((await pathBetween(lab, 'b', 'a', 2)).path).toBe('direct')
     const changes = pathChanges().slice(changesBefore)
-    expect(changes.length, `path changes of a and b during the flap:\n${changes.join('\n')}\n${mesh.logs()}`).toBe(0)
+    const earlier = pathChanges().slice(0, changesBefore).slice(-5)
+    expect(changes.length, `path changes of a and b during the flap:\n${changes.join('\n')}\nthe last ones before it:\n${earlier.join('\n')}\n${mesh.logs()}`).toBe(0)
     expect(received, ping.stdout).toBeGreaterThanOrEqual(FLAP_S * 2 - 2)
   }, 240_000)
 })
