@@ -10,6 +10,7 @@ import { WgSetError, type WgControl } from '../shared/wg.js'
 import { shortKey, type WgDevice } from '../shared/wg-dump.js'
 import { adoptTracks, defaultTiming, directPending, reconcile, type PathTiming, type PeerTrack, type ReconcileOutput } from './paths/reconcile.js'
 import { QuietReads } from './paths/quiet-reads.js'
+import { MAX_REINITIATIONS } from './paths/crossed-handshakes.js'
 import type { MeshObserver } from './observe/mesh-observer.js'
 import type { NatMonitor } from './nat/nat-monitor.js'
 import { NAT_START_DEFER_MS, NO_RAW_PROBLEM, firstAttemptsPending, hasGlobalIpv6, needsNatNow } from './nat/nat-start.js'
@@ -454,6 +455,15 @@ export class MeshClient {
     }
   }
 
+  /** Fresh initiations decided this tick (paths/crossed-handshakes.ts), at debug: they change no path. */
+  private logReinitiations (previous: Map<string, PeerTrack>): void {
+    this.tracks.forEach((t, key) => {
+      if ((t.reinitiations ?? 0) <= (previous.get(key)?.reinitiations ?? 0)) return
+      const peer = this.desired?.get(key)?.name ?? shortKey(key)
+      this.log.debug({ peer, endpoint: t.endpoint ?? undefined }, `peer ${peer}: its handshake initiation crossed ours; sent a fresh one`)
+    })
+  }
+
   /**
    * How long until the next read of the interface: often while an attempt or a probe waits for its answer, every
    * second while data flows to a direct peer (a path that dies is then seen within a second or two), else rarely.
@@ -472,6 +482,8 @@ export class MeshClient {
       // a newer handshake, say from the other side's slot retry, moves the instant on both sides.)
       if ((t.promoteAtMs ?? 0) > 0) wait = Math.min(wait, Math.max(0, (t.promoteAtMs ?? 0) - now) + SWITCH_SETTLE_MS, HEALING_TICK_MS)
       else if (t.phase === 'arming' || directPending(t, now, this.timing)) wait = Math.min(wait, PENDING_TICK_MS)
+      // Heard from a peer being tried, no handshake yet: its initiation may have crossed ours (crossed-handshakes.ts).
+      else if (t.phase === 'trying' && t.heardAtMs !== undefined && (t.reinitiations ?? 0) < MAX_REINITIATIONS) wait = Math.min(wait, PENDING_TICK_MS)
       else if (t.phase === 'trying' && t.failures === 0) wait = Math.min(wait, this.registryState.relay ? PENDING_TICK_MS : PENDING_TICK_NO_RELAY_MS)
       // A retry (it failed before): a handshake seen within a second is soon enough, and with many peers that never
       // answer some retry is nearly always under way: reading the interface every 150 ms for it would cost a core.
@@ -557,6 +569,7 @@ export class MeshClient {
     if (out.events.length > 0) this.observer?.pathEvents?.(out.events, this.tracks, this.nowMs())
     const previous = this.tracks
     this.tracks = out.tracks
+    if (out.changes.length > 0 && this.log.isLevelEnabled('debug')) this.logReinitiations(previous)
     this.switches.plan(plannedSwitches(this.tracks, this.desired, this.timing.keepaliveS))
     if (out.events.length > 0 || out.changes.length > 0 || vetted) this.pathsChanged()
     for (const resolve of waiters) resolve()

@@ -8,6 +8,7 @@ import { orderCandidates } from './candidate-order.js'
 import { peerTargets } from './peer-targets.js'
 import { quietOnHub, type QuietInput } from './quiet-on-hub.js'
 import { needsFreshPeer } from './fresh-peer.js'
+import { crossedHandshakes } from './crossed-handshakes.js'
 
 /**
  * Where a managed peer's traffic goes.
@@ -52,6 +53,9 @@ export interface PeerTrack {
   /** Fresh attempts the peer's own changes may still start at once (a token bucket; see FRESH_BURST), and when it was last spent. */
   freshTokens?: number
   freshAtMs?: number
+  /** Trying: when a read last found bytes from the peer with no handshake yet (crossed-handshakes.ts), and re-initiations so far. */
+  heardAtMs?: number
+  reinitiations?: number
   /** Trying, handshake done: the routes move at this instant, which both sides compute alike (0: at once). */
   promoteAtMs?: number
   /** Why the peer is in this phase, for logs and status. */
@@ -232,9 +236,10 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
 
     // Start an attempt: straight away, or, with punching, after arming.
     const begin = (endpoint: Endpoint, failures: number, reason: string, bucket?: { freshTokens: number, freshAtMs: number }): void => {
-      if (input.punching !== true) changes.push(...attempt(key, endpoint, timing, onDevice, routesEarly ? want.allowedIps : [], needsFreshPeer(candidateKind(want, formatEndpoint(endpoint)), onDevice)))
+      const freshPeer = needsFreshPeer(candidateKind(want, formatEndpoint(endpoint)), onDevice)
+      if (input.punching !== true) changes.push(...attempt(key, endpoint, timing, onDevice, routesEarly ? want.allowedIps : [], freshPeer))
       move(key, old, {
-        ...fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), onDevice, failures, reason, targets),
+        ...fresh(input.punching === true ? 'arming' : 'trying', nowMs, formatEndpoint(endpoint), input.punching !== true && readds(onDevice, freshPeer) ? undefined : onDevice, failures, reason, targets),
         lostAtMs: old?.lostAtMs,
         readySeen: want.readyFor,
         freshTokens: bucket?.freshTokens ?? old?.freshTokens,
@@ -245,8 +250,10 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     if (old?.phase === 'arming') {
       const waited = nowMs - old.sinceMs
       if (old.endpoint !== null && waited >= timing.armMinMs && (want.readyFor || waited >= timing.armTimeoutMs)) {
-        changes.push(...attempt(key, parseEndpoint(old.endpoint), timing, onDevice, routesEarly ? want.allowedIps : [], needsFreshPeer(candidateKind(want, old.endpoint), onDevice)))
-        move(key, old, { ...old, phase: 'trying', sinceMs: nowMs, reason: want.readyFor ? `both sides punched; handshaking with ${old.endpoint}` : `peer did not punch; handshaking with ${old.endpoint} anyway` })
+        const freshPeer = needsFreshPeer(candidateKind(want, old.endpoint), onDevice)
+        changes.push(...attempt(key, parseEndpoint(old.endpoint), timing, onDevice, routesEarly ? want.allowedIps : [], freshPeer))
+        // A re-added peer's counters start from zero (the track's baseline for hearing from it, crossed-handshakes.ts).
+        move(key, old, { ...old, ...(readds(onDevice, freshPeer) ? { rx: 0, rxAtMs: nowMs } : {}), phase: 'trying', sinceMs: nowMs, reason: want.readyFor ? `both sides punched; handshaking with ${old.endpoint}` : `peer did not punch; handshaking with ${old.endpoint} anyway` })
       } else {
         tracks.set(key, old)
       }
@@ -262,6 +269,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     }
 
     const track = { ...old }
+    if (track.phase === 'trying' && onDevice.transferRx > track.rx) track.heardAtMs = nowMs
     if (onDevice.transferRx !== track.rx) { track.rx = onDevice.transferRx; track.rxAtMs = nowMs }
     const handshakeSinceStart = onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - HANDSHAKE_CLOCK_SLACK_MS
     const endpointMoved = targets !== null && targets !== track.targets
@@ -298,6 +306,10 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
               ? `no handshake in ${failures} attempts; waiting for a new endpoint or NAT class`
               : `no handshake within ${timing.directTimeoutMs / 1000}s from ${track.endpoint ?? '?'}`
           })
+        } else if (crossedHandshakes({ nowMs, selfKey: input.selfKey, peerKey: key, heardAtMs: track.heardAtMs, reinitiations: track.reinitiations ?? 0, onDevice })) {
+          // Our initiation and the peer's crossed: a fresh one from this side, which the peer answers.
+          changes.push(...reinitiate(key, onDevice, track.endpoint, timing, routesEarly ? want.allowedIps : []))
+          tracks.set(key, { ...track, rx: 0, rxAtMs: nowMs, heardAtMs: undefined, reinitiations: (track.reinitiations ?? 0) + 1 })
         } else {
           // Routes put on early while the hub did not relay come off if it relays now: the hub path is the safe one.
           if (!routesEarly && onDevice.allowedIps.length > 0) changes.push({ publicKey: key, allowedIps: [] })
@@ -425,10 +437,23 @@ function hopeless (selfClass: string, want: DesiredPeer, candidates: Endpoint[],
  * a keepalive instead, which nothing answers.
  */
 function attempt (publicKey: string, endpoint: Endpoint, timing: PathTiming, onDevice: WgPeer | undefined, allowedIps: string[], freshPeer = false): PeerChange[] {
-  const add: PeerChange = { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps, kick: true }
-  // freshPeer: re-added even without a handshake yet, so WireGuard's 5 s hold on initiations is gone (fresh-peer.ts).
-  if (onDevice === undefined || (onDevice.latestHandshake === 0 && !freshPeer) || onDevice.hasPresharedKey) return [add]
+  if (!readds(onDevice, freshPeer)) return [{ publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps, kick: true }]
   return [{ publicKey, remove: true }, { publicKey, endpoint, persistentKeepalive: timing.keepaliveS, allowedIps }]
+}
+
+/** Does an attempt remove and re-add the peer (its counters then start from zero)? */
+function readds (onDevice: WgPeer | undefined, freshPeer: boolean): boolean {
+  // freshPeer: re-added even without a handshake yet, so WireGuard's 5 s hold on initiations is gone (fresh-peer.ts).
+  return onDevice !== undefined && (onDevice.latestHandshake > 0 || freshPeer) && !onDevice.hasPresharedKey
+}
+
+/**
+ * A fresh initiation to a peer being tried whose initiation crossed ours (crossed-handshakes.ts): removed and added
+ * back in one `wg set`, towards the endpoint WireGuard has for it now (where the peer's initiation came from).
+ */
+function reinitiate (publicKey: string, onDevice: WgPeer, endpoint: string | null, timing: PathTiming, allowedIps: string[]): PeerChange[] {
+  const to = onDevice.endpoint ?? (endpoint === null ? null : parseEndpoint(endpoint))
+  return [{ publicKey, remove: true }, { publicKey, ...(to === null ? {} : { endpoint: to }), persistentKeepalive: timing.keepaliveS, allowedIps }]
 }
 
 /**

@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest'
+import { CROSSED_WAIT_MS, CROSSED_WAIT_OTHER_MS, MAX_REINITIATIONS, crossedHandshakes } from '../../src/client/paths/crossed-handshakes.js'
+import { defaultTiming, PROMOTE_DELAY_S, reconcile, type PeerTrack, type ReconcileInput } from '../../src/client/paths/reconcile.js'
+import type { DesiredPeer } from '../../src/client/paths/vet-table.js'
+import type { WgPeer } from '../../src/shared/wg-dump.js'
+import { ep, newPeer } from '../helpers/fake-wg.js'
+import { testKey } from '../helpers/keys.js'
+
+// Two keys in a known order: the side whose key sorts first re-initiates first.
+const [LOW, HIGH] = [testKey('x'), testKey('y')].sort() as [string, string]
+const HUB = testKey('hub')
+const T0 = 1_700_000_000_000
+const timing = defaultTiming(25)
+const PEER_ENDPOINT = '198.18.12.2:51820'
+/** A handshake initiation, as wireguard-go counts it in transfer-rx. */
+const INITIATION = 148
+
+function want (publicKey: string): DesiredPeer {
+  return { publicKey, endpoint: ep(PEER_ENDPOINT), allowedIps: ['100.64.0.3/32'], online: true, candidates: [], natClass: 'easy', readyFor: false }
+}
+
+/** One side of the pair: `self` reconciles towards `peer`. */
+function side (self: string, peer: string, hubRelays = true) {
+  const input = (nowMs: number, peers: WgPeer[], tracks: Map<string, PeerTrack>): ReconcileInput => ({
+    nowMs,
+    selfKey: self,
+    device: { publicKey: self, listenPort: 51820, peers: [newPeer(HUB, { allowedIps: ['100.64.0.0/24'] }), ...peers] },
+    desired: new Map([[peer, want(peer)]]),
+    tracks,
+    timing,
+    hubRelays
+  })
+  return { input, run: (nowMs: number, peers: WgPeer[], tracks: Map<string, PeerTrack>) => reconcile(input(nowMs, peers, tracks)) }
+}
+
+/** The peer as WireGuard shows it after two initiations crossed: the other's answered, ours dropped, no session. */
+function crossed (peer: string, over: Partial<WgPeer> = {}): WgPeer {
+  return newPeer(peer, { endpoint: ep(PEER_ENDPOINT), persistentKeepalive: 25, transferRx: INITIATION, transferTx: INITIATION + 92, ...over })
+}
+
+describe('crossedHandshakes (pure)', () => {
+  const base = { nowMs: T0 + 1000, selfKey: LOW, peerKey: HIGH, heardAtMs: T0, reinitiations: 0, onDevice: { hasPresharedKey: false } }
+
+  it('the side whose key sorts first goes after CROSSED_WAIT_MS, the other after CROSSED_WAIT_OTHER_MS', () => {
+    expect(crossedHandshakes({ ...base, nowMs: T0 + CROSSED_WAIT_MS - 1 })).toBe(false)
+    expect(crossedHandshakes({ ...base, nowMs: T0 + CROSSED_WAIT_MS })).toBe(true)
+    const other = { ...base, selfKey: HIGH, peerKey: LOW }
+    expect(crossedHandshakes({ ...other, nowMs: T0 + CROSSED_WAIT_MS })).toBe(false)
+    expect(crossedHandshakes({ ...other, nowMs: T0 + CROSSED_WAIT_OTHER_MS - 1 })).toBe(false)
+    expect(crossedHandshakes({ ...other, nowMs: T0 + CROSSED_WAIT_OTHER_MS })).toBe(true)
+  })
+
+  it('never without having heard from the peer, past the limit, or with a preshared key', () => {
+    expect(crossedHandshakes({ ...base, heardAtMs: undefined })).toBe(false)
+    expect(crossedHandshakes({ ...base, reinitiations: MAX_REINITIATIONS })).toBe(false)
+    expect(crossedHandshakes({ ...base, reinitiations: MAX_REINITIATIONS - 1 })).toBe(true)
+    expect(crossedHandshakes({ ...base, onDevice: { hasPresharedKey: true } })).toBe(false)
+  })
+})
+
+describe('reconcile: initiations that crossed', () => {
+  it('the first side re-adds the peer (a fresh initiation at once) once it heard from it and no handshake followed', () => {
+    const a = side(LOW, HIGH)
+    const started = a.run(T0, [], new Map())
+    expect(started.tracks.get(HIGH)).toMatchObject({ phase: 'trying', rx: 0 })
+    // The first read after the attempt: the peer's initiation arrived, no session.
+    const heard = a.run(T0 + 150, [crossed(HIGH)], started.tracks)
+    expect(heard.changes).toEqual([])
+    expect(heard.tracks.get(HIGH)).toMatchObject({ phase: 'trying', heardAtMs: T0 + 150 })
+    expect(a.run(T0 + 150 + CROSSED_WAIT_MS - 1, [crossed(HIGH)], heard.tracks).changes).toEqual([])
+    // Towards the endpoint WireGuard has now (where the peer's initiation came from), still without routes.
+    const roamed = crossed(HIGH, { endpoint: ep('198.18.12.2:40000') })
+    const again = a.run(T0 + 150 + CROSSED_WAIT_MS, [roamed], heard.tracks)
+    expect(again.changes).toEqual([
+      { publicKey: HIGH, remove: true },
+      { publicKey: HIGH, endpoint: ep('198.18.12.2:40000'), persistentKeepalive: 25, allowedIps: [] }
+    ])
+    expect(again.events).toEqual([])
+    expect(again.tracks.get(HIGH)).toMatchObject({ phase: 'trying', sinceMs: T0, rx: 0, heardAtMs: undefined, reinitiations: 1 })
+    // The re-added peer starts from zero counters: that is not hearing from it.
+    const quiet = a.run(T0 + 600, [newPeer(HIGH, { endpoint: ep('198.18.12.2:40000'), persistentKeepalive: 25, transferTx: INITIATION })], again.tracks)
+    expect(quiet.changes).toEqual([])
+    expect(quiet.tracks.get(HIGH)?.heardAtMs).toBeUndefined()
+    // The peer answers: a handshake, and the routes move at the instant both sides compute (the hub relays).
+    const hs = Math.floor((T0 + 650) / 1000)
+    const answered = newPeer(HIGH, { endpoint: ep('198.18.12.2:40000'), persistentKeepalive: 25, transferRx: 92, transferTx: INITIATION + 32, latestHandshake: hs })
+    expect(a.run(T0 + 700, [answered], quiet.tracks).tracks.get(HIGH)).toMatchObject({ phase: 'trying', promoteAtMs: (hs + PROMOTE_DELAY_S) * 1000 })
+  })
+
+  it('where the hub does not relay, the re-added peer keeps its routes', () => {
+    const a = side(LOW, HIGH, false)
+    const started = a.run(T0, [], new Map())
+    const onDevice = crossed(HIGH, { allowedIps: ['100.64.0.3/32'] })
+    const heard = a.run(T0 + 1000, [onDevice], started.tracks)
+    const again = a.run(T0 + 1000 + CROSSED_WAIT_MS, [onDevice], heard.tracks)
+    expect(again.changes).toEqual([
+      { publicKey: HIGH, remove: true },
+      { publicKey: HIGH, endpoint: ep(PEER_ENDPOINT), persistentKeepalive: 25, allowedIps: ['100.64.0.3/32'] }
+    ])
+  })
+
+  it('the other side waits CROSSED_WAIT_OTHER_MS: the two fresh initiations must not cross again', () => {
+    const b = side(HIGH, LOW)
+    const started = b.run(T0, [], new Map())
+    const heard = b.run(T0 + 150, [crossed(LOW)], started.tracks)
+    expect(b.run(T0 + 150 + CROSSED_WAIT_MS, [crossed(LOW)], heard.tracks).changes).toEqual([])
+    expect(b.run(T0 + 150 + CROSSED_WAIT_OTHER_MS, [crossed(LOW)], heard.tracks).changes).toEqual([
+      { publicKey: LOW, remove: true },
+      { publicKey: LOW, endpoint: ep(PEER_ENDPOINT), persistentKeepalive: 25, allowedIps: [] }
+    ])
+  })
+
+  it('answering the peer\'s initiation normally ends in a handshake, and then nothing is re-added', () => {
+    const a = side(LOW, HIGH, false)
+    const started = a.run(T0, [], new Map())
+    const heard = a.run(T0 + 150, [crossed(HIGH)], started.tracks)
+    const confirmed = crossed(HIGH, { transferRx: INITIATION + 32, latestHandshake: Math.floor((T0 + 200) / 1000) })
+    const out = a.run(T0 + 150 + CROSSED_WAIT_MS, [confirmed], heard.tracks)
+    expect(out.changes.some((c) => c.remove === true)).toBe(false)
+    expect(out.tracks.get(HIGH)?.phase).toBe('direct')
+  })
+
+  it('nothing heard from the peer (its NAT dropped our initiation, it has not started): no re-add, WireGuard retries', () => {
+    const a = side(LOW, HIGH)
+    let tracks = a.run(T0, [], new Map()).tracks
+    const silent = newPeer(HIGH, { endpoint: ep(PEER_ENDPOINT), persistentKeepalive: 25, transferTx: INITIATION })
+    for (let t = T0 + 150; t < T0 + 5000; t += 150) {
+      const out = a.run(t, [silent], tracks)
+      expect(out.changes).toEqual([])
+      tracks = out.tracks
+    }
+  })
+
+  it('re-initiates at most MAX_REINITIATIONS times in one attempt, then leaves it to WireGuard and the attempt\'s timeout', () => {
+    const a = side(LOW, HIGH)
+    let tracks = a.run(T0, [], new Map()).tracks
+    let readds = 0
+    let rx = 0
+    for (let i = 1, t = T0 + 150; t < T0 + 9000; i++, t += 150) {
+      if (i % 4 === 0) rx += INITIATION // the peer keeps sending initiations that never complete
+      const out = a.run(t, [crossed(HIGH, { transferRx: rx })], tracks)
+      if (out.changes.some((c) => c.remove === true)) { readds++; rx = 0 }
+      tracks = out.tracks
+    }
+    expect(readds).toBe(MAX_REINITIATIONS)
+  })
+
+  it('a peer with a preshared key is never re-added (we do not hold its key)', () => {
+    const a = side(LOW, HIGH)
+    const started = a.run(T0, [], new Map())
+    const psk = crossed(HIGH, { hasPresharedKey: true })
+    const heard = a.run(T0 + 150, [psk], started.tracks)
+    expect(a.run(T0 + 2000, [psk], heard.tracks).changes).toEqual([])
+  })
+
+  it('an attempt that re-adds a peer which handshook before takes zero as its baseline, not the old counters', () => {
+    const a = side(LOW, HIGH)
+    // A retry after a failure: the peer is on the interface with an old session's counters.
+    const old = newPeer(HIGH, { endpoint: ep(PEER_ENDPOINT), transferRx: 50_000, transferTx: 60_000, latestHandshake: Math.floor(T0 / 1000) - 600 })
+    const hub: PeerTrack = { phase: 'hub', sinceMs: T0 - 30_000, failures: 1, retryAtMs: T0, endpoint: PEER_ENDPOINT, targets: PEER_ENDPOINT, rx: 50_000, rxAtMs: T0 - 30_000, reason: 'x', classes: 'unknown/easy' }
+    const started = a.run(T0, [old], new Map([[HIGH, hub]]))
+    expect(started.changes[0]).toEqual({ publicKey: HIGH, remove: true })
+    expect(started.tracks.get(HIGH)).toMatchObject({ phase: 'trying', rx: 0 })
+    const fresh = newPeer(HIGH, { endpoint: ep(PEER_ENDPOINT), persistentKeepalive: 25, transferTx: INITIATION })
+    const read = a.run(T0 + 150, [fresh], started.tracks)
+    expect(read.tracks.get(HIGH)?.heardAtMs).toBeUndefined()
+    expect(a.run(T0 + 150 + CROSSED_WAIT_OTHER_MS, [fresh], read.tracks).changes).toEqual([])
+  })
+})
