@@ -1,15 +1,17 @@
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdirSync, rmSync } from 'node:fs'
 import { createConnection, createServer, type Server } from 'node:net'
 import { dirname } from 'node:path'
 import { WgnatError, messageOf, quote } from './errors.js'
 
 /**
  * Serve `value()` as one line of JSON to whoever connects to the Unix socket at `path`: the daemons' status sockets.
- * The directory is created 0700 and the socket 0600, so only root (the daemon's user) can ask.
+ * The directory is created 0700 and the socket 0600, so only root (the daemon's user) can ask. The file calls are
+ * synchronous: the client's socket comes up beside its first sync, where hops to libuv's thread pool wait for a
+ * busy machine's CPU (state-store.ts).
  */
 export async function serveJson (path: string, value: () => unknown): Promise<{ close: () => Promise<void> }> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
-  await rm(path, { force: true })
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  rmSync(path, { force: true })
   const server: Server = createServer((conn) => {
     conn.on('error', () => {})
     conn.end(JSON.stringify(value()) + '\n')
@@ -26,7 +28,7 @@ export async function serveJson (path: string, value: () => unknown): Promise<{ 
   return {
     async close () {
       await new Promise<void>((resolve) => server.close(() => resolve()))
-      await rm(path, { force: true })
+      rmSync(path, { force: true })
     }
   }
 }
