@@ -77,14 +77,22 @@ describe('reconcile: initiations that crossed', () => {
     ])
     expect(again.events).toEqual([])
     expect(again.tracks.get(HIGH)).toMatchObject({ phase: 'trying', sinceMs: T0, rx: 0, heardAtMs: undefined, reinitiations: 1 })
-    // The re-added peer starts from zero counters: that is not hearing from it.
-    const quiet = a.run(T0 + 600, [newPeer(HIGH, { endpoint: ep('198.18.12.2:40000'), persistentKeepalive: 25, transferTx: INITIATION })], again.tracks)
+    // The re-added peer's counters start from zero, and so does the baseline: a fresh initiation from the peer (as
+    // much as the one heard before) is heard again, and crosses again: one more re-add, then no more.
+    const fresh = newPeer(HIGH, { endpoint: ep('198.18.12.2:40000'), persistentKeepalive: 25, transferRx: INITIATION, transferTx: INITIATION + 92 })
+    const heardAgain = a.run(T0 + 600, [fresh], again.tracks)
+    expect(heardAgain.changes).toEqual([])
+    expect(heardAgain.tracks.get(HIGH)?.heardAtMs).toBe(T0 + 600)
+    const second = a.run(T0 + 600 + CROSSED_WAIT_MS, [fresh], heardAgain.tracks)
+    expect(second.changes.map((c) => c.remove === true)).toEqual([true, false])
+    expect(second.tracks.get(HIGH)?.reinitiations).toBe(2)
+    const quiet = a.run(T0 + 1000, [newPeer(HIGH, { endpoint: ep('198.18.12.2:40000'), persistentKeepalive: 25, transferTx: INITIATION })], second.tracks)
     expect(quiet.changes).toEqual([])
     expect(quiet.tracks.get(HIGH)?.heardAtMs).toBeUndefined()
     // The peer answers: a handshake, and the routes move at the instant both sides compute (the hub relays).
-    const hs = Math.floor((T0 + 650) / 1000)
+    const hs = Math.floor((T0 + 1050) / 1000)
     const answered = newPeer(HIGH, { endpoint: ep('198.18.12.2:40000'), persistentKeepalive: 25, transferRx: 92, transferTx: INITIATION + 32, latestHandshake: hs })
-    expect(a.run(T0 + 700, [answered], quiet.tracks).tracks.get(HIGH)).toMatchObject({ phase: 'trying', promoteAtMs: (hs + PROMOTE_DELAY_S) * 1000 })
+    expect(a.run(T0 + 1100, [answered], quiet.tracks).tracks.get(HIGH)).toMatchObject({ phase: 'trying', promoteAtMs: (hs + PROMOTE_DELAY_S) * 1000 })
   })
 
   it('where the hub does not relay, the re-added peer keeps its routes', () => {
@@ -165,5 +173,49 @@ describe('reconcile: initiations that crossed', () => {
     const read = a.run(T0 + 150, [fresh], started.tracks)
     expect(read.tracks.get(HIGH)?.heardAtMs).toBeUndefined()
     expect(a.run(T0 + 150 + CROSSED_WAIT_OTHER_MS, [fresh], read.tracks).changes).toEqual([])
+    // The peer's initiation on the fresh peer (148 bytes, far below the old counters) is heard.
+    const heard = a.run(T0 + 300, [{ ...fresh, transferRx: INITIATION }], started.tracks)
+    expect(heard.tracks.get(HIGH)?.heardAtMs).toBe(T0 + 300)
+  })
+
+  it('while the routes wait for the instant both sides compute (the hub relays), a handshake is there: no re-add', () => {
+    const a = side(LOW, HIGH)
+    const started = a.run(T0, [], new Map())
+    const heard = a.run(T0 + 150, [crossed(HIGH)], started.tracks)
+    const shook = crossed(HIGH, { transferRx: INITIATION + 32, latestHandshake: Math.floor((T0 + 300) / 1000) })
+    const waiting = a.run(T0 + 2000, [shook], heard.tracks)
+    expect(waiting.tracks.get(HIGH)).toMatchObject({ phase: 'trying', promoteAtMs: expect.any(Number) })
+    expect(waiting.changes).toEqual([])
+  })
+
+  it('the attempt\'s timeout wins over a re-add that is due at the same read, and the next attempt may re-add again', () => {
+    const a = side(LOW, HIGH)
+    const started = a.run(T0, [], new Map())
+    const heard = a.run(T0 + 150, [crossed(HIGH)], started.tracks)
+    const once = a.run(T0 + 150 + CROSSED_WAIT_MS, [crossed(HIGH)], heard.tracks)
+    expect(once.tracks.get(HIGH)?.reinitiations).toBe(1)
+    const heardLate = a.run(T0 + timing.directTimeoutMs - 100, [crossed(HIGH)], once.tracks)
+    const failed = a.run(T0 + timing.directTimeoutMs + 200, [crossed(HIGH)], heardLate.tracks)
+    expect(failed.tracks.get(HIGH)?.phase).toBe('hub')
+    expect(failed.changes.some((c) => c.remove === true)).toBe(false)
+    // The retry is a new attempt: nothing heard yet, no re-initiations spent.
+    const at = failed.tracks.get(HIGH)?.retryAtMs as number
+    const retry = a.run(at, [crossed(HIGH, { persistentKeepalive: 0 })], failed.tracks)
+    expect(retry.tracks.get(HIGH)?.phase).toBe('trying')
+    expect(retry.tracks.get(HIGH)?.heardAtMs).toBeUndefined()
+    expect(retry.tracks.get(HIGH)?.reinitiations ?? 0).toBe(0)
+  })
+
+  it('with punching, the baseline is taken when the attempt leaves arming: what arrived while arming is not hearing', () => {
+    const a = { ...side(LOW, HIGH), run: (nowMs: number, peers: WgPeer[], tracks: Map<string, PeerTrack>) => reconcile({ ...side(LOW, HIGH).input(nowMs, peers, tracks), punching: true }) }
+    const arming = a.run(T0, [newPeer(HIGH, { endpoint: ep(PEER_ENDPOINT) })], new Map())
+    expect(arming.tracks.get(HIGH)?.phase).toBe('arming')
+    // The peer's initiation came while we armed (no keepalive yet: we did not answer with our own).
+    const early = newPeer(HIGH, { endpoint: ep(PEER_ENDPOINT), transferRx: INITIATION, transferTx: 92 })
+    const trying = a.run(T0 + timing.armTimeoutMs, [early], arming.tracks)
+    expect(trying.tracks.get(HIGH)).toMatchObject({ phase: 'trying', rx: INITIATION })
+    const read = a.run(T0 + timing.armTimeoutMs + 150, [early], trying.tracks)
+    expect(read.tracks.get(HIGH)?.heardAtMs).toBeUndefined()
+    expect(a.run(T0 + timing.armTimeoutMs + 150 + CROSSED_WAIT_OTHER_MS, [early], read.tracks).changes).toEqual([])
   })
 })

@@ -252,8 +252,10 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
       if (old.endpoint !== null && waited >= timing.armMinMs && (want.readyFor || waited >= timing.armTimeoutMs)) {
         const freshPeer = needsFreshPeer(candidateKind(want, old.endpoint), onDevice)
         changes.push(...attempt(key, parseEndpoint(old.endpoint), timing, onDevice, routesEarly ? want.allowedIps : [], freshPeer))
-        // A re-added peer's counters start from zero (the track's baseline for hearing from it, crossed-handshakes.ts).
-        move(key, old, { ...old, ...(readds(onDevice, freshPeer) ? { rx: 0, rxAtMs: nowMs } : {}), phase: 'trying', sinceMs: nowMs, reason: want.readyFor ? `both sides punched; handshaking with ${old.endpoint}` : `peer did not punch; handshaking with ${old.endpoint} anyway` })
+        // The baseline for hearing from the peer (crossed-handshakes.ts) is taken now, not when arming began: zero for
+        // a peer (re-)added by this change, whose counters start afresh.
+        const rx = onDevice === undefined || readds(onDevice, freshPeer) ? 0 : onDevice.transferRx
+        move(key, old, { ...old, rx, rxAtMs: nowMs, phase: 'trying', sinceMs: nowMs, reason: want.readyFor ? `both sides punched; handshaking with ${old.endpoint}` : `peer did not punch; handshaking with ${old.endpoint} anyway` })
       } else {
         tracks.set(key, old)
       }
@@ -269,7 +271,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
     }
 
     const track = { ...old }
-    if (track.phase === 'trying' && onDevice.transferRx > track.rx) track.heardAtMs = nowMs
+    // Heard from a peer being tried (crossed-handshakes.ts); never re-added with a preshared key, so nothing to note.
+    if (track.phase === 'trying' && onDevice.transferRx > track.rx && !onDevice.hasPresharedKey) track.heardAtMs = nowMs
     if (onDevice.transferRx !== track.rx) { track.rx = onDevice.transferRx; track.rxAtMs = nowMs }
     const handshakeSinceStart = onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= track.sinceMs - HANDSHAKE_CLOCK_SLACK_MS
     const endpointMoved = targets !== null && targets !== track.targets
@@ -307,7 +310,9 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
               : `no handshake within ${timing.directTimeoutMs / 1000}s from ${track.endpoint ?? '?'}`
           })
         } else if (crossedHandshakes({ nowMs, selfKey: input.selfKey, peerKey: key, heardAtMs: track.heardAtMs, reinitiations: track.reinitiations ?? 0, onDevice })) {
-          // Our initiation and the peer's crossed: a fresh one from this side, which the peer answers.
+          // Our initiation and the peer's crossed: a fresh one from this side, which the peer answers. The track keeps
+          // the candidate it tries (the re-add goes where WireGuard has the peer now): a roamed endpoint recorded here
+          // would count as the peer having moved once the path is direct.
           changes.push(...reinitiate(key, onDevice, track.endpoint, timing, routesEarly ? want.allowedIps : []))
           tracks.set(key, { ...track, rx: 0, rxAtMs: nowMs, heardAtMs: undefined, reinitiations: (track.reinitiations ?? 0) + 1 })
         } else {
