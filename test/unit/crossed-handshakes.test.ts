@@ -219,3 +219,56 @@ describe('reconcile: initiations that crossed', () => {
     expect(a.run(T0 + timing.armTimeoutMs + 150 + CROSSED_WAIT_OTHER_MS, [early], read.tracks).changes).toEqual([])
   })
 })
+
+describe('reconcile: a direct path\'s probe whose initiation crossed the peer\'s', () => {
+  const ROUTES = ['100.64.0.3/32']
+  /** A direct peer just probed (removed and re-added at T0: counters zero, no handshake), as directCheck leaves it. */
+  const probed = (peer: string): Map<string, PeerTrack> => new Map([[peer, {
+    phase: 'direct', sinceMs: T0 - 60_000, failures: 0, retryAtMs: 0, endpoint: PEER_ENDPOINT, targets: PEER_ENDPOINT, rx: 0, rxAtMs: T0 - 2000, tx: 0, txAtRx: 0, probeAtMs: T0, reinitiations: 0, reason: 'handshake'
+  }]])
+  const onDevice = (peer: string, over: Partial<WgPeer> = {}): WgPeer => newPeer(peer, { endpoint: ep(PEER_ENDPOINT), allowedIps: ROUTES, persistentKeepalive: 25, transferTx: INITIATION, ...over })
+  const REPROBE = (peer: string): unknown[] => [{ publicKey: peer, remove: true }, { publicKey: peer, endpoint: ep(PEER_ENDPOINT), persistentKeepalive: 25, allowedIps: ROUTES }]
+
+  it('the first side hears the peer\'s initiation without a handshake, sends a fresh one after CROSSED_WAIT_MS, and the answer ends the probe', () => {
+    const a = side(LOW, HIGH, false)
+    const heard = a.run(T0 + 150, [onDevice(HIGH, { transferRx: INITIATION })], probed(HIGH))
+    expect(heard.changes).toEqual([])
+    expect(heard.tracks.get(HIGH)).toMatchObject({ phase: 'direct', probeAtMs: T0, heardAtMs: T0 + 150 })
+    const again = a.run(T0 + 150 + CROSSED_WAIT_MS, [onDevice(HIGH, { transferRx: INITIATION })], heard.tracks)
+    expect(again.changes).toEqual(REPROBE(HIGH))
+    expect(again.tracks.get(HIGH)).toMatchObject({ phase: 'direct', probeAtMs: T0, rx: 0, reinitiations: 1 })
+    const shook = onDevice(HIGH, { transferRx: 92, latestHandshake: Math.floor((T0 + 450) / 1000) })
+    const done = a.run(T0 + 550, [shook], again.tracks)
+    expect(done.changes).toEqual([])
+    expect(done.tracks.get(HIGH)).toMatchObject({ phase: 'direct', probeAtMs: 0, probeOkAtMs: T0 + 550 })
+  })
+
+  it('the other side counts the peer\'s bytes as an answer at once, as before (no re-add: the two would cross again)', () => {
+    const b = side(HIGH, LOW, false)
+    const heard = b.run(T0 + 150, [onDevice(LOW, { transferRx: INITIATION })], probed(LOW))
+    expect(heard.changes).toEqual([])
+    expect(heard.tracks.get(LOW)).toMatchObject({ phase: 'direct', probeAtMs: 0, probeOkAtMs: T0 + 150 })
+  })
+
+  it('heard but never a handshake: the probe still counts as answered at its timeout (the peer is there), not dead', () => {
+    const a = side(LOW, HIGH, false)
+    let tracks = probed(HIGH)
+    let device = onDevice(HIGH, { transferRx: INITIATION })
+    const phases: string[] = []
+    for (let t = T0 + 150; t <= T0 + timing.probeTimeoutMs + 150; t += 150) {
+      const out = a.run(t, [device], tracks)
+      if (out.changes.some((c) => c.remove === true)) device = onDevice(HIGH)
+      tracks = out.tracks
+      phases.push(out.tracks.get(HIGH)?.phase ?? 'none')
+    }
+    expect(phases.every((p) => p === 'direct')).toBe(true)
+    expect(tracks.get(HIGH)).toMatchObject({ probeAtMs: 0 })
+  })
+
+  it('nothing heard: dead at the probe\'s timeout, routes back to the hub, as before', () => {
+    const a = side(LOW, HIGH, false)
+    const out = a.run(T0 + timing.probeTimeoutMs, [onDevice(HIGH)], probed(HIGH))
+    expect(out.tracks.get(HIGH)?.phase).toBe('hub')
+    expect(out.changes).toEqual([{ publicKey: HIGH, allowedIps: [], persistentKeepalive: 0 }])
+  })
+})

@@ -53,7 +53,10 @@ export interface PeerTrack {
   /** Fresh attempts the peer's own changes may still start at once (a token bucket; see FRESH_BURST), and when it was last spent. */
   freshTokens?: number
   freshAtMs?: number
-  /** Trying: when a read last found bytes from the peer with no handshake yet (crossed-handshakes.ts), and re-initiations so far. */
+  /**
+   * Trying, or a direct peer probed: when a read last found bytes from the peer with no handshake yet
+   * (crossed-handshakes.ts), and re-initiations so far.
+   */
   heardAtMs?: number
   reinitiations?: number
   /** Trying, handshake done: the routes move at this instant, which both sides compute alike (0: at once). */
@@ -500,7 +503,7 @@ function promoteAtMs (track: PeerTrack, onDevice: WgPeer, nowMs: number, timing:
 export const PROMOTE_DELAY_S = 4
 
 /** A track becoming direct starts its path checks afresh (counters may have been zeroed by a re-add). */
-const DIRECT_START: Partial<PeerTrack> = { tx: undefined, txAtRx: undefined, unansweredSinceMs: 0, probeAtMs: 0, busy: false, promoteAtMs: 0 }
+const DIRECT_START: Partial<PeerTrack> = { tx: undefined, txAtRx: undefined, unansweredSinceMs: 0, probeAtMs: 0, busy: false, promoteAtMs: 0, heardAtMs: undefined, reinitiations: undefined }
 
 /** WireGuard reports handshake times in whole seconds: a handshake within this much before a phase began counts. */
 const HANDSHAKE_CLOCK_SLACK_MS = 1000
@@ -559,8 +562,21 @@ function directCheck (key: string, track: PeerTrack, onDevice: WgPeer | undefine
   const probeAt = next.probeAtMs ?? 0
   if (probeAt > 0) {
     const handshook = onDevice.latestHandshake > 0 && onDevice.latestHandshake * 1000 >= probeAt - HANDSHAKE_CLOCK_SLACK_MS
-    if (rxGrew || handshook) return { ...next, probeAtMs: 0, probeOkAtMs: nowMs, unansweredSinceMs: 0 }
-    if (nowMs - probeAt >= timing.probeTimeoutMs) return dead(`no answer to a handshake within ${timing.probeTimeoutMs / 1000}s after data went unanswered`)
+    const answered = { ...next, probeAtMs: 0, probeOkAtMs: nowMs, unansweredSinceMs: 0, heardAtMs: undefined, reinitiations: undefined }
+    if (handshook) return answered
+    // Bytes from the peer but no handshake: its own probe's initiation, which may have crossed ours
+    // (crossed-handshakes.ts). The side whose key sorts first waits for the handshake and, without one, sends a fresh
+    // initiation once; the peer is there either way, so the probe counts as answered (the other side at once).
+    const first = selfKey < key && !onDevice.hasPresharedKey
+    if (rxGrew && !first) return answered
+    if (rxGrew) next.heardAtMs = nowMs
+    if (first && (next.reinitiations ?? 0) === 0 && crossedHandshakes({ nowMs, selfKey, peerKey: key, heardAtMs: next.heardAtMs, reinitiations: 0, onDevice })) {
+      changes.push(...probe(key, onDevice, timing))
+      return { ...next, rx: 0, tx: 0, txAtRx: 0, heardAtMs: undefined, reinitiations: 1 }
+    }
+    if (nowMs - probeAt >= timing.probeTimeoutMs) {
+      return next.heardAtMs !== undefined || (next.reinitiations ?? 0) > 0 ? answered : dead(`no answer to a handshake within ${timing.probeTimeoutMs / 1000}s after data went unanswered`)
+    }
     return next
   }
 
@@ -573,7 +589,7 @@ function directCheck (key: string, track: PeerTrack, onDevice: WgPeer | undefine
     if (canProbe && nowMs - since >= timing.suspectAfterMs) {
       changes.push(...probe(key, onDevice, timing))
       // The peer comes back with zeroed counters and no handshake.
-      return { ...next, probeAtMs: nowMs, rx: 0, tx: 0, txAtRx: 0 }
+      return { ...next, probeAtMs: nowMs, rx: 0, tx: 0, txAtRx: 0, heardAtMs: undefined, reinitiations: 0 }
     }
   } else if (!rxGrew) {
     next.unansweredSinceMs = 0
