@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util'
 import { parseGoDuration } from '../../src/shared/duration.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { startMesh, waitFor } from '../lab/mesh.js'
+import { median } from './median.js'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, sizes: { type: 'string', default: '2,4,8' }, interval: { type: 'string', default: '10s' } } })
 const RUNS = Number(values.runs)
@@ -77,12 +78,6 @@ async function once (n: number, mode: Mode): Promise<{ meshMs: number | undefine
     await mesh.cleanup()
     await lab.destroy()
   }
-}
-
-function median (xs: Array<number | undefined>): number | undefined {
-  const v = xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b)
-  if (v.length < xs.length || v.length === 0) return undefined
-  return v.length % 2 === 1 ? v[(v.length - 1) / 2] : ((v[v.length / 2 - 1] ?? 0) + (v[v.length / 2] ?? 0)) / 2
 }
 
 const support = await labSupport()

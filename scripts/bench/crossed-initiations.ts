@@ -6,7 +6,8 @@
  *
  * A lab of two `public` sites (no NAT, no filter: both initiations always get through). Per run, each client's peer
  * entry for the other is removed, then both are configured at once (endpoint, keepalive, allowed IPs: WireGuard
- * sends an initiation at once, both `wg set` started from one shell), and the time until both sides show a handshake is taken, polling every 10 ms.
+ * sends an initiation at once; both `wg set` are started from one shell), and the time until both sides show a
+ * handshake is taken, polling every 10 ms.
  * Modes, interleaved run by run:
  * - `plain`: WireGuard alone;
  * - `reinit`: what wgnat does: once the side whose key sorts first has heard from the peer and has no handshake
@@ -14,9 +15,10 @@
  * Prints each run and, per mode, the median, the range and how many runs took over a second.
  */
 import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
-import { parseArgs } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
+import { parseWgDump } from '../../src/shared/wg-dump.js'
 import { createLab, labSupport, type Lab, type LabHost } from '../lab/lab.js'
+import { median } from './median.js'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' }, 'reinit-after': { type: 'string', default: '250' } } })
 const RUNS = Number(values.runs)
@@ -37,9 +39,9 @@ function peerArgs (peer: LabHost): string[] {
 
 /** transfer-rx and latest-handshake of `peer` on `host`'s interface. */
 async function peerState (lab: Lab, host: LabHost, peer: LabHost): Promise<{ rx: number, handshake: number }> {
-  const dump = (await lab.exec(host.name, ['wg', 'show', host.wgIf, 'dump'])).stdout
-  const line = dump.split('\n').find((l) => l.startsWith(`${peer.publicKey}\t`))?.split('\t')
-  return { rx: Number(line?.[5] ?? 0), handshake: Number(line?.[4] ?? 0) }
+  const device = parseWgDump((await lab.exec(host.name, ['wg', 'show', host.wgIf, 'dump'])).stdout)
+  const p = device.peers.find((x) => x.publicKey === peer.publicKey)
+  return { rx: p?.transferRx ?? 0, handshake: p?.latestHandshake ?? 0 }
 }
 
 async function once (lab: Lab, mode: Mode): Promise<{ ms: number, reinit: boolean }> {
@@ -69,11 +71,6 @@ async function once (lab: Lab, mode: Mode): Promise<{ ms: number, reinit: boolea
   return { ms: Number.POSITIVE_INFINITY, reinit }
 }
 
-function median (xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y)
-  return s[Math.floor((s.length - 1) / 2)] as number
-}
-
 async function main (): Promise<void> {
   const support = await labSupport()
   if (!support.ok) throw new Error(`the lab cannot run here: ${support.reason}`)
@@ -93,7 +90,7 @@ async function main (): Promise<void> {
   console.log(`| mode | median | min–max | over 1 s |\n| --- | --- | --- | --- |`)
   for (const mode of ['plain', 'reinit'] as const) {
     const xs = results[mode]
-    console.log(`| ${mode} | ${median(xs)} ms | ${Math.min(...xs)}–${Math.max(...xs)} ms | ${xs.filter((x) => x > 1000).length} of ${xs.length} |`)
+    console.log(`| ${mode} | ${Math.round(median(xs) ?? Number.NaN)} ms | ${Math.min(...xs)}–${Math.max(...xs)} ms | ${xs.filter((x) => x > 1000).length} of ${xs.length} |`)
   }
 }
 

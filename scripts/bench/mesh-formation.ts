@@ -50,6 +50,7 @@ import { CLIENT_BIN, registerWithHub, startMesh, type MeshProcesses } from '../l
 import type { SpawnedProcess } from '../lab/command.js'
 import { machineBusyMs, processCpuMs, processStopped } from '../lab/process-info.js'
 import { envNote, useServiceEnv } from './service-env.js'
+import { median } from './median.js'
 
 const MODES = ['before', 'wgnat', 'no-push', 'nebula'] as const
 type Mode = typeof MODES[number]
@@ -376,12 +377,6 @@ function runsOf (log: string, pid: number | undefined): number {
   let text = ''
   try { text = readFileSync(log, 'utf8') } catch {}
   return text.split('\n').filter((line) => line.split(' ')[0] === String(pid)).length
-}
-
-function median (xs: Array<number | undefined>): number | undefined {
-  const v = xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b)
-  if (v.length < xs.length || v.length === 0) return undefined
-  return v.length % 2 === 1 ? v[(v.length - 1) / 2] : ((v[v.length / 2 - 1] ?? 0) + (v[v.length / 2] ?? 0)) / 2
 }
 
 /** Installs Debian's package `pkg` when `command versionArg` does not run. */

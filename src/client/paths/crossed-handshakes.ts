@@ -37,9 +37,14 @@ export interface CrossedInput {
   onDevice: Pick<WgPeer, 'hasPresharedKey'>
 }
 
+/** Is this side the one that re-initiates first (its public key sorts first)? Both sides compute it alike. */
+export function reinitiatesFirst (selfKey: string, peerKey: string): boolean {
+  return selfKey < peerKey
+}
+
 /** Did this attempt's initiations cross (heard from the peer, no handshake since), and is it this side's turn? Pure. */
 export function crossedHandshakes (input: CrossedInput): boolean {
   if (input.onDevice.hasPresharedKey || input.reinitiations >= MAX_REINITIATIONS || input.heardAtMs === undefined) return false
-  const wait = input.selfKey < input.peerKey ? CROSSED_WAIT_MS : CROSSED_WAIT_OTHER_MS
+  const wait = reinitiatesFirst(input.selfKey, input.peerKey) ? CROSSED_WAIT_MS : CROSSED_WAIT_OTHER_MS
   return input.nowMs - input.heardAtMs >= wait
 }

@@ -8,7 +8,7 @@ import { orderCandidates } from './candidate-order.js'
 import { peerTargets } from './peer-targets.js'
 import { quietOnHub, type QuietInput } from './quiet-on-hub.js'
 import { needsFreshPeer } from './fresh-peer.js'
-import { crossedHandshakes } from './crossed-handshakes.js'
+import { crossedHandshakes, reinitiatesFirst } from './crossed-handshakes.js'
 
 /**
  * Where a managed peer's traffic goes.
@@ -316,7 +316,7 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
           // Our initiation and the peer's crossed: a fresh one from this side, which the peer answers. The track keeps
           // the candidate it tries (the re-add goes where WireGuard has the peer now): a roamed endpoint recorded here
           // would count as the peer having moved once the path is direct.
-          changes.push(...reinitiate(key, onDevice, track.endpoint, timing, routesEarly ? want.allowedIps : []))
+          changes.push(...probe(key, onDevice, timing, { allowedIps: routesEarly ? want.allowedIps : [], endpoint: track.endpoint }))
           tracks.set(key, { ...track, rx: 0, rxAtMs: nowMs, heardAtMs: undefined, reinitiations: (track.reinitiations ?? 0) + 1 })
         } else {
           // Routes put on early while the hub did not relay come off if it relays now: the hub path is the safe one.
@@ -456,24 +456,18 @@ function readds (onDevice: WgPeer | undefined, freshPeer: boolean): boolean {
 }
 
 /**
- * A fresh initiation to a peer being tried whose initiation crossed ours (crossed-handshakes.ts): removed and added
- * back in one `wg set`, towards the endpoint WireGuard has for it now (where the peer's initiation came from).
- */
-function reinitiate (publicKey: string, onDevice: WgPeer, endpoint: string | null, timing: PathTiming, allowedIps: string[]): PeerChange[] {
-  const to = onDevice.endpoint ?? (endpoint === null ? null : parseEndpoint(endpoint))
-  return [{ publicKey, remove: true }, { publicKey, ...(to === null ? {} : { endpoint: to }), persistentKeepalive: timing.keepaliveS, allowedIps }]
-}
-
-/**
  * A fresh handshake with a direct peer, its routes kept: remove it and add it back as it is, in one `wg set`. The
  * new peer has no session, so turning its keepalive on makes WireGuard send a handshake initiation at once, which
  * a live peer answers within a round trip (WireGuard answers nothing else on demand). Costs the session: what is in
  * flight for that round trip. Never for a peer with a preshared key (we do not hold it).
+ * Also the fresh initiation to a peer being tried whose initiation crossed ours (crossed-handshakes.ts), with the
+ * attempt's routes and, where WireGuard has no endpoint for the peer, the attempt's (`over`).
  */
-function probe (publicKey: string, onDevice: WgPeer, timing: PathTiming): PeerChange[] {
+function probe (publicKey: string, onDevice: WgPeer, timing: PathTiming, over?: { allowedIps: string[], endpoint: string | null }): PeerChange[] {
+  const endpoint = onDevice.endpoint ?? (over?.endpoint == null ? null : parseEndpoint(over.endpoint))
   return [
     { publicKey, remove: true },
-    { publicKey, ...(onDevice.endpoint === null ? {} : { endpoint: onDevice.endpoint }), persistentKeepalive: timing.keepaliveS, allowedIps: onDevice.allowedIps }
+    { publicKey, ...(endpoint === null ? {} : { endpoint }), persistentKeepalive: timing.keepaliveS, allowedIps: over?.allowedIps ?? onDevice.allowedIps }
   ]
 }
 
@@ -567,7 +561,7 @@ function directCheck (key: string, track: PeerTrack, onDevice: WgPeer | undefine
     // Bytes from the peer but no handshake: its own probe's initiation, which may have crossed ours
     // (crossed-handshakes.ts). The side whose key sorts first waits for the handshake and, without one, sends a fresh
     // initiation once; the peer is there either way, so the probe counts as answered (the other side at once).
-    const first = selfKey < key && !onDevice.hasPresharedKey
+    const first = reinitiatesFirst(selfKey, key) && !onDevice.hasPresharedKey
     if (rxGrew && !first) return answered
     if (rxGrew) next.heardAtMs = nowMs
     if (first && (next.reinitiations ?? 0) === 0 && crossedHandshakes({ nowMs, selfKey, peerKey: key, heardAtMs: next.heardAtMs, reinitiations: 0, onDevice })) {
