@@ -25,14 +25,14 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { run } from '../lab/command.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub } from '../lab/mesh.js'
 import { processCpuMs } from '../lab/process-info.js'
 import { anatomyTable, parseProbeLines, type ProbeLine } from './tick-anatomy.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false }, probe: { type: 'string' }, 'cpu-prof-interval': { type: 'string' }, 'client-bin': { type: 'string' }, 'probe-hooks': { type: 'boolean', default: false }, 'node-args': { type: 'string' } } })
+const { values } = benchArgs({ options: { peers: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' }, warmup: { type: 'string', default: '150' }, seconds: { type: 'string', default: '60' }, 'cpu-prof': { type: 'string' }, 'no-http': { type: 'boolean', default: false }, 'trace-gc': { type: 'boolean', default: false }, probe: { type: 'string' }, 'cpu-prof-interval': { type: 'string' }, 'client-bin': { type: 'string' }, 'probe-hooks': { type: 'boolean', default: false }, 'node-args': { type: 'string' } } })
 const N = Number(values.peers); const RUNS = Number(values.runs); const WARMUP_S = Number(values.warmup); const SECONDS = Number(values.seconds)
 if (![N, RUNS, WARMUP_S, SECONDS].every((x) => Number.isInteger(x) && x > 0) || N > 60_000) {
   console.error(`client-rest: --peers (1-60000), --runs, --warmup and --seconds must be positive whole numbers`)

@@ -12,13 +12,13 @@
  * `--no-push` and starting each client one interval late). Prints medians and the ratio.
  */
 import { createHash } from 'node:crypto'
-import { parseArgs } from 'node:util'
 import { parseGoDuration } from '../../src/shared/duration.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { startMesh, waitFor } from '../lab/mesh.js'
 import { median } from './median.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, sizes: { type: 'string', default: '2,4,8' }, interval: { type: 'string', default: '10s' } } })
+const { values } = benchArgs({ options: { runs: { type: 'string', default: '3' }, sizes: { type: 'string', default: '2,4,8' }, interval: { type: 'string', default: '10s' } } })
 const RUNS = Number(values.runs)
 const SIZES = (values.sizes ?? '2,4,8').split(',').map(Number)
 const INTERVAL = values.interval ?? '10s'

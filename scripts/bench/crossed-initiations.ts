@@ -15,12 +15,13 @@
  * Prints each run and, per mode, the median, the range and how many runs took over a second.
  */
 import { execFile } from 'node:child_process'
-import { parseArgs, promisify } from 'node:util'
+import { promisify } from 'node:util'
 import { parseWgDump } from '../../src/shared/wg-dump.js'
 import { createLab, labSupport, type Lab, type LabHost } from '../lab/lab.js'
 import { median } from './median.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' }, 'reinit-after': { type: 'string', default: '250' } } })
+const { values } = benchArgs({ options: { runs: { type: 'string', default: '10' }, 'reinit-after': { type: 'string', default: '250' } } })
 const RUNS = Number(values.runs)
 const REINIT_AFTER_MS = Number(values['reinit-after'])
 if (!Number.isInteger(RUNS) || RUNS < 1 || !Number.isFinite(REINIT_AFTER_MS) || REINIT_AFTER_MS < 0) {

@@ -15,12 +15,12 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { writePeerNames } from '../../src/server/inventory/peer-names.js'
 import { createLab, labSupport } from '../lab/lab.js'
 import { SERVER_BIN, registerWithHub, waitFor } from '../lab/mesh.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, requests: { type: 'string', default: '200' }, 'udp-rate': { type: 'string', default: '20M,100M' } } })
+const { values } = benchArgs({ options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, requests: { type: 'string', default: '200' }, 'udp-rate': { type: 'string', default: '20M,100M' } } })
 const RUNS = Number(values.runs)
 const SECONDS = Number(values.seconds)
 const REQUESTS = Number(values.requests)

@@ -11,9 +11,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
-import { parseArgs } from 'node:util'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: { listen: { type: 'string' }, peers: { type: 'string', default: '1000' }, self: { type: 'string' }, prefix: { type: 'string', default: '100.64' }, relay: { type: 'boolean', default: false } }
 })
 const [host, port] = (values.listen ?? '').split(':')

@@ -9,12 +9,12 @@
  * (sent, relayed by the hub, accepted by the far side), and the instants each client switched its routes (from its
  * JSON log), so a loss can be put on a side and a direction.
  */
-import { parseArgs } from 'node:util'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { pathBetween, registerWithHub, startMesh, waitFor } from '../lab/mesh.js'
 import type { SpawnedProcess } from '../lab/command.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } })
+const { values } = benchArgs({ options: { runs: { type: 'string', default: '3' } } })
 const RUNS = Number(values.runs)
 if (!Number.isInteger(RUNS) || RUNS < 1) {
   console.error(`heal-trace: --runs must be a positive whole number: '${values.runs}'`)

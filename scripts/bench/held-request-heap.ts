@@ -16,12 +16,12 @@ import { createServer, type ServerResponse } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { readFileSync, rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 import { writeHeapSnapshot } from 'node:v8'
 import { HEADERS_TIMEOUT_MS, KEEP_ALIVE_TIMEOUT_MS, REQUEST_RECEIVE_TIMEOUT_MS, bodyLimit } from '../../src/server/registry/registry-http.js'
 import { listenLeanHttp, type HttpExchange } from '../../src/server/registry/lean-http.js'
+import { benchArgs, benchFail } from './bench-args.js'
 
-const { values } = parseArgs({ options: { conns: { type: 'string', default: '4000' }, 'by-type': { type: 'boolean', default: false }, server: { type: 'string', default: 'node' }, client: { type: 'string' }, hold: { type: 'string' } }, strict: false })
+const { values } = benchArgs({ options: { conns: { type: 'string', default: '4000' }, 'by-type': { type: 'boolean', default: false }, server: { type: 'string', default: 'node' }, client: { type: 'string' }, hold: { type: 'string' } }, strict: false })
 const CONNS = Number(values.conns)
 
 /** Client side: `CONNS` connections from 127.2.x.y, one request each, kept open. */
@@ -42,7 +42,7 @@ if (typeof values.client === 'string') {
   const rows: string[] = []
   // Idle connections first: the held requests' garbage is not in the second measurement's baseline.
   const kind = String(values.server)
-  if (kind !== 'node' && kind !== 'lean') throw new Error(`--server: 'node' or 'lean', not '${kind}'`)
+  if (kind !== 'node' && kind !== 'lean') benchFail(`--server: 'node' or 'lean', not '${kind}'`)
   for (const hold of [false, true]) rows.push(await measure(kind, hold))
   console.log(`| per connection (${CONNS}, node flags: ${process.execArgv.filter((f) => f !== '--expose-gc').join(' ') || 'none'}) | V8 heap used (B) | RSS (B) |\n| --- | --- | --- |\n${rows.join('\n')}`)
 }

@@ -9,11 +9,11 @@
  * packet every `--keepalive` seconds (25: 2.4 a minute) plus a handshake every two minutes. Prints per window the
  * packets a -> b and b -> a, and the medians per minute, as Markdown.
  */
-import { parseArgs } from 'node:util'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { pathBetween, registerWithHub, startMesh, waitFor } from '../lab/mesh.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   args: process.argv.slice(2),
   options: { seconds: { type: 'string', default: '60' }, runs: { type: 'string', default: '3' }, 'client-args': { type: 'string', default: '' } }
 })

@@ -10,12 +10,12 @@
  * Wall-clock figures: run alone (the flock), and read the load average printed with the table.
  */
 import { loadavg } from 'node:os'
-import { parseArgs } from 'node:util'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { registerWithHub, startMesh, waitFor } from '../lab/mesh.js'
 import { parseSiteList } from '../lab/site-list.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, timeout: { type: 'string', default: '60' }, timeline: { type: 'boolean', default: false } } })
+const { values } = benchArgs({ options: { runs: { type: 'string', default: '3' }, timeout: { type: 'string', default: '60' }, timeline: { type: 'boolean', default: false } } })
 const RUNS = Number(values.runs)
 const TIMEOUT_MS = Number(values.timeout) * 1000
 if (!Number.isInteger(RUNS) || RUNS < 1 || !Number.isFinite(TIMEOUT_MS) || TIMEOUT_MS <= 0) {

@@ -13,12 +13,12 @@
  * the hub not relaying, only a direct path answers). `a` is the side that did not change.
  */
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub, startMesh, waitForParked, waitForPing } from '../lab/mesh.js'
 import type { SpawnedProcess } from '../lab/command.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { 'before-bin': { type: 'string' }, 'quiet-s': { type: 'string', default: '150' }, timeout: { type: 'string', default: '60' } } })
+const { values } = benchArgs({ options: { 'before-bin': { type: 'string' }, 'quiet-s': { type: 'string', default: '150' }, timeout: { type: 'string', default: '60' } } })
 const QUIET_MS = Number(values['quiet-s']) * 1000
 const TIMEOUT_MS = Number(values.timeout) * 1000
 /** Parking takes 4 failed attempts on retry slots of 15, 30 and 60 s: at most about two minutes with 2 s attempts. */

@@ -43,7 +43,6 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { HUB_UNDERLAY_IP } from '../lab/plan.js'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { CLIENT_BIN, registerWithHub, startMesh, type MeshProcesses } from '../lab/mesh.js'
@@ -51,11 +50,12 @@ import type { SpawnedProcess } from '../lab/command.js'
 import { machineBusyMs, processCpuMs, processStopped } from '../lab/process-info.js'
 import { envNote, useServiceEnv } from './service-env.js'
 import { median } from './median.js'
+import { benchArgs, benchFail } from './bench-args.js'
 
 const MODES = ['before', 'wgnat', 'no-push', 'nebula'] as const
 type Mode = typeof MODES[number]
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     runs: { type: 'string', default: '5' },
     sizes: { type: 'string', default: '2,8,16' },
@@ -88,18 +88,21 @@ const { values } = parseArgs({
   }
 })
 const RUNS = Number(values.runs)
+if (!Number.isInteger(RUNS) || RUNS < 1) benchFail(`--runs: not a whole number of runs: '${String(values.runs)}'`)
 const SIZES = (values.sizes ?? '').split(',').map(Number)
+if (SIZES.some((n) => !Number.isInteger(n) || n < 2)) benchFail(`--sizes: not a list of client counts of 2 or more: '${String(values.sizes)}'`)
 const RUN_MODES = (values.modes ?? '').split(',') as Mode[]
-for (const m of RUN_MODES) if (!MODES.includes(m)) throw new Error(`--modes: unknown mode '${m}' (${MODES.join(', ')})`)
+for (const m of RUN_MODES) if (!MODES.includes(m)) benchFail(`--modes: unknown mode '${m}' (${MODES.join(', ')})`)
 const INTERVAL = values.interval ?? '1m'
 /** Give up on a run after this long (seconds from launching the clients). */
 const TIMEOUT_S = Number(values.timeout)
+if (!(TIMEOUT_S > 0)) benchFail(`--timeout: not a number of seconds: '${String(values.timeout)}'`)
 const PINGERS = ['fping', 'ping'] as const
 type Pinger = typeof PINGERS[number]
 const RUN_PINGERS = (values.pinger ?? 'fping').split(',') as Pinger[]
-for (const p of RUN_PINGERS) if (!PINGERS.includes(p)) throw new Error(`--pinger: unknown pinger '${p}' (${PINGERS.join(', ')})`)
+for (const p of RUN_PINGERS) if (!PINGERS.includes(p)) benchFail(`--pinger: unknown pinger '${p}' (${PINGERS.join(', ')})`)
 const hubAllowedIps = values['hub-allowed-ips']
-if (hubAllowedIps !== 'subnet' && hubAllowedIps !== 'host') throw new Error(`--hub-allowed-ips: '${String(hubAllowedIps)}' is not subnet or host`)
+if (hubAllowedIps !== 'subnet' && hubAllowedIps !== 'host') benchFail(`--hub-allowed-ips: '${String(hubAllowedIps)}' is not subnet or host`)
 const HUB_ALLOWED_IPS: 'subnet' | 'host' = hubAllowedIps
 /** Time for the hub's daemon to come up before the clients start. */
 const HUB_SETTLE_MS = 1500

@@ -11,12 +11,12 @@
  *   healed: time until both sides are direct again, and pings lost on the way back.
  * One lab per scenario, runs back to back in it. Prints per-run figures on stderr, medians and worst as Markdown.
  */
-import { parseArgs } from 'node:util'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { pathBetween, registerWithHub, startMesh, waitFor, type MeshProcesses } from '../lab/mesh.js'
 import { pingGaps, type PingGaps } from '../lab/ping-gaps.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' }, scenarios: { type: 'string', default: 'rebind,cut' } } })
+const { values } = benchArgs({ options: { runs: { type: 'string', default: '10' }, scenarios: { type: 'string', default: 'rebind,cut' } } })
 const RUNS = Number(values.runs)
 const SCENARIOS = (values.scenarios ?? '').split(',').filter((s) => s !== '')
 if (!Number.isInteger(RUNS) || RUNS < 1 || SCENARIOS.some((s) => s !== 'rebind' && s !== 'cut')) {

@@ -10,15 +10,15 @@
  * Rules: a ring of `between` (group i with group i+1) and one-way rules (group i to group i+7): 100 rules for 50 groups.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { parseArgs } from 'node:util'
 import { execa } from 'execa'
 import { evaluatePolicy, type PolicyPeer } from '../../src/server/policy/evaluate-policy.js'
 import { parsePolicy } from '../../src/server/policy/parse-policy.js'
 import { relayRuleset } from '../../src/server/policy/relay-ruleset.js'
 import { RegistryTable } from '../../src/server/registry/registry-table.js'
 import type { WgDevice } from '../../src/shared/wg-dump.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000' }, groups: { type: 'string', default: '50' }, runs: { type: 'string', default: '7' } } })
+const { values } = benchArgs({ options: { peers: { type: 'string', default: '1000' }, groups: { type: 'string', default: '50' }, runs: { type: 'string', default: '7' } } })
 const PEERS = Number(values.peers); const GROUPS = Number(values.groups); const RUNS = Number(values.runs)
 
 const key = (i: number): string => createHash('sha256').update(`bench-peer-${i}`).digest('base64')

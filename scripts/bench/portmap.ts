@@ -10,11 +10,11 @@
  * (`wgnat-client status` of the partner).
  * Prints medians and ranges.
  */
-import { parseArgs } from 'node:util'
 import { createLab, labSupport } from '../lab/lab.js'
 import { clientStatus, registerWithHub, startMesh, waitFor } from '../lab/mesh.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } })
+const { values } = benchArgs({ options: { runs: { type: 'string', default: '5' } } })
 const RUNS = Number(values.runs)
 const PARTNERS = ['e', 'p', 'h'] as const
 const TIMEOUT_MS = 60_000

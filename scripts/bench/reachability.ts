@@ -15,12 +15,12 @@
  * Wall-clock figures: run alone (the flock), and read the load average printed with the table.
  */
 import { loadavg } from 'node:os'
-import { parseArgs } from 'node:util'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { clientStatus, registerWithHub, startMesh, waitFor } from '../lab/mesh.js'
 import { parseSiteList } from '../lab/site-list.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '1' }, timeout: { type: 'string', default: '90' }, stack: { type: 'string', default: 'both' } } })
+const { values } = benchArgs({ options: { runs: { type: 'string', default: '1' }, timeout: { type: 'string', default: '90' }, stack: { type: 'string', default: 'both' } } })
 const RUNS = Number(values.runs)
 const TIMEOUT_MS = Number(values.timeout) * 1000
 const STACKS = values.stack === 'v4' ? [false] : values.stack === 'v6' ? [true] : [false, true]

@@ -41,15 +41,15 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { Agent, request } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 import { execa } from 'execa'
 import { createLab, labSupport, type Lab } from '../lab/lab.js'
 import { wgCli } from '../../src/shared/wg.js'
 import { parseWgDump } from '../../src/shared/wg-dump.js'
 import { WgDumpReader } from '../../src/shared/wg-dump-reader.js'
 import { peerAddress, peerKey } from './synthetic-wg.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     peers: { type: 'string', default: '10000' },
     seconds: { type: 'string', default: '10' },

@@ -22,11 +22,11 @@ import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { CLIENT_BIN } from '../lab/mesh.js'
 import { envNote, useServiceEnv } from './service-env.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({
+const { values } = benchArgs({
   options: {
     runs: { type: 'string', default: '15' },
     'before-bin': { type: 'string' },

@@ -21,7 +21,6 @@ import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { QuietReads } from '../../src/client/paths/quiet-reads.js'
 import { defaultTiming, reconcile, type PeerTrack, type ReconcileInput } from '../../src/client/paths/reconcile.js'
 import { vetTable, type DesiredPeer } from '../../src/client/paths/vet-table.js'
@@ -30,8 +29,9 @@ import type { TablePeer } from '../../src/shared/protocol.js'
 import { parseWgDumpAsync } from '../../src/shared/wg-dump.js'
 import { WgDumpReader } from '../../src/shared/wg-dump-reader.js'
 import { wgRunner } from '../../src/shared/wg-runner.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '1000,10000' }, rounds: { type: 'string', default: '50' }, 'rest-ms': { type: 'string' }, 'rest-rounds': { type: 'string', default: '12' } } })
+const { values } = benchArgs({ options: { peers: { type: 'string', default: '1000,10000' }, rounds: { type: 'string', default: '50' }, 'rest-ms': { type: 'string' }, 'rest-rounds': { type: 'string', default: '12' } } })
 const REST_MS = values['rest-ms'] === undefined ? undefined : Number(values['rest-ms'])
 const REST_ROUNDS = Number(values['rest-rounds'])
 const SIZES = (values.peers ?? '').split(',').map(Number)

@@ -11,12 +11,12 @@
  * - WgDumpReader, another order and 5 % of the lines changed (transfer counters, as keepalives move them).
  */
 import { readFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
 import { parseWgDumpAsync } from '../../src/shared/wg-dump.js'
 import { WgDumpReader } from '../../src/shared/wg-dump-reader.js'
 import { peerKey } from './synthetic-wg.js'
+import { benchArgs } from './bench-args.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: '10000' }, reads: { type: 'string', default: '21' }, 'dump-file': { type: 'string' } } })
+const { values } = benchArgs({ options: { peers: { type: 'string', default: '10000' }, reads: { type: 'string', default: '21' }, 'dump-file': { type: 'string' } } })
 const READS = Number(values.reads)
 
 function built (n: number): string {
