@@ -366,7 +366,7 @@ export class MeshClient {
         epoch = res.epoch
         needFull = false
         if (res.version !== version || res.full) this.takeTable(res)
-        if (!res.full) await this.waitTableTaken(signal)
+        await this.waitTableTaken(signal)
         version = res.version
         if (res.relay !== this.registryState.relay) this.pathsChanged()
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
@@ -404,16 +404,18 @@ export class MeshClient {
     this.wakeup.wake()
   }
 
-  /**
-   * A change arrived: the next long-poll waits until a tick has vetted it (at most two tick gaps), so changes that
-   * come while the tick is held (tick pacing) arrive together in one response instead of one response each.
-   */
   /** A peer's path or endpoint may have changed: a new paths version, and the path reporter told. */
   private pathsChanged (): void {
     this.pathsVersion++
     this.onPathsChanged?.()
   }
 
+  /**
+   * A table arrived: the next long-poll waits until a tick has vetted and applied it (at most two tick gaps), so
+   * changes that come while the tick is held (tick pacing) arrive together in one response instead of one response
+   * each, and the first table's attempts go out before the next request (issue 16: on a busy CPU, each step waits for
+   * it).
+   */
   private async waitTableTaken (signal: AbortSignal): Promise<void> {
     const until = this.nowMs() + 2 * TABLE_TICK_GAP_MS
     while (this.tableChanged && !signal.aborted && this.nowMs() < until) await this.tableTaken.wait(until - this.nowMs(), signal)
@@ -432,7 +434,12 @@ export class MeshClient {
       let decidedAtMs: number | undefined
       try {
         const cpu0 = process.cpuUsage(); const wall0 = performance.now()
-        decidedAtMs = await this.tick(tableOnly)
+        try {
+          decidedAtMs = await this.tick(tableOnly)
+        } finally {
+          // Vetted and applied (or failed): the sync loop's next long-poll may go (waitTableTaken).
+          this.tableTaken.wake()
+        }
         const cpu = process.cpuUsage(cpu0)
         this.cycleCpuMs = meanCycleCpuMs(this.cycleCpuMs, (cpu.user + cpu.system) / 1000)
         this.observer?.syncCycle?.((cpu.user + cpu.system) / 1000, performance.now() - wall0)
@@ -522,7 +529,6 @@ export class MeshClient {
       this.tableChanged = false
       this.foreignSignature = foreign
       this.desired = this.vet(device)
-      this.tableTaken.wake()
       // One-way policy rules: drop new connections from managed peers that may not open them (none: no table).
       this.policyFilter.update(this.desired.values())
     }
