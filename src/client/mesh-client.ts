@@ -235,6 +235,7 @@ export class MeshClient {
     this.registry = new RegistryClient({ address: this.registryAddress, port })
     this.hubEndpoint = registryPeer.endpoint
     this.listenPort = device.listenPort
+    this.store.prepare()
     const managed = await this.store.load()
     // Never ours to manage, whatever an old state file says.
     managed.delete(registryKey)

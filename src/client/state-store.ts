@@ -1,8 +1,9 @@
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import * as z from 'zod/mini'
-import { WgnatError, messageOf, quote } from '../shared/errors.js'
+import { EXIT_CANTCREAT, EXIT_DATAERR, WgnatError, messageOf, quote } from '../shared/errors.js'
 import { wgKeySchema } from '../shared/protocol.js'
+import { makeDirSync } from '../shared/make-dir.js'
 
 const stateSchema = z.object({
   version: z.literal(1),
@@ -34,6 +35,15 @@ export class StateStore {
     this.path = join(dir, `${iface}.json`)
   }
 
+  /** Make the directory if it is missing, at start: a state directory that cannot be made fails the start, naming it. */
+  prepare (): void {
+    try {
+      makeDirSync(this.dir, 0o700)
+    } catch (err) {
+      throw new WgnatError(`cannot use state directory ${quote(this.dir)}: ${messageOf(err)}`, EXIT_CANTCREAT)
+    }
+  }
+
   async load (): Promise<Set<string>> {
     let text: string
     try {
@@ -52,7 +62,7 @@ export class StateStore {
     const keys = [...managed].sort()
     const signature = keys.join(',')
     if (signature === this.written) return
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 })
+    makeDirSync(this.dir, 0o700)
     const tmp = `${this.path}.${process.pid}.tmp`
     const data = Buffer.from(JSON.stringify({ version: 1, interface: this.iface, managed: keys }, null, 2) + '\n')
     const fd = openSync(tmp, 'w', 0o600)
@@ -69,8 +79,8 @@ export class StateStore {
 /** The managed keys in a state file's text; a WgnatError naming the file for anything that is not one for `iface`. */
 export function parseStateFile (text: string, path: string, iface: string): Set<string> {
   let json: unknown
-  try { json = JSON.parse(text) } catch { throw new WgnatError(`state file ${quote(path)} is not JSON; move it away to start afresh`) }
+  try { json = JSON.parse(text) } catch { throw new WgnatError(`state file ${quote(path)} is not JSON; move it away to start afresh`, EXIT_DATAERR) }
   const parsed = stateSchema.safeParse(json)
-  if (!parsed.success || parsed.data.interface !== iface) throw new WgnatError(`state file ${quote(path)} is not a wgnat state file for ${quote(iface)}; move it away to start afresh`)
+  if (!parsed.success || parsed.data.interface !== iface) throw new WgnatError(`state file ${quote(path)} is not a wgnat state file for ${quote(iface)}; move it away to start afresh`, EXIT_DATAERR)
   return new Set(parsed.data.managed)
 }

@@ -1,12 +1,13 @@
-import { mkdir, open, rename, rm } from 'node:fs/promises'
+import { open, rename, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { makeDirSync } from './make-dir.js'
 
 /**
  * Write a file atomically: a temporary file next to it (mode `mode`), fsync, rename over the target, fsync the
  * directory. A reader sees the old or the new content, never half of it; a crash leaves at most a `.tmp` file.
  */
 export async function writeFileAtomic (path: string, text: string, mode = 0o600, dirMode = 0o700): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: dirMode })
+  makeDirSync(dirname(path), dirMode)
   const tmp = `${path}.${process.pid}.tmp`
   const fh = await open(tmp, 'w', mode)
   try {

@@ -1,7 +1,8 @@
-import { mkdirSync, rmSync } from 'node:fs'
+import { lstatSync, rmSync } from 'node:fs'
 import { createConnection, createServer, type Server } from 'node:net'
 import { dirname } from 'node:path'
 import { WgnatError, messageOf, quote } from './errors.js'
+import { makeDirSync } from './make-dir.js'
 
 /**
  * Serve `value()` as one line of JSON to whoever connects to the Unix socket at `path`: the daemons' status sockets.
@@ -10,8 +11,8 @@ import { WgnatError, messageOf, quote } from './errors.js'
  * busy machine's CPU (state-store.ts).
  */
 export async function serveJson (path: string, value: () => unknown): Promise<{ close: () => Promise<void> }> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-  rmSync(path, { force: true })
+  makeDirSync(dirname(path), 0o700)
+  removeStaleSocket(path)
   const server: Server = createServer((conn) => {
     conn.on('error', () => {})
     conn.end(JSON.stringify(value()) + '\n')
@@ -33,8 +34,41 @@ export async function serveJson (path: string, value: () => unknown): Promise<{ 
   }
 }
 
-/** Read the JSON a daemon serves on `path`; `daemon` names it in the error when none is running. */
-export async function fetchJson (path: string, daemon: string, timeoutMs = 3000): Promise<unknown> {
+/**
+ * A socket left at `path` (a daemon that died) is removed before listening; anything else there is never touched: a
+ * `--status-socket` that names a config file by mistake fails, naming it, and the file stays.
+ */
+function removeStaleSocket (path: string): void {
+  let isSocket: boolean
+  try {
+    isSocket = lstatSync(path).isSocket()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw err
+  }
+  if (!isSocket) throw new WgnatError(`${quote(path)} exists and is not a socket; not replacing it`)
+  rmSync(path, { force: true })
+}
+
+/**
+ * Read the JSON a daemon serves on `path`; `daemon` names it in the errors. `looksRight` checks the answer's outline
+ * (another daemon's socket, or something else listening there, answers otherwise): what fails it is refused in one
+ * line instead of reaching a renderer that expects the daemon's structure.
+ */
+export async function fetchJson<T> (path: string, daemon: string, looksRight: (v: unknown) => v is T, timeoutMs = 3000): Promise<T> {
+  const value = await readJson(path, daemon, timeoutMs)
+  if (!looksRight(value)) throw new WgnatError(`status socket ${quote(path)} did not answer with a ${daemon} status (another daemon's socket?)`)
+  return value
+}
+
+/** A plain object (not null, not an array) whose `keys` are of these types. */
+export function hasFields (v: unknown, fields: Record<string, 'string' | 'object' | 'array'>): boolean {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
+  const o = v as Record<string, unknown>
+  return Object.entries(fields).every(([k, type]) => type === 'array' ? Array.isArray(o[k]) : type === 'object' ? typeof o[k] === 'object' && o[k] !== null && !Array.isArray(o[k]) : typeof o[k] === type)
+}
+
+async function readJson (path: string, daemon: string, timeoutMs: number): Promise<unknown> {
   return await new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     const conn = createConnection(path)

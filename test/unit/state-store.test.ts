@@ -45,8 +45,21 @@ describe('StateStore', () => {
     expect(await new StateStore(dir, 'wg0').load()).toEqual(new Set([A]))
   })
 
-  it('refuses a state file of another interface, naming the file', async () => {
+  it('refuses a state file of another interface, naming the file, with exit code 65 (not restarted by its unit)', async () => {
     writeFileSync(join(dir, 'wg0.json'), JSON.stringify({ version: 1, interface: 'wg1', managed: [] }))
     await expect(new StateStore(dir, 'wg0').load()).rejects.toThrow(/state file '.*wg0\.json' is not a wgnat state file for 'wg0'/)
+    await expect(new StateStore(dir, 'wg0').load()).rejects.toMatchObject({ exitCode: 65 })
+    writeFileSync(join(dir, 'wg0.json'), '{"version":1,')
+    await expect(new StateStore(dir, 'wg0').load()).rejects.toMatchObject({ exitCode: 65, message: expect.stringMatching(/is not JSON/) })
+  })
+
+  it('prepare() makes a missing directory, and fails in one line with exit code 73 where none can be made', () => {
+    const store = new StateStore(join(dir, 'a', 'b'), 'wg0')
+    store.prepare()
+    expect(statSync(join(dir, 'a', 'b')).isDirectory()).toBe(true)
+    // Under /proc a new directory is "not found" however often its parent exists: Node's recursive mkdir spun there.
+    expect(() => { new StateStore('/proc/wgnat-no-such-dir', 'wg0').prepare() }).toThrow(expect.objectContaining({ exitCode: 73, message: expect.stringMatching(/^cannot use state directory '\/proc\/wgnat-no-such-dir': /) }))
+    writeFileSync(join(dir, 'file'), '')
+    expect(() => { new StateStore(join(dir, 'file'), 'wg0').prepare() }).toThrow(/exists and is not a directory/)
   })
 })

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander'
 import { runCommand, type RunIo } from '../../shared/cli.js'
-import { fetchJson } from '../../shared/json-socket.js'
+import { fetchJson, hasFields } from '../../shared/json-socket.js'
 import { renderMeshView, type MeshView } from '../mesh/mesh-view.js'
 
 /** Where wgnat-server serves its mesh view by default: root-only directory, one socket per interface. */
@@ -20,7 +20,12 @@ export function serverStatusProgram (): Command {
 export async function runStatus (argv: string[], io?: RunIo): Promise<number> {
   return await runCommand(serverStatusProgram(), argv, async (opts, out) => {
     const iface = opts.interface as string
-    const view = await fetchJson((opts.statusSocket as string | undefined) ?? defaultServerStatusSocket(iface), 'wgnat-server') as MeshView
+    const view = await fetchJson((opts.statusSocket as string | undefined) ?? defaultServerStatusSocket(iface), 'wgnat-server', isMeshView)
     out(opts.json === true ? JSON.stringify(view, null, 2) + '\n' : renderMeshView(view))
   }, io)
+}
+
+/** The outline of the registry's mesh view (what `renderMeshView` reads at the top level). */
+function isMeshView (v: unknown): v is MeshView {
+  return hasFields(v, { interface: 'string', nodes: 'array', pairs: 'array' })
 }

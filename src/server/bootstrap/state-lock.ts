@@ -1,7 +1,8 @@
-import { open, readFile, rm, mkdir } from 'node:fs/promises'
+import { open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { EXIT_CANTCREAT, WgnatError, messageOf, quote } from '../../shared/errors.js'
 import { sleep } from '../../shared/sleep.js'
+import { makeDirSync } from '../../shared/make-dir.js'
 
 /** How long a command waits for another one holding the lock before giving up. */
 export const LOCK_WAIT_MS = 30_000
@@ -19,7 +20,7 @@ export interface StateLock {
  */
 export async function lockState (stateDir: string, iface: string, opts: { waitMs?: number, signal?: AbortSignal } = {}): Promise<StateLock> {
   const path = join(stateDir, `${iface}.lock`)
-  await mkdir(stateDir, { recursive: true, mode: 0o700 })
+  makeDirSync(stateDir, 0o700)
   const deadline = Date.now() + (opts.waitMs ?? LOCK_WAIT_MS)
   for (;;) {
     try {

@@ -1,10 +1,11 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises'
+import { open, readFile, rename } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import * as z from 'zod'
 import { WgnatError, messageOf, quote } from '../../shared/errors.js'
 import { wgKeySchema } from '../../shared/protocol.js'
 
 import { PEER_NAME_RE } from '../../shared/peer-name.js'
+import { makeDirSync } from '../../shared/make-dir.js'
 
 export { PEER_NAME_RE }
 
@@ -45,7 +46,7 @@ export async function readPeerNames (stateDir: string, iface: string): Promise<M
 /** Write the names atomically: temporary file, fsync, rename. */
 export async function writePeerNames (stateDir: string, iface: string, names: ReadonlyMap<string, string>): Promise<void> {
   const path = peerNamesPath(stateDir, iface)
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+  makeDirSync(dirname(path), 0o700)
   const peers = Object.fromEntries([...names].sort(([a], [b]) => a < b ? -1 : 1).map(([key, name]) => [key, { name }]))
   const tmp = `${path}.${process.pid}.tmp`
   const fh = await open(tmp, 'w', 0o600)

@@ -1,13 +1,14 @@
 import { execa } from 'execa'
 import { Command, Option } from 'commander'
 import { existsSync, realpathSync } from 'node:fs'
-import { mkdir, open, readFile, rename } from 'node:fs/promises'
+import { open, readFile, rename } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runCommand, type RunIo } from '../cli.js'
 import { WgnatError, messageOf, quote } from '../errors.js'
 import { isWgKey } from '../wg-dump.js'
 import { renderUnit, upsertEnv } from './unit-file.js'
+import { makeDirSync } from '../make-dir.js'
 
 export type ServiceKind = 'server' | 'client'
 
@@ -44,7 +45,7 @@ export function shippedUnitPath (kind: ServiceKind): string {
 
 /** Write a file atomically (temporary file, fsync, rename). */
 async function writeAtomic (path: string, text: string, mode: number): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 })
+  makeDirSync(dirname(path), 0o755)
   const tmp = `${path}.${process.pid}.tmp`
   const fh = await open(tmp, 'w', mode)
   try {
