@@ -31,7 +31,8 @@ import { relayTableName } from './policy/relay-ruleset.js'
 export interface ServerOptions {
   interface: string
   port?: number
-  pollMs: number
+  /** `--poll`, in ms (commander names it after the option). */
+  poll: number
   /** Undefined: what the hub's state says (`init` records that its config forwards), else off. */
   relay?: boolean
   stun: boolean
@@ -99,7 +100,7 @@ export async function startServer (opts: ServerOptions, logger: Logger, wg: WgCo
   const relayOn = opts.relay ?? hubState?.relay ?? false
   if (opts.relay === undefined && relayOn) logger.info(`relaying: ${opts.interface} was made by \`wgnat-server init\`, whose config forwards (--no-relay to turn off)`)
   let filter: RelayFilter | undefined
-  const service = new RegistryService({ iface: opts.interface, pollMs: opts.pollMs }, {
+  const service = new RegistryService({ iface: opts.interface, pollMs: opts.poll }, {
     wg,
     logger,
     names: watchPeerNames(opts.stateDir, opts.interface, logger),

@@ -91,7 +91,35 @@ async function parse (program: Command, argv: string[], stderr: (line: string) =
     stderr(`${program.name()}: ${messageOf(err)}`)
     return err instanceof WgnatError ? err.exitCode : 1
   }
+  const envError = applyOnOffEnv(program, process.env)
+  if (envError !== undefined) {
+    stderr(`${program.name()}: ${envError}`)
+    return EXIT_USAGE
+  }
   return program.opts()
+}
+
+const ON = ['1', 'true', 'yes', 'on']
+const OFF = ['', '0', 'false', 'no', 'off']
+
+/**
+ * On/off options set from the environment take the variable's value: commander turns such an option on whenever its
+ * variable is set, so `WGNAT_RELAY=false` in an env file would turn relaying on. 1/true/yes/on and 0/false/no/off
+ * (any case; empty is off) are understood; for a `--no-x` option "on" means the `no`. Anything else is refused, naming
+ * the variable and quoting its value. Returns that error, or undefined.
+ */
+export function applyOnOffEnv (program: Command, env: NodeJS.ProcessEnv): string | undefined {
+  for (const option of program.options) {
+    if (option.required || option.optional || option.envVar === undefined) continue
+    const key = option.attributeName()
+    if (program.getOptionValueSource(key) !== 'env') continue
+    const raw = env[option.envVar] ?? ''
+    const word = raw.trim().toLowerCase()
+    const on = ON.includes(word)
+    if (!on && !OFF.includes(word)) return `${option.envVar}=${quote(raw)}: not on or off (1, true, yes, on / 0, false, no, off)`
+    program.setOptionValueWithSource(key, option.negate ? !on : on, 'env')
+  }
+  return undefined
 }
 
 /**

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest'
+import { clientProgram } from '../../src/client/cli.js'
+import { serverProgram } from '../../src/server/cli.js'
+import { applyOnOffEnv } from '../../src/shared/cli.js'
+import { testKey } from '../helpers/keys.js'
+import type { Command } from 'commander'
+
+const KEY = testKey('hub')
+
+/** Parse `args` with `program` under `env` (commander reads process.env), then the on/off fix-up; its error or options. */
+function parse (program: Command, args: string[], env: Record<string, string>): { error?: string, opts: Record<string, unknown> } {
+  const saved = { ...process.env }
+  Object.assign(process.env, env)
+  try {
+    program.exitOverride()
+    program.parse(['node', 'x', ...args])
+    const error = applyOnOffEnv(program, process.env)
+    return { error, opts: program.opts() }
+  } finally {
+    for (const k of Object.keys(env)) delete process.env[k]
+    Object.assign(process.env, saved)
+  }
+}
+
+describe('on/off options from the environment take its value', () => {
+  it.each([
+    ['WGNAT_RELAY=false turns relaying off, not on', serverProgram, { WGNAT_RELAY: 'false' }, 'relay', false],
+    ['WGNAT_RELAY=true turns it on', serverProgram, { WGNAT_RELAY: 'true' }, 'relay', true],
+    ['WGNAT_RELAY=Yes turns it on (any case)', serverProgram, { WGNAT_RELAY: 'Yes' }, 'relay', true],
+    ['WGNAT_RELAY= (empty) is off', serverProgram, { WGNAT_RELAY: '' }, 'relay', false],
+    ['WGNAT_NO_STUN=0 keeps the STUN server', serverProgram, { WGNAT_NO_STUN: '0' }, 'stun', true],
+    ['WGNAT_NO_STUN=1 turns it off', serverProgram, { WGNAT_NO_STUN: '1' }, 'stun', false],
+    ['WGNAT_NO_PUSH=false keeps push', clientProgram, { WGNAT_NO_PUSH: 'false' }, 'push', true],
+    ['WGNAT_NO_PUSH=on turns push off', clientProgram, { WGNAT_NO_PUSH: 'on' }, 'push', false],
+    ['WGNAT_NO_RAW=no keeps raw sockets', clientProgram, { WGNAT_NO_RAW: 'no' }, 'raw', true]
+  ])('%s', (_what, program, env, key, value) => {
+    const args = program === clientProgram ? ['-i', 'wg0', '-r', KEY] : ['-i', 'wg0']
+    const r = parse(program(), args, env)
+    expect(r.error).toBeUndefined()
+    expect(r.opts[key]).toBe(value)
+  })
+
+  it('refuses a value that is neither, naming the variable and quoting the value', () => {
+    expect(parse(serverProgram(), ['-i', 'wg0'], { WGNAT_RELAY: 'maybe' }).error).toBe("WGNAT_RELAY='maybe': not on or off (1, true, yes, on / 0, false, no, off)")
+  })
+
+  it('an option given on the command line wins over its variable, which is then not checked', () => {
+    const r = parse(serverProgram(), ['-i', 'wg0', '--no-relay'], { WGNAT_RELAY: 'maybe' })
+    expect(r.error).toBeUndefined()
+    expect(r.opts.relay).toBe(false)
+  })
+})
+
+describe('option names as the daemons read them', () => {
+  it('--poll reaches the server as `poll`, in ms (it was read as `pollMs` and ignored)', () => {
+    expect(parse(serverProgram(), ['-i', 'wg0', '--poll', '2s'], {}).opts.poll).toBe(2000)
+    expect(parse(serverProgram(), ['-i', 'wg0'], { WGNAT_POLL: '250ms' }).opts.poll).toBe(250)
+  })
+})
