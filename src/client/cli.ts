@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { createRequire } from 'node:module'
-import { addCommonOptions, durationArg, intArg, runCommand, runDaemon, type RunIo } from '../shared/cli.js'
+import { addCommonOptions, durationArg, intArg, runCommand, socketPathArg, runDaemon, type RunIo } from '../shared/cli.js'
 import { UsageError, messageOf, quote } from '../shared/errors.js'
 import { parseIp, type Endpoint } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
@@ -35,11 +35,15 @@ function keyArg (value: string): string {
   return value
 }
 
+/** `--stun host:port`, repeatable; one value (WGNAT_STUN, say) may list several, comma-separated: each is checked. */
 function collectStun (value: string, previous: string[]): string[] {
-  if (!/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(value) || Number(value.slice(value.lastIndexOf(':') + 1)) > 65535) {
-    throw new InvalidArgumentError(`${quote(value)} is not host:port`)
+  const items = value.split(',').map((v) => v.trim())
+  for (const item of items) {
+    if (!/^(\[[^\]]+\]|[^:\s,]+):\d{1,5}$/.test(item) || Number(item.slice(item.lastIndexOf(':') + 1)) > 65535) {
+      throw new InvalidArgumentError(`${quote(item)} is not host:port`)
+    }
   }
-  return [...previous, ...value.split(',').filter(Boolean)]
+  return [...previous, ...items]
 }
 
 /** Resolve `--stun` values to IPv4 endpoints (STUN from the WireGuard port is IPv4 only). */
@@ -77,7 +81,7 @@ export function clientProgram (): Command {
     .addOption(new Option('--state-dir <dir>', 'where the client records the peers it added').default('/var/lib/wgnat').env('WGNAT_STATE_DIR'))
     .addOption(new Option('--direct-timeout <duration>', 'give up a direct attempt without handshake after this long, Go syntax').argParser(durationArg(500)).default(10_000, '10s').env('WGNAT_DIRECT_TIMEOUT'))
     .addOption(new Option('--no-push', 'do not long-poll the registry; fetch once per interval like wg-nat').env('WGNAT_NO_PUSH'))
-    .addOption(new Option('--status-socket <path>', 'Unix socket for `wgnat-client status` (default: /run/wgnat/<interface>.sock)').env('WGNAT_STATUS_SOCKET'))
+    .addOption(new Option('--status-socket <path>', 'Unix socket for `wgnat-client status` (default: /run/wgnat/<interface>.sock)').argParser(socketPathArg).env('WGNAT_STATUS_SOCKET'))
     .addOption(new Option('--stun <host:port>', 'also ask this STUN server for our mapping (repeatable)').argParser(collectStun).default([]).env('WGNAT_STUN'))
     .addOption(new Option('--hub-stun-port <port>', 'STUN port of wgnat-server on the hub\'s public address (0: do not ask the hub)').argParser(intArg(0, 65535)).default(3478).env('WGNAT_HUB_STUN_PORT'))
     .addOption(new Option('--punch-ttl <hops>', 'punch from the WireGuard port with this TTL before each attempt: enough hops to open our own NAT, too few to reach the far one (for routers that clash on simultaneous open)').argParser(intArg(1, 255)).env('WGNAT_PUNCH_TTL'))
@@ -93,7 +97,7 @@ export function statusProgram (): Command {
   return new Command('wgnat-client status')
     .description('Show what a running wgnat-client knows: per peer, its path (direct / trying / via hub / unreachable) and why.')
     .addOption(new Option('-i, --interface <name>', 'WireGuard interface of the running client').env('WGNAT_INTERFACE').makeOptionMandatory())
-    .addOption(new Option('--status-socket <path>', 'the client\'s status socket (default: /run/wgnat/<interface>.sock)').env('WGNAT_STATUS_SOCKET'))
+    .addOption(new Option('--status-socket <path>', 'the client\'s status socket (default: /run/wgnat/<interface>.sock)').argParser(socketPathArg).env('WGNAT_STATUS_SOCKET'))
     .option('--json', 'print the status as JSON, the structure the daemon holds')
 }
 

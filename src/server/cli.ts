@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { addCommonOptions, durationArg, intArg, runDaemon, type Daemon, type RunIo } from '../shared/cli.js'
+import { addCommonOptions, durationArg, intArg, runDaemon, socketPathArg, type Daemon, type RunIo } from '../shared/cli.js'
 import { WgnatError, messageOf, quote } from '../shared/errors.js'
 import { interfaceAddresses } from '../shared/interface-addresses.js'
 import type { Logger } from '../shared/log.js'
@@ -74,7 +74,7 @@ export function serverProgram (): Command {
     .addOption(new Option('--expose <spec>', 'forward a public port of the hub to a peer\'s port through the tunnel, in the kernel: <public-port>[-<end>]/<tcp|udp>=<peer>:<port> (peer: name, public key or tunnel address); repeatable. PUBLIC: anyone who reaches the hub\'s address can use it, only on that port, only to that peer and port. Turns IP forwarding on if it is off (then nothing else crosses between the tunnel and other interfaces), undone on exit').argParser(exposeArg).default([], 'none').env('WGNAT_EXPOSE'))
     .addOption(new Option('--expose-file <path>', 'more --expose specs, one per line, # comments; read again on SIGHUP').env('WGNAT_EXPOSE_FILE'))
     .addOption(new Option('--http <addr:port>', HTTP_OPTION_HELP).argParser(httpAddressArg).env('WGNAT_HTTP'))
-    .addOption(new Option('--status-socket <path>', 'Unix socket for `wgnat-server status` (default: /run/wgnat/<interface>-server.sock)').env('WGNAT_SERVER_STATUS_SOCKET'))
+    .addOption(new Option('--status-socket <path>', 'Unix socket for `wgnat-server status` (default: /run/wgnat/<interface>-server.sock)').argParser(socketPathArg).env('WGNAT_SERVER_STATUS_SOCKET'))
     .addHelpText('after', '\nThe whole mesh, as the clients report it: wgnat-server status -i <interface> [--json]\nRun as a systemd service: wgnat-server install-service -i <interface>')
     .addOption(new Option('--expose-preserve-source', 'exposed services see the client\'s real address instead of the hub\'s tunnel address; the spoke must then route its replies through the tunnel (see docs/expose.md)').default(false).env('WGNAT_EXPOSE_PRESERVE_SOURCE'))
   return addCommonOptions(program)

@@ -18,13 +18,27 @@ export function addCommonOptions (cmd: Command): Command {
 }
 
 /** commander parser for a Go duration (`300ms`, `1m`, `1h30m`); `min` in milliseconds. */
+/** The longest wait Node's timers take (2^31 - 1 ms, about 24.8 days): a longer one fires at once, with a warning. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
 export function durationArg (min = 1) {
   return (value: string): number => {
     let ms: number
     try { ms = parseGoDuration(value) } catch (err) { throw new InvalidArgumentError(messageOf(err)) }
     if (ms < min) throw new InvalidArgumentError(`duration ${quote(value)} is below the minimum of ${min}ms`)
+    if (ms > MAX_TIMER_MS) throw new InvalidArgumentError(`duration ${quote(value)} is over the maximum of 596h (the longest a timer waits)`)
     return ms
   }
+}
+
+/** Longest path a Unix socket takes (sun_path: 108 bytes with its NUL). */
+const SOCKET_PATH_MAX_BYTES = 107
+
+/** commander parser for a Unix socket's path: not empty, at most 107 bytes. */
+export function socketPathArg (value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('the socket path is empty')
+  if (Buffer.byteLength(value) > SOCKET_PATH_MAX_BYTES) throw new InvalidArgumentError(`${quote(value)} is longer than a Unix socket path may be (${SOCKET_PATH_MAX_BYTES} bytes)`)
+  return value
 }
 
 /** commander parser for an integer in [min, max]. */

@@ -57,3 +57,21 @@ describe('option names as the daemons read them', () => {
     expect(parse(serverProgram(), ['-i', 'wg0'], { WGNAT_POLL: '250ms' }).opts.poll).toBe(250)
   })
 })
+
+describe('values the audit found let through', () => {
+  it('a duration too long for a timer is refused (it fired at once, with a multi-line warning)', () => {
+    expect(() => parse(clientProgram(), ['-i', 'wg0', '-r', KEY, '--no-push', '-t', '99999h'], {})).toThrow(/'99999h' is over the maximum of 596h/)
+    expect(parse(clientProgram(), ['-i', 'wg0', '-r', KEY, '-t', '596h'], {}).opts.interval).toBe(596 * 3600_000)
+  })
+
+  it('--stun checks each of a comma-separated list, quoting the bad one', () => {
+    expect(() => parse(clientProgram(), ['-i', 'wg0', '-r', KEY, '--stun', 'a,b:3478'], {})).toThrow(/'a' is not host:port/)
+    expect(() => parse(clientProgram(), ['-i', 'wg0', '-r', KEY, '--stun', '1.2.3.4x,127.0.0.1:3478'], {})).toThrow(/'1.2.3.4x' is not host:port/)
+    expect(parse(clientProgram(), ['-i', 'wg0', '-r', KEY, '--stun', 'a:3478, b:3479', '--stun', 'c:1'], {}).opts.stun).toEqual(['a:3478', 'b:3479', 'c:1'])
+  })
+
+  it('an empty or over-long --status-socket is refused', () => {
+    expect(() => parse(serverProgram(), ['-i', 'wg0', '--status-socket', ''], {})).toThrow(/the socket path is empty/)
+    expect(() => parse(clientProgram(), ['-i', 'wg0', '-r', KEY, '--status-socket', '/run/' + 'x'.repeat(110)], {})).toThrow(/longer than a Unix socket path may be/)
+  })
+})

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander'
-import { runCommand, type RunIo } from '../../shared/cli.js'
+import { runCommand, socketPathArg, type RunIo } from '../../shared/cli.js'
 import { fetchJson, hasFields } from '../../shared/json-socket.js'
 import { renderMeshView, type MeshView } from '../mesh/mesh-view.js'
 
@@ -12,7 +12,7 @@ export function serverStatusProgram (): Command {
   return new Command('wgnat-server status')
     .description('Show the whole mesh as the running wgnat-server knows it: every pair of peers (direct / via hub / trying / unreachable), with NAT classes and endpoints, from the paths the clients report.')
     .addOption(new Option('-i, --interface <name>', 'WireGuard interface of the running registry').env('WGNAT_INTERFACE').makeOptionMandatory())
-    .addOption(new Option('--status-socket <path>', 'the registry\'s status socket (default: /run/wgnat/<interface>-server.sock)').env('WGNAT_SERVER_STATUS_SOCKET'))
+    .addOption(new Option('--status-socket <path>', 'the registry\'s status socket (default: /run/wgnat/<interface>-server.sock)').argParser(socketPathArg).env('WGNAT_SERVER_STATUS_SOCKET'))
     .option('--json', 'print the mesh view as JSON, the structure the daemon holds (also served at /mesh.json with --http)')
 }
 
