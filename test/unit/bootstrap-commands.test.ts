@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -184,6 +184,25 @@ describe('state lock', () => {
       expect(Date.now() - t0).toBeGreaterThanOrEqual(300)
       await lock.release()
       await (await lockState(dir, 'wg0', { waitMs: 300 })).release()
+      expect(await readdir(dir)).toEqual([])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('an empty lock (a command killed while making it) blocks for a few seconds, not for good', async () => {
+    const { lockState } = await import('../../src/server/bootstrap/state-lock.js')
+    const dir = await mkdtemp(join(tmpdir(), 'wgnat-lock-'))
+    try {
+      const path = join(dir, 'wg0.lock')
+      await writeFile(path, '')
+      await expect(lockState(dir, 'wg0', { waitMs: 200 })).rejects.toThrow(/is held by a command that has not written its pid/)
+      const old = new Date(Date.now() - 60_000)
+      await utimes(path, old, old)
+      const lock = await lockState(dir, 'wg0', { waitMs: 200 })
+      expect((await readFile(path, 'utf8')).trim()).toBe(String(process.pid))
+      await lock.release()
+      expect(await readdir(dir)).toEqual([])
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

@@ -1,4 +1,4 @@
-import { open, readFile, rm } from 'node:fs/promises'
+import { link, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { EXIT_CANTCREAT, WgnatError, messageOf, quote } from '../../shared/errors.js'
 import { sleep } from '../../shared/sleep.js'
@@ -13,34 +13,56 @@ export interface StateLock {
   release (): Promise<void>
 }
 
+/** Tells apart the files of locks taken at once in one process. */
+let taken = 0
+/** A lock file with no pid in it older than this was left by a command that died while creating it: taken over. */
+const EMPTY_LOCK_STALE_MS = 5000
+
 /**
- * Take the hub's lock, `<state-dir>/<interface>.lock`, created with O_EXCL and holding the owner's pid. Every command
- * that reads and changes the hub's peers holds it, so two `add-peer` at once never pick one address. A lock whose
- * owner is gone (killed) is taken over.
+ * Take the hub's lock, `<state-dir>/<interface>.lock`, holding the owner's pid. Every command that reads and changes
+ * the hub's peers holds it, so two `add-peer` at once never pick one address. The lock appears with its pid already in
+ * it (written to a file of our own, then hard-linked to the lock's name, which fails if the lock exists), so a
+ * command killed at any moment never leaves an empty lock. A lock whose owner is gone (killed) is taken over, and so
+ * is one with no pid in it after {@link EMPTY_LOCK_STALE_MS} (left by an older wgnat).
  */
 export async function lockState (stateDir: string, iface: string, opts: { waitMs?: number, signal?: AbortSignal } = {}): Promise<StateLock> {
   const path = join(stateDir, `${iface}.lock`)
   makeDirSync(stateDir, 0o700)
   const deadline = Date.now() + (opts.waitMs ?? LOCK_WAIT_MS)
-  for (;;) {
-    try {
-      const fh = await open(path, 'wx', 0o600)
-      await fh.writeFile(`${process.pid}\n`)
-      await fh.close()
-      return { async release () { await rm(path, { force: true }) } }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new WgnatError(`cannot create lock ${quote(path)}: ${messageOf(err)}`, EXIT_CANTCREAT)
-    }
-    const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim())
-    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) {
-      // The holder died without releasing: remove its lock (only if it is still that one) and try again.
-      const again = Number((await readFile(path, 'utf8').catch(() => '')).trim())
-      if (again === owner) await rm(path, { force: true })
-      continue
-    }
-    if (Date.now() > deadline) throw new WgnatError(`${quote(path)} is held by pid ${owner}: another wgnat-server command is changing ${quote(iface)}`, EXIT_CANTCREAT)
-    await sleep(LOCK_RETRY_MS, opts.signal)
+  const mine = `${path}.${process.pid}.${++taken}.tmp`
+  try {
+    await writeFile(mine, `${process.pid}\n`, { mode: 0o600 })
+  } catch (err) {
+    throw new WgnatError(`cannot create lock ${quote(path)}: ${messageOf(err)}`, EXIT_CANTCREAT)
   }
+  try {
+    for (;;) {
+      try {
+        await link(mine, path)
+        return { async release () { await rm(path, { force: true }) } }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new WgnatError(`cannot create lock ${quote(path)}: ${messageOf(err)}`, EXIT_CANTCREAT)
+      }
+      const text = await readFile(path, 'utf8').catch(() => '')
+      const owner = Number(text.trim())
+      const hasPid = text.trim() !== '' && Number.isInteger(owner) && owner > 0
+      if (hasPid ? !alive(owner) : await olderThan(path, EMPTY_LOCK_STALE_MS)) {
+        // The holder died without releasing: remove its lock (only if it is still that one) and try again.
+        const again = await readFile(path, 'utf8').catch(() => '')
+        if (again === text) await rm(path, { force: true })
+        continue
+      }
+      const holder = hasPid ? `pid ${owner}` : 'a command that has not written its pid'
+      if (Date.now() > deadline) throw new WgnatError(`${quote(path)} is held by ${holder}: another wgnat-server command is changing ${quote(iface)}`, EXIT_CANTCREAT)
+      await sleep(LOCK_RETRY_MS, opts.signal)
+    }
+  } finally {
+    await rm(mine, { force: true })
+  }
+}
+
+async function olderThan (path: string, ms: number): Promise<boolean> {
+  try { return Date.now() - (await stat(path)).mtimeMs > ms } catch { return false }
 }
 
 function alive (pid: number): boolean {
