@@ -42,10 +42,27 @@ describe('address allocation', () => {
   it('parses the hub address of init', () => {
     expect(parseHubAddress('10.8.0.1/24')).toMatchObject({ address: '10.8.0.1', subnet: { text: '10.8.0.0/24' } })
     expect(() => parseHubAddress('10.8.0.1')).toThrow(/with the subnet length/)
+    // Subnets that would make broken meshes (the audit's list), and ranges that do work.
+    expect(() => parseHubAddress('10.8.0.1/0')).toThrow("--address '10.8.0.1/0': a mesh subnet of /0 is too large (at most /8)")
+    expect(() => parseHubAddress('10.8.0.1/1')).toThrow(/too large/)
+    for (const bad of ['127.0.0.1/8', '224.0.0.1/24', '0.0.0.1/24', '255.255.255.1/24', '241.0.0.1/24', '169.254.0.1/16']) {
+      expect(() => parseHubAddress(bad), bad).toThrow(/address cannot be a mesh subnet/)
+    }
+    for (const good of ['10.0.0.1/8', '100.64.0.1/24', '198.18.0.1/24', '192.168.7.1/24']) expect(parseHubAddress(good).address).toBe(good.split('/')[0])
     expect(() => parseHubAddress('10.8.0.0/24')).toThrow(/network or broadcast/)
     expect(() => parseHubAddress('10.8.0.1/31')).toThrow(/too small/)
     expect(() => parseHubAddress('10.8.0/24')).toThrow(/not an address/)
     expect(isHost(NET, '10.8.0.7')).toBe(true)
     expect(isHost(NET, 'fd00::7')).toBe(false)
+  })
+
+  it('never hands out an address inside a prefix routed to another peer (a site behind a spoke)', () => {
+    const subnet = parseHubAddress('10.30.0.1/24').subnet
+    // The audit's hub: a peer at 10.30.0.2/32 and 10.30.0.4/30; the next free one is .3, then .8.
+    expect(allocateAddress(subnet, ['10.30.0.1', '10.30.0.2', '10.30.0.4/30'])).toBe('10.30.0.3')
+    expect(allocateAddress(subnet, ['10.30.0.1', '10.30.0.2', '10.30.0.3', '10.30.0.4/30'])).toBe('10.30.0.8')
+    expect(() => checkAddress(subnet, '10.30.0.5', ['10.30.0.4/30'])).toThrow("--address '10.30.0.5': already taken (inside '10.30.0.4/30', routed to another peer)")
+    // A peer routing everything (or the whole mesh) does not make the mesh's addresses taken.
+    expect(allocateAddress(subnet, ['10.30.0.1', '0.0.0.0/0', '10.30.0.0/24'])).toBe('10.30.0.2')
   })
 })

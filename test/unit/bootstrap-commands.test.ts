@@ -118,6 +118,14 @@ describe('bootstrap commands (fake interface)', () => {
     expect(wg.peer(IF, testKey('phone'))?.allowedIps).toEqual(['10.8.0.2/32'])
   })
 
+  it('refuses the hub\'s own key as a spoke\'s, in one line, exit 64', async () => {
+    const { publicKeyOf } = await import('../../src/server/bootstrap/key-pair.js')
+    const hubKey = publicKeyOf(/PrivateKey = (\S+)/.exec(await readFile(conf(), 'utf8'))![1]!)
+    const r = await cmd(runAddPeer, ['-i', IF, 'hubself', '--public-key', hubKey])
+    expect(r.code).toBe(64)
+    expect(r.err).toEqual([`wgnat-server add-peer: --public-key '${hubKey}' is the hub's own key, not a spoke's`])
+  })
+
   it('remove-peer by name, key or address; an unknown peer is exit 65', async () => {
     for (const n of ['a', 'b', 'c']) expect((await cmd(runAddPeer, ['-i', IF, n])).code).toBe(0)
     const keyOf = (addr: string): string => wg.devices.get(IF)!.peers.find((p) => p.allowedIps[0] === addr)!.publicKey

@@ -82,7 +82,7 @@ describe('hub and spoke configs', () => {
 
   it('finds taken addresses and resolves a peer by name, key or address', () => {
     const config = parseWgQuickConfig(`[Interface]\nAddress = 10.8.0.1/24\n[Peer]\nPublicKey = ${testKey('a')}\nAllowedIPs = 10.8.0.2/32, 192.168.5.0/24\n[Peer]\nPublicKey = ${testKey('b')}\nAllowedIPs = 10.8.0.3/32\n`)
-    expect(takenAddresses(config)).toEqual(['10.8.0.2', '10.8.0.3'])
+    expect(takenAddresses(config)).toEqual(['10.8.0.2', '192.168.5.0/24', '10.8.0.3'])
     const names = new Map([[testKey('b'), 'bob']])
     const peers = peersOf(config)
     expect(resolvePeer('bob', peers, names, 'wg0').publicKey).toBe(testKey('b'))

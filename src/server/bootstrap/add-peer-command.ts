@@ -64,6 +64,7 @@ export async function runAddPeer (argv: string[], io?: RunIo, components: { wg?:
         if (taken === name && saved.has(key)) throw new WgnatError(`name ${quote(name)} is taken by peer ${shortKey(key)}`, EXIT_DATAERR)
       }
       if (opts.publicKey !== undefined && saved.has(opts.publicKey)) throw new WgnatError(`--public-key ${quote(opts.publicKey)} is already a peer of ${iface}`, EXIT_DATAERR)
+      if (opts.publicKey !== undefined && opts.publicKey === publicKeyOf(facts.privateKey)) throw new UsageError(`--public-key ${quote(opts.publicKey)} is the hub's own key, not a spoke's`)
       const taken = [facts.address, ...takenAddresses(config)]
       const address = opts.address === undefined ? allocateAddress(facts.subnet, taken) : checkAddress(facts.subnet, opts.address, taken)
       const forwards = valuesOf(interfaceSection(config), 'PostUp').includes(FORWARD_UP)

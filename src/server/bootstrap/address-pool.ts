@@ -17,6 +17,15 @@ export interface HubAddress {
  * Parse `10.8.0.1/24`: a host address with the subnet's length. The subnet must leave room for spokes (IPv4 /30 or
  * shorter, IPv6 /126 or shorter) and the address must be a usable host of it.
  */
+/** The largest mesh subnets `init` takes: /8 for IPv4, /32 for IPv6. */
+const MIN_IPV4_BITS = 8
+const MIN_IPV6_BITS = 32
+/**
+ * ipaddr.js ranges no mesh can live in: 0.0.0.0/8, loopback, link-local, multicast, broadcast; and 240.0.0.0/4
+ * (ipaddr.js calls it `reserved`, with other ranges that do work, such as 198.18.0.0/15).
+ */
+const NOT_A_MESH = ['unspecified', 'loopback', 'linkLocal', 'multicast', 'broadcast']
+
 export function parseHubAddress (text: string): HubAddress {
   const slash = text.indexOf('/')
   if (slash < 0) throw new UsageError(`--address ${quote(text)}: give the hub's address with the subnet length, e.g. 10.8.0.1/24`)
@@ -28,6 +37,12 @@ export function parseHubAddress (text: string): HubAddress {
   const address = ipaddr.parse(text.slice(0, slash)).toString()
   const max = subnet.address.kind() === 'ipv4' ? 32 : 128
   if (subnet.bits > max - 2) throw new UsageError(`--address ${quote(text)}: subnet too small for any spoke`)
+  // A shorter prefix would route much of the internet (all of it at /0) into the tunnel on every spoke.
+  const min = subnet.address.kind() === 'ipv4' ? MIN_IPV4_BITS : MIN_IPV6_BITS
+  if (subnet.bits < min) throw new UsageError(`--address ${quote(text)}: a mesh subnet of /${subnet.bits} is too large (at most /${min})`)
+  const parsed = ipaddr.parse(address)
+  const range = parsed.kind() === 'ipv4' && parsed.toByteArray()[0] as number >= 240 ? 'reserved (240.0.0.0/4)' : parsed.range()
+  if (NOT_A_MESH.includes(range) || range.startsWith('reserved (240')) throw new UsageError(`--address ${quote(text)}: a ${range} address cannot be a mesh subnet (use a private range, e.g. 10.8.0.1/24)`)
   if (!isHost(subnet, address)) throw new UsageError(`--address ${quote(text)}: the network or broadcast address is not a host`)
   return { address, subnet }
 }
@@ -46,7 +61,7 @@ export function isHost (subnet: Prefix, ip: string): boolean {
 
 /** The next free host address of `subnet`, lowest first, skipping `taken`. Throws exit 65 when the subnet is full. */
 export function allocateAddress (subnet: Prefix, taken: Iterable<string>): string {
-  const used = new Set([...taken].map((t) => ipaddr.parse(t).toString()))
+  const used = takenSet(subnet, taken)
   const bytes = subnet.address.toByteArray()
   const hostBits = bytes.length * 8 - subnet.bits
   const size = 1n << BigInt(hostBits)
@@ -56,7 +71,7 @@ export function allocateAddress (subnet: Prefix, taken: Iterable<string>): strin
   const base = toBigInt(bytes)
   for (let i = 1n; i <= limit; i++) {
     const candidate = ipaddr.fromByteArray(fromBigInt(base + i, bytes.length)).toString()
-    if (!used.has(candidate)) return candidate
+    if (used.routedTo(candidate) === undefined) return candidate
   }
   throw new WgnatError(`no free address left in ${quote(subnet.text)} (${used.size} taken)`, EXIT_DATAERR)
 }
@@ -66,10 +81,32 @@ export function checkAddress (subnet: Prefix, requested: string, taken: Iterable
   if (!isStrictIp(requested)) throw new UsageError(`--address ${quote(requested)}: not an IP address`)
   const ip = ipaddr.parse(requested).toString()
   if (!isHost(subnet, ip)) throw new UsageError(`--address ${quote(requested)}: not a host address inside the mesh ${quote(subnet.text)}`)
-  for (const t of taken) {
-    if (ipaddr.parse(t).toString() === ip) throw new WgnatError(`--address ${quote(requested)}: already taken`, EXIT_DATAERR)
-  }
+  const holder = takenSet(subnet, taken).routedTo(ip)
+  if (holder !== undefined) throw new WgnatError(`--address ${quote(requested)}: already taken${holder === ip ? '' : ` (inside ${quote(holder)}, routed to another peer)`}`, EXIT_DATAERR)
   return ip
+}
+
+/**
+ * What is taken: host addresses, and the prefixes within the mesh routed to a peer (a site behind a spoke, say):
+ * an address inside one would take it over from that peer (WireGuard routes the longest prefix). A prefix as wide as
+ * the mesh or wider (a peer routing everything) leaves the mesh's addresses to their own peers.
+ */
+function takenSet (subnet: Prefix, taken: Iterable<string>): { size: number, routedTo: (ip: string) => string | undefined } {
+  const hosts = new Set<string>()
+  const nets: Prefix[] = []
+  for (const t of taken) {
+    if (!t.includes('/')) { hosts.add(ipaddr.parse(t).toString()); continue }
+    const p = parsePrefix(t)
+    if (p.address.kind() === subnet.address.kind() && p.bits > subnet.bits) nets.push(p)
+  }
+  return {
+    size: hosts.size + nets.length,
+    routedTo (ip) {
+      if (hosts.has(ip)) return ip
+      const addr = ipaddr.parse(ip)
+      return nets.find((n) => addr.kind() === n.address.kind() && addr.match(n.address, n.bits))?.text
+    }
+  }
 }
 
 function hostPart (bytes: number[], hostBits: number): bigint {

@@ -114,13 +114,13 @@ export function hubFacts (config: WgQuickConfig, source: string): HubFacts {
   }
 }
 
-/** The host addresses (/32, /128) the config's peers hold, as plain addresses. */
+/** What the config's peers route: host addresses (/32, /128) as plain addresses, wider prefixes as `ip/len`. */
 export function takenAddresses (config: WgQuickConfig): string[] {
   const out: string[] = []
   for (const p of peersOf(config)) {
     for (const a of p.allowedIps) {
       const prefix = parsePrefix(a)
-      if (prefix.bits === (prefix.address.kind() === 'ipv4' ? 32 : 128)) out.push(prefix.address.toString())
+      out.push(prefix.bits === (prefix.address.kind() === 'ipv4' ? 32 : 128) ? prefix.address.toString() : prefix.text)
     }
   }
   return out
