@@ -3,6 +3,7 @@
  * writes the unit and the instance's env file (here into temporary directories, without systemctl: no root needed).
  */
 import { execa } from 'execa'
+import { existsSync } from 'node:fs'
 import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -72,10 +73,15 @@ describe.skipIf(!haveAnalyze)('systemd units', () => {
 
   it.each([
     [['-i', 'wg0;rm'], /not an interface name/],
-    [['-i', 'wg0', '-r', 'nokey'], /not a WireGuard public key/]
-  ])('refuses bad input %j with exit 64', async (args, message) => {
-    const r = await execa(process.execPath, [BIN('client'), 'install-service', '--unit-dir', join(dir, 'x'), '--env-dir', join(dir, 'x'), '--no-start', ...args], { reject: false })
+    [['-i', '..'], /'\.\.' is not an interface name/],
+    [['-i', 'wg0', '-r', 'nokey'], /not a WireGuard public key/],
+    // A client unit that could not start (no hub key, none in an env file yet): nothing is written.
+    [['-i', 'wg9'], /wg9\.env' has no WGNAT_REGISTRY: give it \(-r <hub public key>\)/]
+  ])('refuses bad input %j with exit 64, writing nothing', async (args, message) => {
+    const out = join(dir, `refused-${args.join('').replace(/\W/g, '_')}`)
+    const r = await execa(process.execPath, [BIN('client'), 'install-service', '--unit-dir', out, '--env-dir', out, '--no-start', ...args], { reject: false })
     expect(r.exitCode).toBe(64)
     expect(r.stderr).toMatch(message)
+    expect(existsSync(out)).toBe(false)
   })
 })

@@ -27,6 +27,10 @@ describe('upsertEnv', () => {
     expect(upsertEnv('WGNAT_RELAY=true\nWGNAT_REGISTRY=old\n# note\n', { WGNAT_REGISTRY: key }))
       .toBe(`WGNAT_RELAY=true\nWGNAT_REGISTRY=${key}\n# note\n`)
   })
+  it('replaces an indented line and drops later ones for the same name (systemd takes the last)', () => {
+    expect(upsertEnv('WGNAT_REGISTRY=old\n  WGNAT_REGISTRY = older\nWGNAT_RELAY=true\n', { WGNAT_REGISTRY: key }))
+      .toBe(`WGNAT_REGISTRY=${key}\nWGNAT_RELAY=true\n`)
+  })
   it('quotes a value with spaces', () => {
     expect(upsertEnv('', { WGNAT_STUN: 'a b' })).toBe('WGNAT_STUN="a b"\n')
   })

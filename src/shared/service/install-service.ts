@@ -12,6 +12,9 @@ import { makeDirSync } from '../make-dir.js'
 
 export type ServiceKind = 'server' | 'client'
 
+/** The option that sets a required variable, for the error that asks for it. */
+const REQUIRED_OPTION: Record<string, string> = { WGNAT_REGISTRY: '-r <hub public key>' }
+
 export interface InstallServiceInit {
   kind: ServiceKind
   iface: string
@@ -23,6 +26,8 @@ export interface InstallServiceInit {
   start: boolean
   /** The command the unit runs: node and this CLI's script. @default process.execPath, process.argv[1] */
   execStart?: string[]
+  /** Variables the service cannot start without, set here or already in the env file; nothing is written otherwise. */
+  required?: string[]
 }
 
 export interface InstallServiceResult {
@@ -70,7 +75,6 @@ export async function installService (init: InstallServiceInit): Promise<Install
   const unit = renderUnit(await readFile(shippedUnitPath(init.kind), 'utf8'), init.execStart ?? [process.execPath, script])
   const unitPath = join(init.unitDir, name)
   const envPath = join(init.envDir, `${init.iface}.env`)
-  try { await writeAtomic(unitPath, unit, 0o644) } catch (err) { throw writeError(unitPath, err) }
   let env = ''
   try {
     env = await readFile(envPath, 'utf8')
@@ -78,7 +82,13 @@ export async function installService (init: InstallServiceInit): Promise<Install
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new WgnatError(`cannot read ${quote(envPath)}: ${messageOf(err)}`, 65)
     env = `# Options of ${instance}: WGNAT_* variables, as listed by \`wgnat-${init.kind} --help\`.\n`
   }
-  try { await writeAtomic(envPath, upsertEnv(env, init.env), 0o600) } catch (err) { throw writeError(envPath, err) }
+  const envText = upsertEnv(env, init.env)
+  // Nothing is written for a client that could not start: it needs the hub's key, given now or already in the file.
+  for (const name of init.required ?? []) {
+    if (!new RegExp(`^\\s*${name}\\s*=\\s*\\S`, 'm').test(envText)) throw new WgnatError(`${quote(envPath)} has no ${name}: give it (${REQUIRED_OPTION[name] ?? name})`, 64)
+  }
+  try { await writeAtomic(unitPath, unit, 0o644) } catch (err) { throw writeError(unitPath, err) }
+  try { await writeAtomic(envPath, envText, 0o600) } catch (err) { throw writeError(envPath, err) }
   if (init.start) {
     for (const args of [['daemon-reload'], ['enable', '--now', instance]]) {
       const r = await execa('systemctl', args, { reject: false })
@@ -104,13 +114,14 @@ export function installServiceProgram (kind: ServiceKind): Command {
 export async function installServiceCommand (kind: ServiceKind, argv: string[], io?: RunIo): Promise<number> {
   return await runCommand(installServiceProgram(kind), argv, async (opts, out) => {
     const iface = opts.interface as string
-    if (!/^[A-Za-z0-9_=+.-]{1,15}$/.test(iface)) throw new WgnatError(`${quote(iface)} is not an interface name`, 64)
+    // Linux's rule for interface names (wg-quick's too): 1-15 of these characters, and not . or ..
+    if (!/^[A-Za-z0-9_=+.-]{1,15}$/.test(iface) || iface === '.' || iface === '..') throw new WgnatError(`${quote(iface)} is not an interface name`, 64)
     const env: Record<string, string> = {}
     if (typeof opts.registry === 'string') {
       if (!isWgKey(opts.registry)) throw new WgnatError(`${quote(opts.registry)} is not a WireGuard public key`, 64)
       env.WGNAT_REGISTRY = opts.registry
     }
-    const r = await installService({ kind, iface, unitDir: opts.unitDir as string, envDir: opts.envDir as string, env, start: opts.start as boolean })
+    const r = await installService({ kind, iface, unitDir: opts.unitDir as string, envDir: opts.envDir as string, env, start: opts.start as boolean, required: kind === 'client' ? ['WGNAT_REGISTRY'] : [] })
     out(`wrote ${r.unitPath}\nwrote ${r.envPath} (options as WGNAT_* variables)\n`)
     out(r.started ? `enabled and started ${r.instance}; logs: journalctl -u ${r.instance}\n` : `start it with: systemctl daemon-reload && systemctl enable --now ${r.instance}\n`)
   }, io)

@@ -22,8 +22,9 @@ export function renderUnit (template: string, argv: string[]): string {
 const ENV_NAME_RE = /^WGNAT_[A-Z0-9_]+$/
 
 /**
- * Set variables in EnvironmentFile text: an existing `NAME=` line is replaced in place, others are appended. Every
- * other line (comments, other variables) is kept as it is. Values are double-quoted when they need it.
+ * Set variables in EnvironmentFile text: an existing `NAME=` line is replaced in place (later ones for the same name are
+ * dropped), others are appended. Every other line (comments, other variables) is kept as it is. Values are
+ * double-quoted when they need it.
  */
 export function upsertEnv (text: string, vars: Record<string, string>): string {
   const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n')
@@ -32,9 +33,16 @@ export function upsertEnv (text: string, vars: Record<string, string>): string {
     if (/[\n\r\0]/.test(value)) throw new Error(`value of ${name} must be one line`)
     const quoted = /^[A-Za-z0-9_.,:/@+=-]*$/.test(value) ? value : `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`
     const line = `${name}=${quoted}`
-    const at = lines.findIndex((l) => l.startsWith(`${name}=`))
-    if (at >= 0) lines[at] = line
-    else lines.push(line)
+    // systemd reads a line with leading blanks too, and the last assignment wins: the first is replaced and any other
+    // dropped, so the value set here is the one the service gets.
+    const assigns = (l: string): boolean => new RegExp(`^\\s*${name}\\s*=`).test(l)
+    const at = lines.findIndex(assigns)
+    if (at >= 0) {
+      lines[at] = line
+      for (let i = lines.length - 1; i > at; i--) if (assigns(lines[i] as string)) lines.splice(i, 1)
+    } else {
+      lines.push(line)
+    }
   }
   return lines.join('\n') + '\n'
 }
