@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { createRequire } from 'node:module'
-import { addCommonOptions, durationArg, intArg, runCommand, socketPathArg, runDaemon, type RunIo } from '../shared/cli.js'
+import { addCommonOptions, durationArg, intArg, preflight, runCommand, socketPathArg, runDaemon, type RunIo } from '../shared/cli.js'
 import { UsageError, messageOf, quote } from '../shared/errors.js'
 import { parseIp, type Endpoint } from '../shared/ip.js'
 import type { Logger } from '../shared/log.js'
@@ -89,7 +89,7 @@ export function clientProgram (): Command {
     .addOption(new Option('--no-raw', 'no raw sockets: no STUN from the WireGuard port, no punching').env('WGNAT_NO_RAW'))
     .addOption(new Option('--no-port-mapping', 'do not ask the router to map the WireGuard port (PCP, NAT-PMP, UPnP IGD); a mapping lets anyone on the internet send to that port, as WireGuard\'s own listen port on a public address does').env('WGNAT_NO_PORT_MAPPING'))
     .addOption(new Option('--http <addr:port>', HTTP_OPTION_HELP).argParser(httpAddressArg).env('WGNAT_HTTP'))
-    .addHelpText('after', '\nStatus of a running client: wgnat-client status -i <interface> [--json]\nRun as a systemd service: wgnat-client install-service -i <interface> -r <hub public key>')
+    .addHelpText('after', '\nCommands (each with --help):\n  status -i <interface> [--json]                     what a running client knows, per peer\n  install-service -i <interface> -r <hub public key>  run as a systemd service\n  --version                                          the version')
   return addCommonOptions(program)
 }
 
@@ -150,6 +150,9 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgC
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {
+  if (argv[2] === 'help') argv = [...argv.slice(0, 2), '--help']
+  const early = preflight(argv, 'wgnat-client', ['status', 'install-service'], () => createRequire(import.meta.url)('../../package.json') as { version?: string }, io)
+  if (early !== undefined) return early
   if (argv[2] === 'status') {
     return await runCommand(statusProgram(), [argv[0] ?? 'node', argv[1] ?? 'wgnat-client', ...argv.slice(3)], async (opts, out) => {
       const iface = opts.interface as string

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { addCommonOptions, durationArg, intArg, runDaemon, socketPathArg, type Daemon, type RunIo } from '../shared/cli.js'
+import { createRequire } from 'node:module'
+import { addCommonOptions, durationArg, intArg, preflight, runDaemon, socketPathArg, type Daemon, type RunIo } from '../shared/cli.js'
 import { WgnatError, messageOf, quote } from '../shared/errors.js'
 import { interfaceAddresses } from '../shared/interface-addresses.js'
 import type { Logger } from '../shared/log.js'
@@ -75,7 +76,7 @@ export function serverProgram (): Command {
     .addOption(new Option('--expose-file <path>', 'more --expose specs, one per line, # comments; read again on SIGHUP').env('WGNAT_EXPOSE_FILE'))
     .addOption(new Option('--http <addr:port>', HTTP_OPTION_HELP).argParser(httpAddressArg).env('WGNAT_HTTP'))
     .addOption(new Option('--status-socket <path>', 'Unix socket for `wgnat-server status` (default: /run/wgnat/<interface>-server.sock)').argParser(socketPathArg).env('WGNAT_SERVER_STATUS_SOCKET'))
-    .addHelpText('after', '\nThe whole mesh, as the clients report it: wgnat-server status -i <interface> [--json]\nRun as a systemd service: wgnat-server install-service -i <interface>')
+    .addHelpText('after', '\nCommands (each with --help):\n  init, add-peer, remove-peer, peers   build the hub and its spokes (keys, wg-quick configs, addresses)\n  policy check <file>                  check an access policy (docs/policy.md)\n  exposes                              list the exposed ports and who can reach them\n  status -i <interface> [--json]       the whole mesh, as the clients report it\n  install-service -i <interface>       run as a systemd service\n  --version                            the version')
     .addOption(new Option('--expose-preserve-source', 'exposed services see the client\'s real address instead of the hub\'s tunnel address; the spoke must then route its replies through the tunnel (see docs/expose.md)').default(false).env('WGNAT_EXPOSE_PRESERVE_SOURCE'))
   return addCommonOptions(program)
 }
@@ -244,6 +245,9 @@ export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
 }
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {
+  if (argv[2] === 'help') argv = [...argv.slice(0, 2), '--help']
+  const early = preflight(argv, 'wgnat-server', Object.keys(SUBCOMMANDS), () => createRequire(import.meta.url)('../../package.json') as { version?: string }, io)
+  if (early !== undefined) return early
   const name = argv[2]
   const load = name !== undefined && Object.hasOwn(SUBCOMMANDS, name) ? SUBCOMMANDS[name] : undefined
   if (load !== undefined) return await (await load())([argv[0] ?? 'node', `wgnat-server ${name}`, ...argv.slice(3)], io)

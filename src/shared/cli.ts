@@ -66,6 +66,26 @@ export interface RunIo {
   stopSignal?: Promise<string>
 }
 
+/**
+ * What a CLI does before its own parsing with a first argument that is not an option: `--version`, `help`, or a word
+ * that is none of its `commands` (a mistyped one: `iniy`, `stauts`), which commander would call "too many arguments"
+ * or a missing `-i`. Returns an exit code when that is all, undefined to go on. `packageJson` is the package's
+ * manifest as seen from the caller (src/<side>/cli.ts and dist/bin/ are both two folders down).
+ */
+export function preflight (argv: string[], cli: string, commands: string[], packageJson: () => { version?: string }, io: RunIo = {}): number | undefined {
+  const first = argv[2]
+  if (first === undefined) return undefined
+  const stdout = io.stdout ?? ((t: string) => process.stdout.write(t))
+  const stderr = io.stderr ?? ((line: string) => process.stderr.write(line + '\n'))
+  if (first === '--version' || first === '-V') {
+    stdout(`${cli} ${packageJson().version ?? 'unknown'}\n`)
+    return 0
+  }
+  if (first.startsWith('-') || commands.includes(first)) return undefined
+  stderr(`${cli}: unknown command ${quote(first)} (commands: ${commands.join(', ')}; \`${cli} --help\` for the daemon's options)`)
+  return EXIT_USAGE
+}
+
 /** Parse argv with `program` and run a one-shot command that prints to stdout. Same error rules as runDaemon. */
 export async function runCommand (
   program: Command,

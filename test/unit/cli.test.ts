@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { run as runClient } from '../../src/client/cli.js'
 import { run as runServer } from '../../src/server/cli.js'
@@ -58,5 +59,26 @@ describe('command-line errors: one line, the value quoted, exit 64', () => {
     // wg is asked about an interface that does not exist: not found, or wg missing, or not permitted; all one line.
     const r = await capture(runServer, ['-i', `nonexistent${process.pid}`, '--log-format', 'json'])
     expect([69, 77, 1]).toContain(r.code)
+  })
+})
+
+describe('commands, --version and help', () => {
+  it.each([
+    [runServer, ['iniy', '-i', 'wg0'], "wgnat-server: unknown command 'iniy' (commands: init, add-peer, remove-peer, peers, policy, exposes, install-service, status; `wgnat-server --help` for the daemon's options)"],
+    [runClient, ['stauts', '-i', 'wg0'], "wgnat-client: unknown command 'stauts' (commands: status, install-service; `wgnat-client --help` for the daemon's options)"]
+  ])('a mistyped command is named, with the commands there are, exit 64', async (run, args, line) => {
+    const r = await capture(run, args)
+    expect(r.code).toBe(64)
+    expect(r.err).toEqual([line])
+  })
+
+  it.each([[runServer, 'wgnat-server'], [runClient, 'wgnat-client']])('--version prints the package version, and help the help', async (run, name) => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+    const v = await capture(run, ['--version'])
+    expect(v).toMatchObject({ code: 0, out: `${name} ${version}\n`, err: [] })
+    const h = await capture(run, ['help'])
+    expect(h.code).toBe(0)
+    expect(h.out).toContain(`Usage: ${name} [options]`)
+    expect(h.out).toContain('install-service -i <interface>')
   })
 })
