@@ -82,3 +82,14 @@ describe('commands, --version and help', () => {
     expect(h.out).toContain('install-service -i <interface>')
   })
 })
+
+describe('wgnat-server policy', () => {
+  it('--help prints the help of its check subcommand; a wrong subcommand says which there is', async () => {
+    const h = await capture(runServer, ['policy', '--help'])
+    expect(h.code).toBe(0)
+    expect(h.out).toContain('Usage: wgnat-server policy check [options] <file>')
+    const bad = await capture(runServer, ['policy', 'chek'])
+    expect(bad.code).toBe(64)
+    expect(bad.err).toEqual(["wgnat-server policy: unknown subcommand 'chek': use 'wgnat-server policy check <file> -i <interface>'"])
+  })
+})

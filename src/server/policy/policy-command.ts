@@ -22,6 +22,8 @@ export function policyCheckProgram (): Command {
 /** `wgnat-server policy check <file> -i <if>`: exit 0 valid, 64 with one line when the file is refused. */
 export async function runPolicy (argv: string[], io?: RunIo): Promise<number> {
   const [node = 'node', name = 'wgnat-server policy', sub, ...rest] = argv
+  // `policy --help` (or `help`): the help of its one subcommand.
+  if (sub === '--help' || sub === '-h' || sub === 'help') return await runPolicy([node, name, 'check', '--help'], io)
   if (sub !== 'check') {
     const stderr = io?.stderr ?? ((line: string) => process.stderr.write(line + '\n'))
     stderr(`${name}: ${sub === undefined ? 'missing subcommand' : `unknown subcommand '${sub}'`}: use '${name} check <file> -i <interface>'`)
