@@ -27,7 +27,9 @@ describe('hub endpoint', () => {
     ['[2001:db8::1]:51821', '[2001:db8::1]:51821'],
     ['2001:db8::1', '[2001:db8::1]:51820']
   ])('%s -> %s', (text, want) => { expect(parseHubEndpoint(text, 51820)).toBe(want) })
-  it.each(['', 'host:0', 'host:65536', 'host:x', 'bad_host', '1.2.3.256', '[1.2.3.4]:5', '-a.com', 'a..b'])('rejects %j with exit 64', (text) => {
+  it.each(['', 'host:0', 'host:65536', 'host:x', 'bad_host', '1.2.3.256', '[1.2.3.4]:5', '-a.com', 'a..b',
+    // Addresses no spoke elsewhere reaches the hub at (the audit's list).
+    '[fe80::1%eth0]:51820', 'fe80::1', '0.0.0.0', '[::]', '127.0.0.1:51820', '[::1]:51820', '224.0.0.1', '169.254.1.1'])('rejects %j with exit 64', (text) => {
     try { parseHubEndpoint(text, 51820); expect.fail(text) } catch (err) { expect((err as { exitCode: number }).exitCode).toBe(64) }
   })
 })

@@ -4,6 +4,9 @@ import { UsageError, quote } from '../../shared/errors.js'
 /** A DNS name: labels of letters, digits and inner hyphens. */
 const HOSTNAME_RE = /^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 
+/** ipaddr.js ranges of addresses no spoke elsewhere can reach the hub at. */
+const UNREACHABLE = ['unspecified', 'loopback', 'linkLocal', 'multicast', 'broadcast']
+
 /**
  * Parse `--endpoint <host>[:port]` into the `host:port` spokes put in their config: host is an IPv4 address, a DNS
  * name, or an IPv6 address (in brackets when a port follows). The port defaults to the hub's listen port.
@@ -26,6 +29,11 @@ export function parseHubEndpoint (text: string, defaultPort: number): string {
   }
   if (port !== undefined && (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535)) {
     throw new UsageError(`--endpoint ${quote(text)}: port ${quote(port)} is not 1-65535`)
+  }
+  if (host.includes('%')) throw new UsageError(`--endpoint ${quote(text)}: an address with a zone (%) is only reachable on one link; give the hub's public address`)
+  if (ipaddr.isValid(host)) {
+    const range = ipaddr.parse(host).range()
+    if (UNREACHABLE.includes(range)) throw new UsageError(`--endpoint ${quote(text)}: a ${range} address is not one spokes can reach; give the hub's public address`)
   }
   const p = port === undefined ? defaultPort : Number(port)
   return host.includes(':') ? `[${ipaddr.parse(host).toString()}]:${p}` : `${host}:${p}`
