@@ -56,6 +56,7 @@ function exposeArg (value: string, previous: ExposeSpec[] = []): ExposeSpec[] {
   for (const text of value.split(/[\s,]+/).filter((t) => t !== '')) {
     try { specs.push(parseExposeSpec(text)) } catch (err) { throw new InvalidArgumentError((err as Error).message) }
   }
+  if (specs.length === 0) throw new InvalidArgumentError(`${quote(value)} names no port (expected <public-port>[-<end>]/<tcp|udp>=<peer>:<port>)`)
   return [...previous, ...specs]
 }
 

@@ -12,7 +12,10 @@ describe('wgnat-server --expose on the command line', () => {
     ['80/tcp=nas', /'80\/tcp=nas': no :<port>/],
     ['70000/tcp=nas:80', /public port '70000' is not from 1 to 65535/],
     ['80/icmp=nas:80', /protocol 'icmp'/],
-    ['80-70/udp=nas:80', /runs backwards/]
+    ['80-70/udp=nas:80', /runs backwards/],
+    ['0443/tcp=nas:443', /public port '0443' has a leading zero/],
+    ['', /'' names no port/],
+    [' , ', /' , ' names no port/]
   ])('refuses %j before touching anything: one line, exit 64', async (spec, why) => {
     const r = await capture(['-i', 'wg0', '--expose', '443/tcp=nas:443', '--expose', spec])
     expect(r.code).toBe(64)

@@ -79,7 +79,8 @@ function range (fromText: string, toText: string | undefined, what: string, bad:
 }
 
 function port (text: string, what: string, bad: (why: string) => ExposeSpecError): number {
-  if (text.length > 5 || Number(text) < 1 || Number(text) > 65535 || /^0\d/.test(text)) throw bad(`${what} ${quote(text)} is not from 1 to 65535`)
+  if (/^0\d/.test(text)) throw bad(`${what} ${quote(text)} has a leading zero`)
+  if (text.length > 5 || Number(text) < 1 || Number(text) > 65535) throw bad(`${what} ${quote(text)} is not from 1 to 65535`)
   return Number(text)
 }
 
