@@ -1,6 +1,6 @@
 import { networkInterfaces } from 'node:os'
 import { WgnatError, messageOf, quote } from '../shared/errors.js'
-import { firstHost, formatEndpoint, parseEndpoint, parsePrefix, type Endpoint, type Prefix } from '../shared/ip.js'
+import { firstHost, formatEndpoint, parseEndpoint, parseIp, parsePrefix, prefixHas, type Endpoint, type Prefix } from '../shared/ip.js'
 import { interfaceAddresses } from '../shared/interface-addresses.js'
 import type { Logger } from '../shared/log.js'
 import type { TablePeer, TableResponse } from '../shared/protocol.js'
@@ -230,6 +230,11 @@ export class MeshClient {
       throw new WgnatError(`registry peer ${shortKey(registryKey)} routes everything (${hubPrefixes.map((p) => p.text).join(', ')}): pass --registry-address`, 64)
     }
     this.registryAddress = this.init.registryAddress ?? firstHost(hubPrefix as Prefix)
+    // The registry speaks only inside the tunnel: an address the hub peer does not route would go out some other way.
+    const registryIp = parseIp(this.registryAddress)
+    if (!hubPrefixes.some((p) => prefixHas(p, registryIp))) {
+      throw new WgnatError(`--registry-address ${quote(this.registryAddress)} is outside registry peer ${shortKey(registryKey)}'s allowed IPs (${hubPrefixes.map((p) => p.text).join(', ')}): the registry is reached only through the tunnel`, 64)
+    }
     const port = this.init.registryPort ?? registryPeer.endpoint?.port
     if (port === undefined) throw new WgnatError(`registry peer ${shortKey(registryKey)} has no endpoint to take the port from: pass --registry-port`, 64)
     this.registry = new RegistryClient({ address: this.registryAddress, port })

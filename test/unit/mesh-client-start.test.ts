@@ -36,16 +36,26 @@ async function startClient (init: Partial<MeshClientInit>): Promise<{ client: Me
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as { port: number }).port
   const sets: Array<Record<string, unknown>> = []
-  const device: WgDevice = { publicKey: SELF, listenPort: 51820, peers: [{ publicKey: HUB, endpoint: { address: '127.0.0.1', port }, allowedIps: ['100.64.0.0/24'], latestHandshake: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: null }] } as unknown as WgDevice
+  const device: WgDevice = { publicKey: SELF, listenPort: 51820, peers: [{ publicKey: HUB, endpoint: { address: '127.0.0.1', port }, allowedIps: ['100.64.0.0/24', '127.0.0.1/32'], latestHandshake: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: null }] } as unknown as WgDevice
   const wg = { show: async () => device, set: async (_iface: string, changes: Array<Record<string, unknown>>) => { sets.push(...changes) } }
   const nft = { apply: async () => {}, listJson: async () => undefined, listTable: async () => undefined, removeTable: async () => false }
   stateDir = mkdtempSync(join(tmpdir(), 'wgnat-mesh-start-'))
+  // The registry listens on loopback here: the hub peer routes it, as it routes the registry's tunnel address.
   client = new MeshClient({ iface: 'wgtest0', registryKey: HUB, intervalMs: 30_000, registryAddress: '127.0.0.1', registryPort: port, stateDir, push: false, portMapping: false, hubStunPort: 0, ...init }, { wg: wg as never, logger: silentLogger(), nft: nft as never })
   await client.start()
   const until = Date.now() + 3000
   while (client.status().peers[0]?.path !== 'trying' && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10))
   return { client, sets }
 }
+
+describe('MeshClient start', () => {
+  it('refuses a --registry-address the hub peer does not route: the registry is reached only through the tunnel', async () => {
+    await expect(startClient({ registryAddress: '192.0.2.1' })).rejects.toMatchObject({
+      exitCode: 64,
+      message: expect.stringMatching(/^--registry-address '192\.0\.2\.1' is outside registry peer \S+'s allowed IPs \(100\.64\.0\.0\/24, 127\.0\.0\.1\/32\): the registry is reached only through the tunnel$/)
+    })
+  })
+})
 
 describe('MeshClient before NAT discovery has started', () => {
   it('with --punch-ttl, punches the first attempts (arming) instead of sending them straight off', async () => {
