@@ -22,9 +22,21 @@ export function parseTableResponse (body: string): TableResponse {
   const parsed = tableResponseSchema.safeParse(json)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
-    throw new ParseError(`registry response rejected: ${quote(issue?.path.join('.') ?? '')}: ${quote(issue?.message ?? 'invalid')}`)
+    const path = issue?.path ?? []
+    const at = valueAt(json, path)
+    throw new ParseError(`registry response rejected: ${quote(path.join('.'))}: ${quote(issue?.message ?? 'invalid')}${at.found ? ` (it is ${quote(at.value)})` : ''}`)
   }
   return parsed.data
+}
+
+/** The value at a schema issue's path in the parsed JSON (for the error to quote), if there is one there. */
+function valueAt (json: unknown, path: readonly PropertyKey[]): { found: boolean, value?: unknown } {
+  let v: unknown = json
+  for (const k of path) {
+    if (typeof v !== 'object' || v === null || typeof k === 'symbol' || !Object.hasOwn(v, k)) return { found: false }
+    v = (v as Record<string | number, unknown>)[k]
+  }
+  return { found: path.length > 0, value: v }
 }
 
 /** Talks to the registry over the tunnel. Every response is size-limited, time-limited and schema-checked. */

@@ -121,3 +121,12 @@ describe('announcements on the registry (property)', { timeout: 180_000 }, () =>
     }), { numRuns: 2000 })
   })
 })
+
+describe('a refused table names where and what', () => {
+  it('quotes the bad value at the path the schema rejected', () => {
+    const entry = (key: string, endpoint: string): Record<string, unknown> => ({ publicKey: testKey(key), endpoint, allowedIps: [], latestHandshake: 0, online: true })
+    const body = JSON.stringify({ epoch: 'e', version: 1, now: 1, relay: false, full: true, self: entry('me', '1.2.3.5:1'), peers: [entry('p', '1.2.3.4:99999')], removed: [] })
+    expect(() => parseTableResponse(body)).toThrow(/^registry response rejected: 'peers\.0\.endpoint': 'not an endpoint.*' \(it is '1\.2\.3\.4:99999'\)$/)
+    expect(() => parseTableResponse('{"version":-1}')).toThrow(/'version': .* \(it is '-1'\)$/)
+  })
+})
