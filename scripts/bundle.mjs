@@ -44,6 +44,9 @@ const result = await build({
   // under the code cache, and only its addon loads from node_modules (netlinkAddon).
   external: ['raw-socket', 'netlink/package.json'],
   plugins: [netlinkAddon],
+  // jsonc-parser's `main` is a UMD build that loads its parts through a `require` esbuild cannot follow; its ES module
+  // build (its `module`) bundles. Node and the tests load the UMD build as it is.
+  alias: { 'jsonc-parser': './node_modules/jsonc-parser/lib/esm/main.js' },
   // `import.meta.url` (createRequire for the native addons, the systemd units' folder) is the bundle's own URL, a
   // parameter of the loader's module wrapper (a banner would come before "use strict" and turn strict mode off).
   define: { 'import.meta.url': '__wgnatBundleUrl' },

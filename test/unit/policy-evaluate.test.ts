@@ -102,6 +102,17 @@ describe('parsePolicy: refused files, one line naming the file, the place and th
     }
   })
 
+  it('refuses a key given twice in one object, which JSON.parse would silently resolve to the last', () => {
+    expect(() => parsePolicy('{"rules":[{"between":["laptop"]}],"rules":[]}', src, NAMES)).toThrow('policy /etc/wgnat/policy.json: "rules" appears twice (again at line 1, column 35); JSON would keep only the last')
+    expect(() => parsePolicy('{"groups":{"admins":["laptop"],\n "admins":["nas"]},"rules":[]}', src, NAMES)).toThrow(/^policy \/etc\/wgnat\/policy.json: groups: "admins" appears twice \(again at line 2, column 2\)/)
+    // The same key in different objects is fine.
+    expect(parsePolicy('{"groups":{"a":["laptop"],"b":["nas"]},"rules":[{"between":["a","b"]},{"between":["a","b"]}]}', src, NAMES).rules).toHaveLength(2)
+  })
+
+  it('reads a file that starts with a byte order mark', () => {
+    expect(parsePolicy('\uFEFF{"rules":[{"between":["laptop","nas"]}]}', src, NAMES).rules).toHaveLength(1)
+  })
+
   it('says where JSON syntax breaks', () => {
     expect(() => parsePolicy('{"rules": [\n  {"between": ["laptop"],}\n]}', src, NAMES)).toThrow(/^policy \/etc\/wgnat\/policy.json: not valid JSON at line 2 column 26: /)
   })

@@ -4,6 +4,7 @@ import { parseIp } from '../../shared/ip.js'
 import { PEER_NAME_RE } from '../inventory/peer-names.js'
 import { PolicyError } from './policy-error.js'
 import { policyFileSchema, type PolicyFileRule } from './policy-schema.js'
+import { firstDuplicateKey } from '../../shared/json-duplicates.js'
 
 /** One peer or every peer, as a policy names it. */
 export type MemberRef =
@@ -47,6 +48,8 @@ export interface Policy {
 export function parsePolicy (text: string, source: string, peerNames: ReadonlyMap<string, string>): Policy {
   const fail = (place: string, why: string): never => { throw new PolicyError(`policy ${source}: ${place === '' ? '' : `${place}: `}${why}`) }
   let json: unknown
+  // A byte order mark (some Windows editors write one) is not part of the JSON.
+  text = text.replace(/^\uFEFF/, '')
   try {
     json = JSON.parse(text)
   } catch (err) {
@@ -54,6 +57,10 @@ export function parsePolicy (text: string, source: string, peerNames: ReadonlyMa
     const where = m === null ? '' : ` at ${lineColumn(text, Number(m[1]))}`
     fail('', `not valid JSON${where}: ${(err as Error).message.replace(/ in JSON at position \d+.*$/, '').replace(/, ".*" is not valid JSON$/, '')}`)
   }
+  // JSON.parse keeps the last of a repeated key: a policy with two `rules`, or a group defined twice, would silently
+  // mean the second. Refused instead, naming the place.
+  const dup = firstDuplicateKey(text)
+  if (dup !== undefined) fail(formatPath(dup.path), `${JSON.stringify(dup.key)} appears twice (again at line ${dup.line}, column ${dup.column}); JSON would keep only the last`)
   const parsed = policyFileSchema.safeParse(json)
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue
