@@ -372,7 +372,6 @@ export class MeshClient {
         epoch = res.epoch
         needFull = false
         if (res.version !== version || res.full) this.takeTable(res)
-        await this.waitTableTaken(signal)
         version = res.version
         if (res.relay !== this.registryState.relay) this.pathsChanged()
         this.registryState = { reachable: true, version, relay: res.relay, lastSyncS: Math.floor(this.nowMs() / 1000) }
@@ -381,6 +380,8 @@ export class MeshClient {
         if (this.natStarted && selfMoved) this.nat?.recheck()
         if (failures > 0) this.log.info('registry reachable again')
         failures = 0
+        // Last: the tick that takes this table sees its relay and our own entry (set just above, before it runs).
+        await this.waitTableTaken(signal)
       } catch (err) {
         if (signal.aborted) break
         this.observer?.registryError?.('table')

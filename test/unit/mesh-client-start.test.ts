@@ -27,10 +27,10 @@ afterEach(async () => {
 })
 
 /** Start a client whose registry serves one peer (at a loopback endpoint); resolves once its first attempt is under way. */
-async function startClient (init: Partial<MeshClientInit>): Promise<{ client: MeshClient, sets: Array<Record<string, unknown>> }> {
+async function startClient (init: Partial<MeshClientInit>, peer = entry(PEER, '127.0.0.1:9', '100.64.0.3/32')): Promise<{ client: MeshClient, sets: Array<Record<string, unknown>> }> {
   server = createServer((req, res) => {
     if (req.url?.startsWith('/v1/table') === true) {
-      res.end(JSON.stringify({ epoch: 'e', version: 1, now: Math.floor(Date.now() / 1000), relay: true, full: true, self: entry(SELF, '127.0.0.3:51820', '100.64.0.2/32'), peers: [entry(PEER, '127.0.0.1:9', '100.64.0.3/32')], removed: [] }))
+      res.end(JSON.stringify({ epoch: 'e', version: 1, now: Math.floor(Date.now() / 1000), relay: true, full: true, self: entry(SELF, '127.0.0.3:51820', '100.64.0.2/32'), peers: [peer], removed: [] }))
     } else { req.resume(); req.on('end', () => res.end('{}')) }
   })
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve))
@@ -71,5 +71,20 @@ describe('MeshClient before NAT discovery has started', () => {
     expect(client.status().self.rawProblem).toBe(NO_RAW_PROBLEM)
     expect(client.status().peers.map((p) => [p.path, p.reason])).toEqual([['trying', 'endpoint from the registry']])
     expect(sets.some((c) => c.publicKey === PEER)).toBe(true)
+  })
+})
+
+describe('MeshClient\'s first attempts see the first table\'s own facts', () => {
+  it('where the hub relays, the first attempt keeps the peer\'s routes on the hub path', async () => {
+    const { sets } = await startClient({ raw: false })
+    const first = sets.find((c) => c.publicKey === PEER)
+    expect(first).toMatchObject({ endpoint: { address: '127.0.0.1', port: 9 } })
+    expect(first?.allowedIps).toEqual([])
+  })
+
+  it('a peer behind our own public address is first tried on its LAN endpoint, not the shared public one', async () => {
+    const behindUs = { ...entry(PEER, '127.0.0.3:40000', '100.64.0.3/32'), announce: { natClass: 'easy', mappedEndpoint: '127.0.0.3:40000', lanEndpoints: ['192.168.1.20:51820'], ready: [] } }
+    const { sets } = await startClient({ raw: false }, behindUs)
+    expect(sets.find((c) => c.publicKey === PEER)).toMatchObject({ endpoint: { address: '192.168.1.20', port: 51820 } })
   })
 })
