@@ -116,16 +116,20 @@ async function parse (program: Command, argv: string[], stderr: (line: string) =
   // Help wraps at HELP_WIDTH on a terminal of any width too: the same text everywhere, so the entry can print the one
   // the build recorded for `--help` alone (scripts/bundle.mjs) without loading the CLI.
   program.configureOutput({ writeErr: (text) => stderr(text.trimEnd().replace(/\s*[\r\n]+\s*/g, ' ')), writeOut: stdout, getOutHelpWidth: () => HELP_WIDTH })
+  const restoreEnv = unsetEmptyEnv(program, process.env)
+  let envError: string | undefined
   try {
     await program.parseAsync(argv)
+    envError = applyOnOffEnv(program, process.env)
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : EXIT_USAGE
     }
     stderr(`${program.name()}: ${messageOf(err)}`)
     return err instanceof WgnatError ? err.exitCode : 1
+  } finally {
+    restoreEnv()
   }
-  const envError = applyOnOffEnv(program, process.env)
   if (envError !== undefined) {
     stderr(`${program.name()}: ${envError}`)
     return EXIT_USAGE
@@ -134,13 +138,31 @@ async function parse (program: Command, argv: string[], stderr: (line: string) =
 }
 
 const ON = ['1', 'true', 'yes', 'on']
-const OFF = ['', '0', 'false', 'no', 'off']
+const OFF = ['0', 'false', 'no', 'off']
+
+/**
+ * An option's variable set to nothing (`WGNAT_EXPOSE=` in an env file) counts as not set: the option keeps its default,
+ * as it did before it was written there. Commander would take the empty value (a usage error for most options, "on"
+ * for an on/off one). The variables are put back by the function returned, once parsing is done.
+ */
+export function unsetEmptyEnv (program: Command, env: NodeJS.ProcessEnv): () => void {
+  const emptied: Array<[string, string]> = []
+  for (const option of program.options) {
+    const name = option.envVar
+    const value = name === undefined ? undefined : env[name]
+    if (name !== undefined && value !== undefined && value.trim() === '') {
+      emptied.push([name, value])
+      delete env[name]
+    }
+  }
+  return () => { for (const [name, value] of emptied) env[name] = value }
+}
 
 /**
  * On/off options set from the environment take the variable's value: commander turns such an option on whenever its
  * variable is set, so `WGNAT_RELAY=false` in an env file would turn relaying on. 1/true/yes/on and 0/false/no/off
- * (any case; empty is off) are understood; for a `--no-x` option "on" means the `no`. Anything else is refused, naming
- * the variable and quoting its value. Returns that error, or undefined.
+ * (any case) are understood; for a `--no-x` option "on" means the `no`. Anything else is refused, naming the variable
+ * and quoting its value. Returns that error, or undefined. (An empty variable never gets here: unsetEmptyEnv.)
  */
 export function applyOnOffEnv (program: Command, env: NodeJS.ProcessEnv): string | undefined {
   for (const option of program.options) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { clientProgram } from '../../src/client/cli.js'
 import { serverProgram } from '../../src/server/cli.js'
-import { applyOnOffEnv } from '../../src/shared/cli.js'
+import { applyOnOffEnv, unsetEmptyEnv } from '../../src/shared/cli.js'
 import { testKey } from '../helpers/keys.js'
 import type { Command } from 'commander'
 
@@ -13,9 +13,14 @@ function parse (program: Command, args: string[], env: Record<string, string>): 
   Object.assign(process.env, env)
   try {
     program.exitOverride()
-    program.parse(['node', 'x', ...args])
-    const error = applyOnOffEnv(program, process.env)
-    return { error, opts: program.opts() }
+    const restore = unsetEmptyEnv(program, process.env)
+    try {
+      program.parse(['node', 'x', ...args])
+      const error = applyOnOffEnv(program, process.env)
+      return { error, opts: program.opts() }
+    } finally {
+      restore()
+    }
   } finally {
     for (const k of Object.keys(env)) delete process.env[k]
     Object.assign(process.env, saved)
@@ -27,7 +32,8 @@ describe('on/off options from the environment take its value', () => {
     ['WGNAT_RELAY=false turns relaying off, not on', serverProgram, { WGNAT_RELAY: 'false' }, 'relay', false],
     ['WGNAT_RELAY=true turns it on', serverProgram, { WGNAT_RELAY: 'true' }, 'relay', true],
     ['WGNAT_RELAY=Yes turns it on (any case)', serverProgram, { WGNAT_RELAY: 'Yes' }, 'relay', true],
-    ['WGNAT_RELAY= (empty) is off', serverProgram, { WGNAT_RELAY: '' }, 'relay', false],
+    ['WGNAT_RELAY= (empty) is as if unset: the hub\'s own default', serverProgram, { WGNAT_RELAY: '' }, 'relay', undefined],
+    ['WGNAT_NO_PUSH=  (blank) is as if unset: push stays on', clientProgram, { WGNAT_NO_PUSH: '  ' }, 'push', true],
     ['WGNAT_NO_STUN=0 keeps the STUN server', serverProgram, { WGNAT_NO_STUN: '0' }, 'stun', true],
     ['WGNAT_NO_STUN=1 turns it off', serverProgram, { WGNAT_NO_STUN: '1' }, 'stun', false],
     ['WGNAT_NO_PUSH=false keeps push', clientProgram, { WGNAT_NO_PUSH: 'false' }, 'push', true],
@@ -68,6 +74,14 @@ describe('values the audit found let through', () => {
     expect(() => parse(clientProgram(), ['-i', 'wg0', '-r', KEY, '--stun', 'a,b:3478'], {})).toThrow(/'a' is not host:port/)
     expect(() => parse(clientProgram(), ['-i', 'wg0', '-r', KEY, '--stun', '1.2.3.4x,127.0.0.1:3478'], {})).toThrow(/'1.2.3.4x' is not host:port/)
     expect(parse(clientProgram(), ['-i', 'wg0', '-r', KEY, '--stun', 'a:3478, b:3479', '--stun', 'c:1'], {}).opts.stun).toEqual(['a:3478', 'b:3479', 'c:1'])
+  })
+
+  it('an empty variable for an option with a value is as if unset (an env file\'s WGNAT_EXPOSE= means none)', () => {
+    const r = parse(serverProgram(), ['-i', 'wg0'], { WGNAT_EXPOSE: '', WGNAT_SERVER_STATUS_SOCKET: ' ', WGNAT_POLL: '' })
+    expect(r.error).toBeUndefined()
+    expect(r.opts).toMatchObject({ expose: [], poll: 1000 })
+    expect(r.opts.statusSocket).toBeUndefined()
+    expect(process.env.WGNAT_EXPOSE).toBeUndefined()
   })
 
   it('an empty or over-long --status-socket is refused', () => {
