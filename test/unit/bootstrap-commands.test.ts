@@ -198,13 +198,37 @@ describe('state lock', () => {
     }
   })
 
+  it('commands taking over one stale lock at once hold it one at a time', async () => {
+    const { lockState } = await import('../../src/server/bootstrap/state-lock.js')
+    const dir = await mkdtemp(join(tmpdir(), 'wgnat-lock-'))
+    try {
+      const path = join(dir, 'wg0.lock')
+      await writeFile(path, '')
+      const old = new Date(Date.now() - 60_000)
+      await utimes(path, old, old)
+      let holding = 0
+      let most = 0
+      await Promise.all(Array.from({ length: 6 }, async () => {
+        const lock = await lockState(dir, 'wg0', { waitMs: 5000 })
+        most = Math.max(most, ++holding)
+        await new Promise((resolve) => setTimeout(resolve, 15))
+        holding--
+        await lock.release()
+      }))
+      expect(most).toBe(1)
+      expect(await readdir(dir)).toEqual([])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('an empty lock (a command killed while making it) blocks for a few seconds, not for good', async () => {
     const { lockState } = await import('../../src/server/bootstrap/state-lock.js')
     const dir = await mkdtemp(join(tmpdir(), 'wgnat-lock-'))
     try {
       const path = join(dir, 'wg0.lock')
       await writeFile(path, '')
-      await expect(lockState(dir, 'wg0', { waitMs: 200 })).rejects.toThrow(/is held by a command that has not written its pid/)
+      await expect(lockState(dir, 'wg0', { waitMs: 200 })).rejects.toThrow(/is held by a command that has not written a pid in it/)
       const old = new Date(Date.now() - 60_000)
       await utimes(path, old, old)
       const lock = await lockState(dir, 'wg0', { waitMs: 200 })

@@ -1,4 +1,4 @@
-import { link, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { link, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { EXIT_CANTCREAT, WgnatError, messageOf, quote } from '../../shared/errors.js'
 import { sleep } from '../../shared/sleep.js'
@@ -43,16 +43,17 @@ export async function lockState (stateDir: string, iface: string, opts: { waitMs
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new WgnatError(`cannot create lock ${quote(path)}: ${messageOf(err)}`, EXIT_CANTCREAT)
       }
-      const text = await readFile(path, 'utf8').catch(() => '')
+      // The lock as it is now; gone meanwhile (released): try again at once.
+      const seen = await stat(path).catch(() => undefined)
+      const text = seen === undefined ? undefined : await readFile(path, 'utf8').catch(() => undefined)
+      if (seen === undefined || text === undefined) continue
       const owner = Number(text.trim())
-      const hasPid = text.trim() !== '' && Number.isInteger(owner) && owner > 0
-      if (hasPid ? !alive(owner) : await olderThan(path, EMPTY_LOCK_STALE_MS)) {
-        // The holder died without releasing: remove its lock (only if it is still that one) and try again.
-        const again = await readFile(path, 'utf8').catch(() => '')
-        if (again === text) await rm(path, { force: true })
+      const hasPid = /^\d+$/.test(text.trim()) && owner > 0
+      if (hasPid ? !alive(owner) : Date.now() - seen.mtimeMs > EMPTY_LOCK_STALE_MS) {
+        await takeOver(path, seen.ino)
         continue
       }
-      const holder = hasPid ? `pid ${owner}` : 'a command that has not written its pid'
+      const holder = hasPid ? `pid ${owner}` : 'a command that has not written a pid in it'
       if (Date.now() > deadline) throw new WgnatError(`${quote(path)} is held by ${holder}: another wgnat-server command is changing ${quote(iface)}`, EXIT_CANTCREAT)
       await sleep(LOCK_RETRY_MS, opts.signal)
     }
@@ -61,8 +62,16 @@ export async function lockState (stateDir: string, iface: string, opts: { waitMs
   }
 }
 
-async function olderThan (path: string, ms: number): Promise<boolean> {
-  try { return Date.now() - (await stat(path)).mtimeMs > ms } catch { return false }
+/**
+ * Remove a stale lock, the one we judged (inode `ino`) and no other: it is renamed aside first, which only one of
+ * several commands taking it over at once can do, and put back if what was moved is a newer lock (taken meanwhile).
+ */
+async function takeOver (path: string, ino: number): Promise<void> {
+  const aside = `${path}.${process.pid}.${++taken}.stale`
+  try { await rename(path, aside) } catch { return }
+  const moved = await stat(aside).catch(() => undefined)
+  if (moved !== undefined && moved.ino !== ino) await link(aside, path).catch(() => {})
+  await rm(aside, { force: true })
 }
 
 function alive (pid: number): boolean {
