@@ -30,6 +30,11 @@ export interface ClientOptions {
   http?: HttpAddress
 }
 
+/** Every field of ClientOptions, each an attribute of one of clientProgram's options (see SERVER_OPTION_FIELDS). */
+export const CLIENT_OPTION_FIELDS: Record<keyof ClientOptions, true> = {
+  interface: true, registry: true, interval: true, keepalive: true, registryAddress: true, registryPort: true, stateDir: true, directTimeout: true, push: true, statusSocket: true, stun: true, hubStunPort: true, raw: true, punchTtl: true, natCheck: true, portMapping: true, http: true
+}
+
 function keyArg (value: string): string {
   if (!isWgKey(value)) throw new InvalidArgumentError(`${quote(value)} is not a WireGuard public key (44 characters of base64)`)
   return value

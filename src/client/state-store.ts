@@ -52,6 +52,9 @@ export class StateStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Set()
       throw new WgnatError(`cannot read state file ${quote(this.path)}: ${messageOf(err)}`)
     }
+    // Empty: the rename of a file whose data had not reached the disk yet, and a power loss (it is not fsynced, see
+    // above). It held only peers the interface lost with the power too: as if there were no file.
+    if (text.trim() === '') return new Set()
     const managed = parseStateFile(text, this.path, this.iface)
     this.written = [...managed].sort().join(',')
     return managed

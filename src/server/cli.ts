@@ -50,6 +50,15 @@ export interface ServerOptions {
   statusSocket?: string
 }
 
+/**
+ * Every field of ServerOptions, each the attribute commander gives one of serverProgram's options (a unit test holds
+ * the two together; tsc holds this list to the interface). The daemon reads its options through an unchecked cast,
+ * which once read `pollMs` for `--poll` and so ignored it.
+ */
+export const SERVER_OPTION_FIELDS: Record<keyof ServerOptions, true> = {
+  interface: true, port: true, poll: true, relay: true, stun: true, stunPort: true, stateDir: true, configDir: true, policy: true, expose: true, exposeFile: true, exposePreserveSource: true, http: true, statusSocket: true
+}
+
 /** commander parser for a repeatable `--expose`; the environment variable may hold several, blank- or comma-separated. */
 function exposeArg (value: string, previous: ExposeSpec[] = []): ExposeSpec[] {
   const specs: ExposeSpec[] = []

@@ -30,10 +30,14 @@ export class ParseError extends WgnatError {}
 /** Running `wg` failed (not installed, not permitted, interface missing). */
 export class WgError extends WgnatError {}
 
-/** Quote a value from outside for an error message: bounded, on one line. */
+/**
+ * Quote a value from outside for an error message: bounded, on one line, and with no control character (a registry
+ * or a file could otherwise write terminal escapes into a log read on a terminal): each is a blank.
+ */
 export function quote (value: unknown): string {
   let text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value)
-  text = text.replace(/[\r\n\t]/g, ' ')
+  // eslint-disable-next-line no-control-regex
+  text = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
   if (text.length > 80) text = text.slice(0, 77) + '...'
   return `'${text}'`
 }

@@ -45,9 +45,11 @@ describe('address allocation', () => {
     // Subnets that would make broken meshes (the audit's list), and ranges that do work.
     expect(() => parseHubAddress('10.8.0.1/0')).toThrow("--address '10.8.0.1/0': a mesh subnet of /0 is too large (at most /8)")
     expect(() => parseHubAddress('10.8.0.1/1')).toThrow(/too large/)
-    for (const bad of ['127.0.0.1/8', '224.0.0.1/24', '0.0.0.1/24', '255.255.255.1/24', '241.0.0.1/24', '169.254.0.1/16']) {
-      expect(() => parseHubAddress(bad), bad).toThrow(/address cannot be a mesh subnet/)
+    for (const bad of ['127.0.0.1/8', '224.0.0.1/24', '0.0.0.1/24', '255.255.255.1/24', '241.0.0.1/24', '169.254.0.1/16', 'fe80::1/64']) {
+      expect(() => parseHubAddress(bad), bad).toThrow(/cannot be a mesh/)
     }
+    // A wide subnet that takes in such a range, though the hub's own address is outside it.
+    expect(() => parseHubAddress('169.1.0.1/8')).toThrow("--address '169.1.0.1/8': the mesh subnet 169.0.0.0/8 takes in 169.254.0.0/16, which cannot be a mesh's (use a private range, e.g. 10.8.0.1/24)")
     for (const good of ['10.0.0.1/8', '100.64.0.1/24', '198.18.0.1/24', '192.168.7.1/24']) expect(parseHubAddress(good).address).toBe(good.split('/')[0])
     expect(() => parseHubAddress('10.8.0.0/24')).toThrow(/network or broadcast/)
     expect(() => parseHubAddress('10.8.0.1/31')).toThrow(/too small/)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { clientProgram } from '../../src/client/cli.js'
-import { serverProgram } from '../../src/server/cli.js'
+import { CLIENT_OPTION_FIELDS, clientProgram } from '../../src/client/cli.js'
+import { SERVER_OPTION_FIELDS, serverProgram } from '../../src/server/cli.js'
 import { applyOnOffEnv, unsetEmptyEnv } from '../../src/shared/cli.js'
 import { testKey } from '../helpers/keys.js'
 import type { Command } from 'commander'
@@ -58,6 +58,14 @@ describe('on/off options from the environment take its value', () => {
 })
 
 describe('option names as the daemons read them', () => {
+  it.each([
+    ['wgnat-server', serverProgram, SERVER_OPTION_FIELDS],
+    ['wgnat-client', clientProgram, CLIENT_OPTION_FIELDS]
+  ])('every field the %s daemon reads is the name commander gives one of its options', (_name, program, fields) => {
+    const attributes = new Set(program().options.map((o) => o.attributeName()))
+    expect(Object.keys(fields).filter((f) => !attributes.has(f))).toEqual([])
+  })
+
   it('--poll reaches the server as `poll`, in ms (it was read as `pollMs` and ignored)', () => {
     expect(parse(serverProgram(), ['-i', 'wg0', '--poll', '2s'], {}).opts.poll).toBe(2000)
     expect(parse(serverProgram(), ['-i', 'wg0'], { WGNAT_POLL: '250ms' }).opts.poll).toBe(250)

@@ -53,6 +53,11 @@ describe('StateStore', () => {
     await expect(new StateStore(dir, 'wg0').load()).rejects.toMatchObject({ exitCode: 65, message: expect.stringMatching(/is not JSON/) })
   })
 
+  it('reads an empty file (a power loss before its data reached the disk) as no file', async () => {
+    writeFileSync(join(dir, 'wg0.json'), '')
+    expect(await new StateStore(dir, 'wg0').load()).toEqual(new Set())
+  })
+
   it('prepare() makes a missing directory, and fails in one line with exit code 73 where none can be made', () => {
     const store = new StateStore(join(dir, 'a', 'b'), 'wg0')
     store.prepare()

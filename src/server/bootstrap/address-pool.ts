@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js'
 import { EXIT_DATAERR, UsageError, WgnatError, quote } from '../../shared/errors.js'
-import { parsePrefix, type Prefix } from '../../shared/ip.js'
+import { parsePrefix, prefixesOverlap, type Prefix } from '../../shared/ip.js'
 
 /** How many addresses of an IPv6 subnet are scanned for a free one (a /64 has 2^64). */
 const IPV6_SCAN_LIMIT = 65_536
@@ -25,6 +25,8 @@ const MIN_IPV6_BITS = 32
  * (ipaddr.js calls it `reserved`, with other ranges that do work, such as 198.18.0.0/15).
  */
 const NOT_A_MESH = ['unspecified', 'loopback', 'linkLocal', 'multicast', 'broadcast']
+/** The same ranges as prefixes, which a mesh subnet may not overlap at all. */
+const SPECIAL_RANGES = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4', '::/128', '::1/128', 'fe80::/10', 'ff00::/8'].map((p) => parsePrefix(p))
 
 export function parseHubAddress (text: string): HubAddress {
   const slash = text.indexOf('/')
@@ -42,6 +44,9 @@ export function parseHubAddress (text: string): HubAddress {
   if (subnet.bits < min) throw new UsageError(`--address ${quote(text)}: a mesh subnet of /${subnet.bits} is too large (at most /${min})`)
   const parsed = ipaddr.parse(address)
   const range = parsed.kind() === 'ipv4' && parsed.toByteArray()[0] as number >= 240 ? 'reserved (240.0.0.0/4)' : parsed.range()
+  // A wide subnet may hold such a range without the hub's address being in it (169.1.0.1/8 holds 169.254.0.0/16).
+  const holds = SPECIAL_RANGES.find((r) => prefixesOverlap(r, subnet))
+  if (holds !== undefined) throw new UsageError(`--address ${quote(text)}: the mesh subnet ${subnet.text} takes in ${holds.text}, which cannot be a mesh's (use a private range, e.g. 10.8.0.1/24)`)
   if (NOT_A_MESH.includes(range) || range.startsWith('reserved (240')) throw new UsageError(`--address ${quote(text)}: a ${range} address cannot be a mesh subnet (use a private range, e.g. 10.8.0.1/24)`)
   if (!isHost(subnet, address)) throw new UsageError(`--address ${quote(text)}: the network or broadcast address is not a host`)
   return { address, subnet }

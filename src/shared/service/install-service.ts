@@ -12,6 +12,13 @@ import { makeDirSync } from '../make-dir.js'
 
 export type ServiceKind = 'server' | 'client'
 
+/** The value systemd gives `name` from EnvironmentFile text: its last assignment, unquoted and trimmed ('' if none). */
+function lastValue (text: string, name: string): string {
+  let value = ''
+  for (const m of text.matchAll(new RegExp(`^[ \\t]*${name}[ \\t]*=(.*)$`, 'gm'))) value = (m[1] ?? '').trim().replace(/^"(.*)"$|^'(.*)'$/, '$1$2').trim()
+  return value
+}
+
 /** The option that sets a required variable, for the error that asks for it. */
 const REQUIRED_OPTION: Record<string, string> = { WGNAT_REGISTRY: '-r <hub public key>' }
 
@@ -85,7 +92,7 @@ export async function installService (init: InstallServiceInit): Promise<Install
   const envText = upsertEnv(env, init.env)
   // Nothing is written for a client that could not start: it needs the hub's key, given now or already in the file.
   for (const name of init.required ?? []) {
-    if (!new RegExp(`^\\s*${name}\\s*=\\s*\\S`, 'm').test(envText)) throw new WgnatError(`${quote(envPath)} has no ${name}: give it (${REQUIRED_OPTION[name] ?? name})`, 64)
+    if (lastValue(envText, name) === '') throw new WgnatError(`${quote(envPath)} has no ${name}: give it (${REQUIRED_OPTION[name] ?? name})`, 64)
   }
   try { await writeAtomic(unitPath, unit, 0o644) } catch (err) { throw writeError(unitPath, err) }
   try { await writeAtomic(envPath, envText, 0o600) } catch (err) { throw writeError(envPath, err) }
