@@ -118,6 +118,14 @@ describe('bootstrap commands (fake interface)', () => {
     expect(wg.peer(IF, testKey('phone'))?.allowedIps).toEqual(['10.8.0.2/32'])
   })
 
+  it('a bad endpoint in the hub\'s state file is named as such, not as an --endpoint nobody gave', async () => {
+    const state = join(dir, 'state', `${IF}.hub.json`)
+    await writeFile(state, (await readFile(state, 'utf8')).replace('hub.example.com', 'bad endpoint'))
+    const r = await cmd(runAddPeer, ['-i', IF, 'carol'])
+    expect(r.code).toBe(64)
+    expect(r.err[0]).toMatch(new RegExp(`^wgnat-server add-peer: the endpoint in ${state.replace(/[.]/g, '\\.')} 'bad endpoint:51820'|^wgnat-server add-peer: the endpoint in ${state.replace(/[.]/g, '\\.')} 'bad endpoint'`))
+  })
+
   it('refuses the hub\'s own key as a spoke\'s, in one line, exit 64', async () => {
     const { publicKeyOf } = await import('../../src/server/bootstrap/key-pair.js')
     const hubKey = publicKeyOf(/PrivateKey = (\S+)/.exec(await readFile(conf(), 'utf8'))![1]!)

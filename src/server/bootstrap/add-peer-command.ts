@@ -9,7 +9,7 @@ import { allocateAddress, checkAddress } from './address-pool.js'
 import { parseHubEndpoint } from './endpoint-arg.js'
 import { FORWARD_UP, fullTunnelHooks, hubFacts, spokeConfig, takenAddresses } from './hub-config.js'
 import { hubProgram, type HubCommandOptions } from './hub-options.js'
-import { readHubState } from './hub-state.js'
+import { hubStatePath, readHubState } from './hub-state.js'
 import { HubStore, configPath, loadConfig } from './hub-store.js'
 import { generateKeyPair, publicKeyOf } from './key-pair.js'
 import { qrForTerminal } from './qr-terminal.js'
@@ -56,7 +56,8 @@ export async function runAddPeer (argv: string[], io?: RunIo, components: { wg?:
       const state = await readHubState(opts.stateDir, iface)
       const endpointText = opts.endpoint ?? state?.endpoint
       if (endpointText === undefined) throw new UsageError(`no endpoint known for ${quote(iface)} (the hub was not made by init): pass --endpoint <host[:port]>`)
-      const endpoint = parseHubEndpoint(endpointText, facts.listenPort === 0 ? 51820 : facts.listenPort)
+      // An endpoint from the hub's state is named as such: no --endpoint was given to blame.
+      const endpoint = parseHubEndpoint(endpointText, facts.listenPort === 0 ? 51820 : facts.listenPort, opts.endpoint === undefined ? `the endpoint in ${hubStatePath(opts.stateDir, iface)}` : '--endpoint')
 
       const names = await readPeerNames(opts.stateDir, iface)
       const saved = new Set(peersOf(config).map((p) => p.publicKey))
