@@ -134,6 +134,27 @@ describe('reconcile: relay first, direct when proven', () => {
 
 
 
+  it('a peer that moves while our probe is under way is probed afresh at its new endpoint, its second counted from then', () => {
+    const { tracks, onDevice } = startTrying()
+    onDevice.latestHandshake = Math.floor(T0 / 1000) + 1
+    const direct = reconcile(input(T0 + 1500, [onDevice], tracks)).tracks
+    // Our data went unanswered (the peer's router rebooted) and we probed at T0 + 2.5 s: the peer re-added, towards
+    // its old endpoint, no session, no handshake yet.
+    const probing = new Map(direct)
+    probing.set(B, { ...direct.get(B)!, probeAtMs: T0 + 2500, rx: 0, tx: 0, txAtRx: 0, heardAtMs: undefined, reinitiations: 0 })
+    const readded = { ...onDevice, allowedIps: ['100.64.0.3/32'], latestHandshake: 0, transferRx: 0, transferTx: 148 }
+    const moved = [want({ endpoint: ep('198.18.12.2:60000'), natClass: 'easy' })]
+    const out = reconcile(input(T0 + 3000, [readded], probing, moved))
+    expect(out.changes).toEqual([{ publicKey: B, remove: true }, { publicKey: B, endpoint: ep('198.18.12.2:60000'), persistentKeepalive: 25, allowedIps: ['100.64.0.3/32'] }])
+    expect(out.tracks.get(B)).toMatchObject({ phase: 'direct', endpoint: '198.18.12.2:60000', probeAtMs: T0 + 3000 })
+    // The old probe's second (T0 + 3.5 s) no longer counts: still direct then, and answered by the new handshake.
+    const at = (ms: number, over: Partial<typeof readded> = {}): ReturnType<typeof reconcile> => reconcile(input(T0 + ms, [{ ...readded, endpoint: ep('198.18.12.2:60000'), transferTx: 0, ...over }], out.tracks, moved))
+    expect(at(3500).tracks.get(B)?.phase).toBe('direct')
+    expect(at(3600, { latestHandshake: Math.floor((T0 + 3100) / 1000) + 1, transferRx: 92 }).tracks.get(B)).toMatchObject({ phase: 'direct', probeAtMs: 0 })
+    // Unanswered at the new endpoint too: dead a second after the new probe, as any probe.
+    expect(at(3000 + timing.probeTimeoutMs).tracks.get(B)?.phase).toBe('hub')
+  })
+
   it('after our own network changed, kicks every direct peer and retries every waiting one at once', () => {
     const { tracks, onDevice } = startTrying()
     onDevice.latestHandshake = Math.floor(T0 / 1000) + 1

@@ -340,8 +340,17 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
           // once our path has gone quiet; until then WireGuard's roaming knows better than the registry.
           // Within the peer's budget (spendFresh): each move sends to the address it names, which may be anyone's.
           const next = pick(0) as Endpoint
-          changes.push({ publicKey: key, endpoint: next, persistentKeepalive: timing.keepaliveS, kick: true })
-          tracks.set(key, { ...checked, ...spendFresh(checked, nowMs), endpoint: formatEndpoint(next), targets, reason: `peer moved to ${formatEndpoint(next)}` })
+          const moved = { ...checked, ...spendFresh(checked, nowMs), endpoint: formatEndpoint(next), targets, reason: `peer moved to ${formatEndpoint(next)}` }
+          if ((checked.probeAtMs ?? 0) > 0) {
+            // A probe is under way, and its handshake went to the old endpoint: the peer was re-added, so there is no
+            // session for a kick's keepalive, and WireGuard would send its initiation again only 5 s later. Probe
+            // afresh at the new endpoint, its second counted from now (the side that stayed put, after a reboot).
+            changes.push({ publicKey: key, remove: true }, { publicKey: key, endpoint: next, persistentKeepalive: timing.keepaliveS, allowedIps: onDevice.allowedIps })
+            tracks.set(key, { ...moved, probeAtMs: nowMs, rx: 0, tx: 0, txAtRx: 0, heardAtMs: undefined, reinitiations: 0 })
+          } else {
+            changes.push({ publicKey: key, endpoint: next, persistentKeepalive: timing.keepaliveS, kick: true })
+            tracks.set(key, moved)
+          }
         } else {
           if (!sameList(onDevice.allowedIps, want.allowedIps)) changes.push({ publicKey: key, allowedIps: want.allowedIps })
           tracks.set(key, checked)
