@@ -216,8 +216,8 @@ describe('state lock', () => {
       await utimes(path, old, old)
       let holding = 0
       let most = 0
-      await Promise.all(Array.from({ length: 6 }, async () => {
-        const lock = await lockState(dir, 'wg0', { waitMs: 5000 })
+      await Promise.all(Array.from({ length: 12 }, async () => {
+        const lock = await lockState(dir, 'wg0', { waitMs: 10_000 })
         most = Math.max(most, ++holding)
         await new Promise((resolve) => setTimeout(resolve, 15))
         holding--

@@ -1,4 +1,4 @@
-import { link, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { link, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { EXIT_CANTCREAT, WgnatError, messageOf, quote } from '../../shared/errors.js'
 import { sleep } from '../../shared/sleep.js'
@@ -50,7 +50,7 @@ export async function lockState (stateDir: string, iface: string, opts: { waitMs
       const owner = Number(text.trim())
       const hasPid = /^\d+$/.test(text.trim()) && owner > 0
       if (hasPid ? !alive(owner) : Date.now() - seen.mtimeMs > EMPTY_LOCK_STALE_MS) {
-        await takeOver(path, seen.ino)
+        await takeOver(path, { ino: seen.ino, mtimeMs: seen.mtimeMs, text })
         continue
       }
       const holder = hasPid ? `pid ${owner}` : 'a command that has not written a pid in it'
@@ -63,15 +63,34 @@ export async function lockState (stateDir: string, iface: string, opts: { waitMs
 }
 
 /**
- * Remove a stale lock, the one we judged (inode `ino`) and no other: it is renamed aside first, which only one of
- * several commands taking it over at once can do, and put back if what was moved is a newer lock (taken meanwhile).
+ * Remove a stale lock, the one we judged (its inode, time and text) and no other. Commands taking over hold a guard
+ * file (`<lock>.takeover`, made like the lock) while they look again and remove: the lock may have been taken over
+ * and taken anew meanwhile (an inode is soon reused), and without the guard two commands could each remove the
+ * other's. A guard left by a command that died is removed after {@link EMPTY_LOCK_STALE_MS}.
  */
-async function takeOver (path: string, ino: number): Promise<void> {
-  const aside = `${path}.${process.pid}.${++taken}.stale`
-  try { await rename(path, aside) } catch { return }
-  const moved = await stat(aside).catch(() => undefined)
-  if (moved !== undefined && moved.ino !== ino) await link(aside, path).catch(() => {})
-  await rm(aside, { force: true })
+async function takeOver (path: string, judged: { ino: number, mtimeMs: number, text: string }): Promise<void> {
+  const guard = `${path}.takeover`
+  const mine = `${path}.${process.pid}.${++taken}.guard`
+  await writeFile(mine, `${process.pid}\n`, { mode: 0o600 })
+  try {
+    try {
+      await link(mine, guard)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const st = await stat(guard).catch(() => undefined)
+      if (st !== undefined && Date.now() - st.mtimeMs > EMPTY_LOCK_STALE_MS) await rm(guard, { force: true })
+      return
+    }
+    try {
+      const now = await stat(path).catch(() => undefined)
+      const text = now === undefined ? undefined : await readFile(path, 'utf8').catch(() => undefined)
+      if (now !== undefined && now.ino === judged.ino && now.mtimeMs === judged.mtimeMs && text === judged.text) await rm(path, { force: true })
+    } finally {
+      await rm(guard, { force: true })
+    }
+  } finally {
+    await rm(mine, { force: true })
+  }
 }
 
 function alive (pid: number): boolean {
