@@ -206,14 +206,23 @@ describe('state lock', () => {
     }
   })
 
-  it('commands taking over one stale lock at once hold it one at a time', async () => {
-    const { lockState } = await import('../../src/server/bootstrap/state-lock.js')
+  /** A state dir holding an empty lock (a command killed while making it), `ageMs` old; removed after `fn`. */
+  async function withEmptyLock (ageMs: number, fn: (dir: string, path: string) => Promise<void>): Promise<void> {
     const dir = await mkdtemp(join(tmpdir(), 'wgnat-lock-'))
     try {
       const path = join(dir, 'wg0.lock')
       await writeFile(path, '')
-      const old = new Date(Date.now() - 60_000)
-      await utimes(path, old, old)
+      await age(path, ageMs)
+      await fn(dir, path)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+  const age = async (path: string, ms: number): Promise<void> => { const t = new Date(Date.now() - ms); await utimes(path, t, t) }
+
+  it('commands taking over one stale lock at once hold it one at a time', async () => {
+    const { lockState } = await import('../../src/server/bootstrap/state-lock.js')
+    await withEmptyLock(60_000, async (dir) => {
       let holding = 0
       let most = 0
       await Promise.all(Array.from({ length: 12 }, async () => {
@@ -225,27 +234,19 @@ describe('state lock', () => {
       }))
       expect(most).toBe(1)
       expect(await readdir(dir)).toEqual([])
-    } finally {
-      await rm(dir, { recursive: true, force: true })
-    }
+    })
   })
 
   it('an empty lock (a command killed while making it) blocks for a few seconds, not for good', async () => {
     const { lockState } = await import('../../src/server/bootstrap/state-lock.js')
-    const dir = await mkdtemp(join(tmpdir(), 'wgnat-lock-'))
-    try {
-      const path = join(dir, 'wg0.lock')
-      await writeFile(path, '')
+    await withEmptyLock(0, async (dir, path) => {
       await expect(lockState(dir, 'wg0', { waitMs: 200 })).rejects.toThrow(/is held by a command that has not written a pid in it/)
-      const old = new Date(Date.now() - 60_000)
-      await utimes(path, old, old)
+      await age(path, 60_000)
       const lock = await lockState(dir, 'wg0', { waitMs: 200 })
       expect((await readFile(path, 'utf8')).trim()).toBe(String(process.pid))
       await lock.release()
       expect(await readdir(dir)).toEqual([])
-    } finally {
-      await rm(dir, { recursive: true, force: true })
-    }
+    })
   })
 })
 
