@@ -156,7 +156,7 @@ export async function startClient (opts: ClientOptions, logger: Logger, wg?: WgC
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {
   if (argv[2] === 'help') argv = [...argv.slice(0, 2), '--help']
-  const early = preflight(argv, 'wgnat-client', ['status', 'install-service'], () => createRequire(import.meta.url)('../../package.json') as { version?: string }, io)
+  const early = preflight(argv, 'wgnat-client', ['status', 'install-service'], io)
   if (early !== undefined) return early
   if (argv[2] === 'status') {
     return await runCommand(statusProgram(), [argv[0] ?? 'node', argv[1] ?? 'wgnat-client', ...argv.slice(3)], async (opts, out) => {

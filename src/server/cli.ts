@@ -1,5 +1,4 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { createRequire } from 'node:module'
 import { addCommonOptions, durationArg, intArg, preflight, runDaemon, socketPathArg, type Daemon, type RunIo } from '../shared/cli.js'
 import { WgnatError, messageOf, quote } from '../shared/errors.js'
 import { interfaceAddresses } from '../shared/interface-addresses.js'
@@ -256,7 +255,7 @@ export const SUBCOMMANDS: Record<string, () => Promise<Subcommand>> = {
 
 export async function run (argv: string[], io?: RunIo): Promise<number> {
   if (argv[2] === 'help') argv = [...argv.slice(0, 2), '--help']
-  const early = preflight(argv, 'wgnat-server', Object.keys(SUBCOMMANDS), () => createRequire(import.meta.url)('../../package.json') as { version?: string }, io)
+  const early = preflight(argv, 'wgnat-server', Object.keys(SUBCOMMANDS), io)
   if (early !== undefined) return early
   const name = argv[2]
   const load = name !== undefined && Object.hasOwn(SUBCOMMANDS, name) ? SUBCOMMANDS[name] : undefined

@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { createRequire } from 'node:module'
 import { WgnatError, EXIT_USAGE, messageOf, quote } from './errors.js'
 import { parseGoDuration } from './duration.js'
 import type { Logger } from './log.js'
@@ -17,10 +18,10 @@ export function addCommonOptions (cmd: Command): Command {
     .addOption(new Option('--log-format <format>', 'log lines as text or JSON (stderr)').choices(LOG_FORMATS).default('text').env('WGNAT_LOG_FORMAT'))
 }
 
-/** commander parser for a Go duration (`300ms`, `1m`, `1h30m`); `min` in milliseconds. */
 /** The longest wait Node's timers take (2^31 - 1 ms, about 24.8 days): a longer one fires at once, with a warning. */
 export const MAX_TIMER_MS = 2 ** 31 - 1
 
+/** commander parser for a Go duration (`300ms`, `1m`, `1h30m`); `min` in milliseconds, at most MAX_TIMER_MS. */
 export function durationArg (min = 1) {
   return (value: string): number => {
     let ms: number
@@ -67,18 +68,19 @@ export interface RunIo {
 }
 
 /**
- * What a CLI does before its own parsing with a first argument that is not an option: `--version`, `help`, or a word
- * that is none of its `commands` (a mistyped one: `iniy`, `stauts`), which commander would call "too many arguments"
- * or a missing `-i`. Returns an exit code when that is all, undefined to go on. `packageJson` is the package's
- * manifest as seen from the caller (src/<side>/cli.ts and dist/bin/ are both two folders down).
+ * What a CLI does before its own parsing with a first argument that is not an option: `--version`, or a word that is
+ * none of its `commands` (a mistyped one: `iniy`, `stauts`), which commander would call "too many arguments" or a
+ * missing `-i`. Returns an exit code when that is all, undefined to go on.
  */
-export function preflight (argv: string[], cli: string, commands: string[], packageJson: () => { version?: string }, io: RunIo = {}): number | undefined {
+export function preflight (argv: string[], cli: string, commands: string[], io: RunIo = {}): number | undefined {
   const first = argv[2]
   if (first === undefined) return undefined
   const stdout = io.stdout ?? ((t: string) => process.stdout.write(t))
   const stderr = io.stderr ?? ((line: string) => process.stderr.write(line + '\n'))
   if (first === '--version' || first === '-V') {
-    stdout(`${cli} ${packageJson().version ?? 'unknown'}\n`)
+    // The package's manifest: two folders up from src/shared/ and from dist/bin/ (the bundle) alike.
+    const { version } = createRequire(import.meta.url)('../../package.json') as { version?: string }
+    stdout(`${cli} ${version ?? 'unknown'}\n`)
     return 0
   }
   if (first.startsWith('-') || commands.includes(first)) return undefined

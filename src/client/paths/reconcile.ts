@@ -345,8 +345,8 @@ export function reconcile (input: ReconcileInput): ReconcileOutput {
             // A probe is under way, and its handshake went to the old endpoint: the peer was re-added, so there is no
             // session for a kick's keepalive, and WireGuard would send its initiation again only 5 s later. Probe
             // afresh at the new endpoint, its second counted from now (the side that stayed put, after a reboot).
-            changes.push({ publicKey: key, remove: true }, { publicKey: key, endpoint: next, persistentKeepalive: timing.keepaliveS, allowedIps: onDevice.allowedIps })
-            tracks.set(key, { ...moved, probeAtMs: nowMs, rx: 0, tx: 0, txAtRx: 0, heardAtMs: undefined, reinitiations: 0 })
+            changes.push(...probe(key, { ...onDevice, endpoint: next }, timing))
+            tracks.set(key, probing(moved, nowMs))
           } else {
             changes.push({ publicKey: key, endpoint: next, persistentKeepalive: timing.keepaliveS, kick: true })
             tracks.set(key, moved)
@@ -480,6 +480,11 @@ function probe (publicKey: string, onDevice: WgPeer, timing: PathTiming, over?: 
   ]
 }
 
+/** A direct track whose probe starts now: the re-added peer comes back with zeroed counters and no handshake. */
+function probing (track: PeerTrack, nowMs: number): PeerTrack {
+  return { ...track, probeAtMs: nowMs, rx: 0, tx: 0, txAtRx: 0, heardAtMs: undefined, reinitiations: 0 }
+}
+
 function fresh (phase: PathPhase, nowMs: number, endpoint: string, onDevice: WgPeer | undefined, failures: number, reason: string, targets: string | null): PeerTrack {
   return { phase, sinceMs: nowMs, failures, retryAtMs: 0, endpoint, targets, rx: onDevice?.transferRx ?? 0, rxAtMs: nowMs, reason }
 }
@@ -591,8 +596,7 @@ function directCheck (key: string, track: PeerTrack, onDevice: WgPeer | undefine
     const canProbe = !onDevice.hasPresharedKey && nowMs - (next.probeOkAtMs ?? 0) >= timing.probeHoldoffMs
     if (canProbe && nowMs - since >= timing.suspectAfterMs) {
       changes.push(...probe(key, onDevice, timing))
-      // The peer comes back with zeroed counters and no handshake.
-      return { ...next, probeAtMs: nowMs, rx: 0, tx: 0, txAtRx: 0, heardAtMs: undefined, reinitiations: 0 }
+      return probing(next, nowMs)
     }
   } else if (!rxGrew) {
     next.unansweredSinceMs = 0

@@ -13,21 +13,20 @@ export interface HubAddress {
   subnet: Prefix
 }
 
-/**
- * Parse `10.8.0.1/24`: a host address with the subnet's length. The subnet must leave room for spokes (IPv4 /30 or
- * shorter, IPv6 /126 or shorter) and the address must be a usable host of it.
- */
 /** The largest mesh subnets `init` takes: /8 for IPv4, /32 for IPv6. */
 const MIN_IPV4_BITS = 8
 const MIN_IPV6_BITS = 32
 /**
- * ipaddr.js ranges no mesh can live in: 0.0.0.0/8, loopback, link-local, multicast, broadcast; and 240.0.0.0/4
- * (ipaddr.js calls it `reserved`, with other ranges that do work, such as 198.18.0.0/15).
+ * Ranges no mesh can live in, which a mesh subnet may not overlap at all: 0.0.0.0/8, loopback, link-local, multicast
+ * and 240.0.0.0/4 (with the broadcast address).
  */
-const NOT_A_MESH = ['unspecified', 'loopback', 'linkLocal', 'multicast', 'broadcast']
-/** The same ranges as prefixes, which a mesh subnet may not overlap at all. */
 const SPECIAL_RANGES = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '240.0.0.0/4', '::/128', '::1/128', 'fe80::/10', 'ff00::/8'].map((p) => parsePrefix(p))
 
+/**
+ * Parse `10.8.0.1/24`: a host address with the subnet's length. The subnet must leave room for spokes (IPv4 /30 or
+ * shorter, IPv6 /126 or shorter) and the address must be a usable host of it.
+ * It must not be wider than /8 (IPv4) or /32 (IPv6), nor overlap a range no mesh can live in.
+ */
 export function parseHubAddress (text: string): HubAddress {
   const slash = text.indexOf('/')
   if (slash < 0) throw new UsageError(`--address ${quote(text)}: give the hub's address with the subnet length, e.g. 10.8.0.1/24`)
@@ -42,12 +41,9 @@ export function parseHubAddress (text: string): HubAddress {
   // A shorter prefix would route much of the internet (all of it at /0) into the tunnel on every spoke.
   const min = subnet.address.kind() === 'ipv4' ? MIN_IPV4_BITS : MIN_IPV6_BITS
   if (subnet.bits < min) throw new UsageError(`--address ${quote(text)}: a mesh subnet of /${subnet.bits} is too large (at most /${min})`)
-  const parsed = ipaddr.parse(address)
-  const range = parsed.kind() === 'ipv4' && parsed.toByteArray()[0] as number >= 240 ? 'reserved (240.0.0.0/4)' : parsed.range()
-  // A wide subnet may hold such a range without the hub's address being in it (169.1.0.1/8 holds 169.254.0.0/16).
+  // The subnet, not only the hub's address: a wide one may hold such a range (169.1.0.1/8 holds 169.254.0.0/16).
   const holds = SPECIAL_RANGES.find((r) => prefixesOverlap(r, subnet))
   if (holds !== undefined) throw new UsageError(`--address ${quote(text)}: the mesh subnet ${subnet.text} takes in ${holds.text}, which cannot be a mesh's (use a private range, e.g. 10.8.0.1/24)`)
-  if (NOT_A_MESH.includes(range) || range.startsWith('reserved (240')) throw new UsageError(`--address ${quote(text)}: a ${range} address cannot be a mesh subnet (use a private range, e.g. 10.8.0.1/24)`)
   if (!isHost(subnet, address)) throw new UsageError(`--address ${quote(text)}: the network or broadcast address is not a host`)
   return { address, subnet }
 }

@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { IFACE_RE } from '../../shared/interface-name.js'
 
-/** Interface names wg-quick accepts (it takes the name from `<name>.conf`). */
-export const IFACE_RE = /^[a-zA-Z0-9_=+.-]{1,15}$/
 
 function ifaceArg (value: string): string {
   if (!IFACE_RE.test(value)) throw new InvalidArgumentError(`interface name '${value.slice(0, 40)}' is not 1-15 of [a-zA-Z0-9_=+.-] (what wg-quick accepts)`)

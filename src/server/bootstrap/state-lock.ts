@@ -29,9 +29,9 @@ export async function lockState (stateDir: string, iface: string, opts: { waitMs
   const path = join(stateDir, `${iface}.lock`)
   makeDirSync(stateDir, 0o700)
   const deadline = Date.now() + (opts.waitMs ?? LOCK_WAIT_MS)
-  const mine = `${path}.${process.pid}.${++taken}.tmp`
+  let mine: string
   try {
-    await writeFile(mine, `${process.pid}\n`, { mode: 0o600 })
+    mine = await pidFile(path)
   } catch (err) {
     throw new WgnatError(`cannot create lock ${quote(path)}: ${messageOf(err)}`, EXIT_CANTCREAT)
   }
@@ -62,6 +62,13 @@ export async function lockState (stateDir: string, iface: string, opts: { waitMs
   }
 }
 
+/** A file of our own beside `path` holding our pid, to be hard-linked to a lock's name: its name. */
+async function pidFile (path: string): Promise<string> {
+  const name = `${path}.${process.pid}.${++taken}.tmp`
+  await writeFile(name, `${process.pid}\n`, { mode: 0o600 })
+  return name
+}
+
 /**
  * Remove a stale lock, the one we judged (its inode, time and text) and no other. Commands taking over hold a guard
  * file (`<lock>.takeover`, made like the lock) while they look again and remove: the lock may have been taken over
@@ -70,8 +77,7 @@ export async function lockState (stateDir: string, iface: string, opts: { waitMs
  */
 async function takeOver (path: string, judged: { ino: number, mtimeMs: number, text: string }): Promise<void> {
   const guard = `${path}.takeover`
-  const mine = `${path}.${process.pid}.${++taken}.guard`
-  await writeFile(mine, `${process.pid}\n`, { mode: 0o600 })
+  const mine = await pidFile(path)
   try {
     try {
       await link(mine, guard)

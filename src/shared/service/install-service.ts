@@ -9,6 +9,7 @@ import { WgnatError, messageOf, quote } from '../errors.js'
 import { isWgKey } from '../wg-dump.js'
 import { renderUnit, upsertEnv } from './unit-file.js'
 import { makeDirSync } from '../make-dir.js'
+import { IFACE_RE } from '../interface-name.js'
 
 export type ServiceKind = 'server' | 'client'
 
@@ -121,8 +122,8 @@ export function installServiceProgram (kind: ServiceKind): Command {
 export async function installServiceCommand (kind: ServiceKind, argv: string[], io?: RunIo): Promise<number> {
   return await runCommand(installServiceProgram(kind), argv, async (opts, out) => {
     const iface = opts.interface as string
-    // Linux's rule for interface names (wg-quick's too): 1-15 of these characters, and not . or ..
-    if (!/^[A-Za-z0-9_=+.-]{1,15}$/.test(iface) || iface === '.' || iface === '..') throw new WgnatError(`${quote(iface)} is not an interface name`, 64)
+    // wg-quick's rule for interface names, and Linux's: not . or .. either (the name is also a file's here).
+    if (!IFACE_RE.test(iface) || iface === '.' || iface === '..') throw new WgnatError(`${quote(iface)} is not an interface name`, 64)
     const env: Record<string, string> = {}
     if (typeof opts.registry === 'string') {
       if (!isWgKey(opts.registry)) throw new WgnatError(`${quote(opts.registry)} is not a WireGuard public key`, 64)
